@@ -78,7 +78,10 @@ impl FieldType {
     }
 
     pub fn is_integer(self) -> bool {
-        matches!(self, FieldType::Long | FieldType::Integer | FieldType::Short | FieldType::Byte | FieldType::UnsignedLong)
+        matches!(
+            self,
+            FieldType::Long | FieldType::Integer | FieldType::Short | FieldType::Byte | FieldType::UnsignedLong
+        )
     }
 
     pub fn is_numeric(self) -> bool {
@@ -95,7 +98,6 @@ impl FieldType {
         matches!(self, FieldType::Text | FieldType::MatchOnlyText)
     }
 }
-
 
 /// An error in a user-supplied mapping.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -440,8 +442,10 @@ impl Staged {
     }
 
     fn push(&mut self, name: String, ty: FieldType, def: &Map<String, Value>) {
-        let ignore_above = def.get("ignore_above").and_then(Value::as_u64).map(|n| u32::try_from(n).unwrap_or(u32::MAX));
-        let indexed = !matches!(def.get("index"), Some(Value::Bool(false))) && def.get("index").and_then(Value::as_str) != Some("false");
+        let ignore_above =
+            def.get("ignore_above").and_then(Value::as_u64).map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+        let indexed = !matches!(def.get("index"), Some(Value::Bool(false)))
+            && def.get("index").and_then(Value::as_str) != Some("false");
         self.entries.push(Entry { name, ty, ignore_above, indexed });
     }
 
@@ -480,11 +484,14 @@ fn has_fields(m: &Map<String, Value>) -> bool {
     m.contains_key("properties") || m.contains_key("runtime")
 }
 
+/// A mapping body and the path to it (for error messages).
+type MappingBody<'v> = (String, &'v Map<String, Value>);
+
 /// The mapping bodies (objects holding `properties`/`runtime`) of the accepted input shapes, each
 /// with a path for error messages.
-fn mapping_bodies(v: &Value) -> Result<Vec<(String, &Map<String, Value>)>, MappingError> {
+fn mapping_bodies(v: &Value) -> Result<Vec<MappingBody<'_>>, MappingError> {
     let top = as_object(v, "")?;
-    let mut raw: Vec<(String, &Map<String, Value>)> = Vec::new();
+    let mut raw: Vec<MappingBody<'_>> = Vec::new();
     if let Some(m) = top.get("mappings") {
         raw.push(("mappings".to_string(), as_object(m, "mappings")?));
     } else if has_fields(top) {

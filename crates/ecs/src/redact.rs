@@ -67,9 +67,8 @@ pub fn is_secret_key(key: &str) -> bool {
 
 fn redact_object(map: &mut Map<String, Value>) -> usize {
     // Header entries shaped `{"name": "X-aws-ec2-metadata-token", "value": "..."}`.
-    let header_entry = ["name", "key", "header"]
-        .iter()
-        .any(|k| map.get(*k).and_then(Value::as_str).is_some_and(is_secret_key));
+    let header_entry =
+        ["name", "key", "header"].iter().any(|k| map.get(*k).and_then(Value::as_str).is_some_and(is_secret_key));
     let mut n = 0;
     for (k, v) in map.iter_mut() {
         if is_secret_key(k) || (header_entry && matches!(k.as_str(), "value" | "values")) {
@@ -242,7 +241,8 @@ fn redact_bearer(s: &str) -> Option<(String, usize)> {
     let mut sp = Splicer::new(s);
     let mut i = 0;
     while i + BEARER.len() < b.len() {
-        let is_word = b[i..i + BEARER.len()].eq_ignore_ascii_case(BEARER) && (i == 0 || !b[i - 1].is_ascii_alphanumeric());
+        let is_word =
+            b[i..i + BEARER.len()].eq_ignore_ascii_case(BEARER) && (i == 0 || !b[i - 1].is_ascii_alphanumeric());
         if !is_word || b[i + BEARER.len()] != b' ' {
             i += 1;
             continue;
@@ -376,7 +376,12 @@ mod tests {
         assert!(content.contains(r#""AccessKeyId" : "[REDACTED]""#), "{content}");
         assert!(content.contains(r#""SecretAccessKey" : "[REDACTED]""#), "{content}");
         assert!(content.contains(r#""Token" : "[REDACTED]""#), "{content}");
-        for kept in ["\"Code\" : \"Success\"", "\"Type\" : \"AWS-HMAC\"", "\"Expiration\" : \"2024-05-01T18:00:00Z\"", "LastUpdated"] {
+        for kept in [
+            "\"Code\" : \"Success\"",
+            "\"Type\" : \"AWS-HMAC\"",
+            "\"Expiration\" : \"2024-05-01T18:00:00Z\"",
+            "LastUpdated",
+        ] {
             assert!(content.contains(kept), "{kept} in {content}");
         }
         assert!(!content.contains("wJalr") && !content.contains("IQoJ") && !content.contains("ASIAIOSF"));
@@ -386,9 +391,14 @@ mod tests {
 
     #[test]
     fn compact_and_double_encoded_json() {
-        let (s, n) = text(r#"{"Code":"Success","AccessKeyId":"ASIAIOSFODNN7EXAMPLE","SecretAccessKey":"abc/def+ghi","Token":"IQoJ..."}"#);
+        let (s, n) = text(
+            r#"{"Code":"Success","AccessKeyId":"ASIAIOSFODNN7EXAMPLE","SecretAccessKey":"abc/def+ghi","Token":"IQoJ..."}"#,
+        );
         assert_eq!(n, 3);
-        assert_eq!(s, r#"{"Code":"Success","AccessKeyId":"[REDACTED]","SecretAccessKey":"[REDACTED]","Token":"[REDACTED]"}"#);
+        assert_eq!(
+            s,
+            r#"{"Code":"Success","AccessKeyId":"[REDACTED]","SecretAccessKey":"[REDACTED]","Token":"[REDACTED]"}"#
+        );
         let (s, n) = text(r#"{\"SecretAccessKey\":\"abc/def\",\"Type\":\"AWS-HMAC\"}"#);
         assert_eq!((s.as_str(), n), (r#"{\"SecretAccessKey\":\"[REDACTED]\",\"Type\":\"AWS-HMAC\"}"#, 1));
         let (s, n) = text(r#"{"Token":"a\"b","x":1}"#);
@@ -445,11 +455,27 @@ mod tests {
 
         let cases: &[(&str, &str, usize)] = &[
             ("/cb?code=1&access_token=eyJabc.def&x=1", "/cb?code=1&access_token=[REDACTED]&x=1", 1),
-            ("grant_type=refresh_token&refresh_token=0.AXoA-xyz&client_secret=s3cr3t~", "grant_type=refresh_token&refresh_token=[REDACTED]&client_secret=[REDACTED]", 2),
-            ("PUT /latest/api/token\r\nX-aws-ec2-metadata-token: AQAEAFs=\r\nHost: x", "PUT /latest/api/token\r\nX-aws-ec2-metadata-token: [REDACTED]\r\nHost: x", 1),
-            ("curl -H 'X-aws-ec2-metadata-token: AQAEA' http://169.254.169.254/", "curl -H 'X-aws-ec2-metadata-token: [REDACTED]' http://169.254.169.254/", 1),
+            (
+                "grant_type=refresh_token&refresh_token=0.AXoA-xyz&client_secret=s3cr3t~",
+                "grant_type=refresh_token&refresh_token=[REDACTED]&client_secret=[REDACTED]",
+                2,
+            ),
+            (
+                "PUT /latest/api/token\r\nX-aws-ec2-metadata-token: AQAEAFs=\r\nHost: x",
+                "PUT /latest/api/token\r\nX-aws-ec2-metadata-token: [REDACTED]\r\nHost: x",
+                1,
+            ),
+            (
+                "curl -H 'X-aws-ec2-metadata-token: AQAEA' http://169.254.169.254/",
+                "curl -H 'X-aws-ec2-metadata-token: [REDACTED]' http://169.254.169.254/",
+                1,
+            ),
             ("TOKEN=`curl -X PUT ...` && echo $TOKEN", "TOKEN=`curl -X PUT ...` && echo $TOKEN", 0),
-            ("TOKEN=$(curl -X PUT http://169.254.169.254/latest/api/token)", "TOKEN=$(curl -X PUT http://169.254.169.254/latest/api/token)", 0),
+            (
+                "TOKEN=$(curl -X PUT http://169.254.169.254/latest/api/token)",
+                "TOKEN=$(curl -X PUT http://169.254.169.254/latest/api/token)",
+                0,
+            ),
             ("TOKEN=AQAEAabc== && echo $TOKEN", "TOKEN=[REDACTED] && echo $TOKEN", 1),
             ("authorization: Bearer ya29.a0AfB_byC1234567890abcdef", "authorization: Bearer [REDACTED]", 1),
             ("key AKIAIOSFODNN7EXAMPLE used", "key [REDACTED] used", 1),
@@ -499,9 +525,31 @@ mod tests {
         prop_oneof![
             ".{0,12}",
             prop::sample::select(vec![
-                "Token", "\"Token\"", "access_token", "AccessKeyId", "X-aws-ec2-metadata-token", ":", "=", " ", "\"",
-                "'", "\\", "\\\"", "&", "Bearer ", "eyJ", ".", "AKIA", "ASIA", "IOSFODNN7EXAMPLE", "[REDACTED]", "é",
-                "null", "\n", "token_type", "abc/def+g==",
+                "Token",
+                "\"Token\"",
+                "access_token",
+                "AccessKeyId",
+                "X-aws-ec2-metadata-token",
+                ":",
+                "=",
+                " ",
+                "\"",
+                "'",
+                "\\",
+                "\\\"",
+                "&",
+                "Bearer ",
+                "eyJ",
+                ".",
+                "AKIA",
+                "ASIA",
+                "IOSFODNN7EXAMPLE",
+                "[REDACTED]",
+                "é",
+                "null",
+                "\n",
+                "token_type",
+                "abc/def+g==",
             ])
             .prop_map(str::to_string),
         ]

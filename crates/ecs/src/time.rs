@@ -9,7 +9,9 @@
 //! - [`parse_duration`]: rule intervals (`5m`).
 //! - [`format_millis`]: RFC 3339 output with millisecond precision.
 
-use chrono::{DateTime, Datelike, Months, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, TimeDelta, Timelike, Utc};
+use chrono::{
+    DateTime, Datelike, Months, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, TimeDelta, Timelike, Utc,
+};
 
 use crate::ValueRef;
 
@@ -115,9 +117,10 @@ fn eval_date_math(expr: &str, now_millis: i64, round_up: bool) -> Result<i64, Da
         }
         let has_num = i > num_start;
         let num: i64 = if has_num {
-            math[num_start..i]
-                .parse()
-                .map_err(|_| DateMathError::NumberTooLarge { expr: expr.to_string(), offset: math_offset + num_start })?
+            math[num_start..i].parse().map_err(|_| DateMathError::NumberTooLarge {
+                expr: expr.to_string(),
+                offset: math_offset + num_start,
+            })?
         } else {
             1
         };
@@ -278,7 +281,8 @@ fn digits(b: &[u8], at: usize, n: usize) -> Option<u32> {
 
 fn parse_iso(b: &[u8]) -> Option<IsoParts> {
     let year = i32::try_from(digits(b, 0, 4)?).ok()?;
-    let mut p = IsoParts { year, month: None, day: None, hour: None, minute: None, second: None, nanos: None, offset_secs: 0 };
+    let mut p =
+        IsoParts { year, month: None, day: None, hour: None, minute: None, second: None, nanos: None, offset_secs: 0 };
     let mut i = 4;
     if i == b.len() {
         return Some(p);
@@ -365,7 +369,12 @@ fn parse_offset(b: &[u8]) -> Option<i32> {
 fn valid_date(p: IsoParts) -> Option<IsoParts> {
     // Range-check every present component (round-up fills must not hide an invalid input).
     NaiveDate::from_ymd_opt(p.year, p.month.unwrap_or(1), p.day.unwrap_or(1))?;
-    NaiveTime::from_hms_nano_opt(p.hour.unwrap_or(0), p.minute.unwrap_or(0), p.second.unwrap_or(0), p.nanos.unwrap_or(0))?;
+    NaiveTime::from_hms_nano_opt(
+        p.hour.unwrap_or(0),
+        p.minute.unwrap_or(0),
+        p.second.unwrap_or(0),
+        p.nanos.unwrap_or(0),
+    )?;
     // `from_hms_nano_opt` accepts leap-second nanos above 1e9 only for second 59; we never build those.
     Some(p)
 }
