@@ -1,1 +1,262 @@
-//! (being written)
+//! Kibana-compatible alert documents.
+//!
+//! An alert is what Kibana's detection engine writes to `.alerts-security.alerts-<space>`: the
+//! source event's fields, `event.kind: "signal"`, the source's `event.*` copied under
+//! `kibana.alert.original_event.*`, and the `kibana.alert.*` fields (written as literal dotted keys,
+//! as Kibana does) describing the rule, severity, risk score, MITRE mapping, the reason, the
+//! investigation guide (`kibana.alert.rule.note`), ancestry and, for new_terms rules, the new terms.
+//!
+//! Alert ids are deterministic: the same rule, event and term tuple always give the same
+//! `kibana.alert.uuid`, so re-running a hunt over the same input reproduces its alerts.
+//! Credentials are redacted once more before the document is returned.
+
+use imdsguard_ecs::{time, Document, Event, FieldPath};
+use imdsguard_rules::{Rule, RuleType};
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+
+/// The Kibana version whose alert schema these documents follow.
+pub const KIBANA_VERSION: &str = "9.1.0";
+
+/// What the engine knows about one alerting match.
+pub struct AlertInput<'a> {
+    pub rule: &'a Rule,
+    pub event: &'a Event,
+    /// Event time (epoch ms) as the rule read it.
+    pub time: Option<i64>,
+    pub new_terms: Option<&'a [String]>,
+    /// Whether the rule comes from the built-in pack (Kibana's `immutable`).
+    pub builtin: bool,
+    /// Detection time (epoch ms): the alert's `@timestamp`.
+    pub now_millis: i64,
+}
+
+/// The deterministic alert id: hex SHA-256 of rule id, event key and new terms.
+pub fn alert_uuid(rule_id: &str, event_key: &str, new_terms: Option<&[String]>) -> String {
+    let mut h = Sha256::new();
+    h.update(rule_id.as_bytes());
+    h.update([0]);
+    h.update(event_key.as_bytes());
+    if let Some(t) = new_terms {
+        h.update([0]);
+        h.update(serde_json::to_string(t).unwrap_or_default().as_bytes());
+    }
+    hex(&h.finalize())
+}
+
+/// A stable id for a rule's saved object (`kibana.alert.rule.uuid`), derived from its rule_id.
+pub fn rule_uuid(rule_id: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"imdsguard-rule\0");
+    h.update(rule_id.as_bytes());
+    let x = hex(&h.finalize());
+    format!("{}-{}-{}-{}-{}", &x[0..8], &x[8..12], &x[12..16], &x[16..20], &x[20..32])
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn first_value(doc: &dyn Document, field: &str) -> Option<String> {
+    let mut out = None;
+    doc.any_value(&FieldPath::new(field), &mut |v| {
+        out = Some(v.as_keyword().into_owned());
+        true
+    });
+    out
+}
+
+/// Kibana's rule category and rule type id for a rule type.
+pub fn rule_category(t: &RuleType) -> (&'static str, &'static str) {
+    match t {
+        RuleType::Query => ("Custom Query Rule", "siem.queryRule"),
+        RuleType::NewTerms => ("New Terms Rule", "siem.newTermsRule"),
+        RuleType::Eql => ("Event Correlation Rule", "siem.eqlRule"),
+        RuleType::Threshold => ("Threshold Rule", "siem.thresholdRule"),
+        RuleType::Esql => ("ES|QL Rule", "siem.esqlRule"),
+        RuleType::MachineLearning => ("Machine Learning Rule", "siem.mlRule"),
+        RuleType::ThreatMatch => ("Indicator Match Rule", "siem.indicatorRule"),
+        RuleType::SavedQuery => ("Saved Query Rule", "siem.savedQueryRule"),
+        _ => ("Custom Query Rule", "siem.queryRule"),
+    }
+}
+
+/// Kibana's alert reason sentence, built from the fields the event has:
+/// `network event with process curl, source 10.0.0.5:40312, destination 169.254.169.254:80,
+/// by root on web-1 created medium alert Suspicious ....`
+pub fn reason(rule: &Rule, doc: &dyn Document) -> String {
+    let get = |f: &str| first_value(doc, f);
+    let mut parts = Vec::new();
+    let category = get("event.category").unwrap_or_else(|| "event".into());
+    let mut s = if category == "event" { "event".to_string() } else { format!("{category} event") };
+    if let Some(p) = get("process.name") {
+        parts.push(format!("with process {p}"));
+    }
+    if let Some(ip) = get("source.ip") {
+        parts.push(match get("source.port") {
+            Some(port) => format!("source {ip}:{port}"),
+            None => format!("source {ip}"),
+        });
+    }
+    let dest = get("destination.ip").or_else(|| get("destination.address")).or_else(|| get("url.domain"));
+    if let Some(ip) = dest {
+        parts.push(match get("destination.port") {
+            Some(port) => format!("destination {ip}:{port}"),
+            None => format!("destination {ip}"),
+        });
+    }
+    if let Some(path) = get("url.path") {
+        parts.push(format!("url {path}"));
+    }
+    if !parts.is_empty() {
+        s.push(' ');
+        s.push_str(&parts.join(", "));
+        s.push(',');
+    }
+    if let Some(u) = get("user.name") {
+        s.push_str(&format!(" by {u}"));
+    }
+    if let Some(h) = get("host.name").or_else(|| get("host.hostname")) {
+        s.push_str(&format!(" on {h}"));
+    }
+    s.push_str(&format!(" created {} alert {}.", rule.severity.as_str(), rule.name));
+    s
+}
+
+/// Build the alert document.
+pub fn build_alert(input: &AlertInput<'_>) -> Value {
+    let rule = input.rule;
+    let event = input.event;
+    let doc: &Value = event.doc.as_ref();
+    let mut out: Map<String, Value> = match doc {
+        Value::Object(m) => m.clone(),
+        other => {
+            let mut m = Map::new();
+            m.insert("event.original".into(), other.clone());
+            m
+        }
+    };
+    // kibana.alert.original_event.* from event.* (nested or dotted), then event.kind = signal.
+    let mut original_event = Map::new();
+    if let Some(Value::Object(ev)) = out.get("event") {
+        for (k, v) in ev {
+            original_event.insert(k.clone(), v.clone());
+        }
+    }
+    for (k, v) in out.iter() {
+        if let Some(rest) = k.strip_prefix("event.") {
+            original_event.insert(rest.to_string(), v.clone());
+        }
+    }
+    let original_time = first_value(doc, "@timestamp");
+    let uuid = alert_uuid(&rule.rule_id, &event.key, input.new_terms);
+    let now = time::format_millis(input.now_millis);
+    match out.get_mut("event") {
+        Some(Value::Object(ev)) => {
+            ev.insert("kind".into(), json!("signal"));
+        }
+        _ => {
+            out.insert("event.kind".into(), json!("signal"));
+        }
+    }
+    out.insert("@timestamp".into(), json!(now));
+    for (k, v) in original_event {
+        out.insert(format!("kibana.alert.original_event.{k}"), v);
+    }
+    let (category, type_id) = rule_category(&rule.rule_type);
+    let threat = serde_json::to_value(&rule.threat).unwrap_or(Value::Array(vec![]));
+    let mut params = Map::new();
+    params.insert("description".into(), json!(rule.description));
+    params.insert("risk_score".into(), json!(rule.risk_score));
+    params.insert("severity".into(), json!(rule.severity.as_str()));
+    params.insert("note".into(), json!(rule.note));
+    params.insert("setup".into(), json!(rule.setup));
+    params.insert("references".into(), json!(rule.references));
+    params.insert("false_positives".into(), json!(rule.false_positives));
+    params.insert("threat".into(), threat.clone());
+    params.insert("from".into(), json!(rule.from));
+    params.insert("to".into(), json!("now"));
+    params.insert("interval".into(), json!(rule.interval));
+    params.insert("max_signals".into(), json!(rule.max_signals));
+    params.insert("index".into(), json!(rule.index));
+    params.insert("language".into(), json!(rule.language));
+    params.insert("query".into(), json!(rule.query));
+    params.insert("timestamp_override".into(), json!(rule.timestamp_override));
+    params.insert("rule_id".into(), json!(rule.rule_id));
+    params.insert("type".into(), json!(rule.rule_type.as_str()));
+    params.insert("immutable".into(), json!(input.builtin));
+    params.insert("author".into(), json!(rule.author));
+    params.insert("license".into(), json!(rule.license));
+    params.insert("version".into(), json!(rule.version.unwrap_or(1)));
+    if let Some(nt) = &rule.new_terms {
+        params.insert("new_terms_fields".into(), json!(nt.fields));
+        params.insert("history_window_start".into(), json!(nt.history_window_start));
+    }
+    let kv: Vec<(&str, Value)> = vec![
+        ("kibana.alert.uuid", json!(uuid)),
+        ("kibana.alert.start", json!(now)),
+        ("kibana.alert.last_detected", json!(now)),
+        ("kibana.alert.status", json!("active")),
+        ("kibana.alert.workflow_status", json!("open")),
+        ("kibana.alert.depth", json!(1)),
+        ("kibana.alert.severity", json!(rule.severity.as_str())),
+        ("kibana.alert.risk_score", json!(rule.risk_score)),
+        ("kibana.alert.reason", json!(reason(rule, doc))),
+        ("kibana.alert.original_time", json!(original_time.or_else(|| input.time.map(time::format_millis)))),
+        (
+            "kibana.alert.ancestors",
+            json!([{
+                "id": event.key,
+                "type": "event",
+                "index": event.index.clone().unwrap_or_else(|| event.provenance.origin.to_string()),
+                "depth": 0,
+            }]),
+        ),
+        ("kibana.alert.rule.uuid", json!(rule_uuid(&rule.rule_id))),
+        ("kibana.alert.rule.rule_id", json!(rule.rule_id)),
+        ("kibana.alert.rule.name", json!(rule.name)),
+        ("kibana.alert.rule.type", json!(rule.rule_type.as_str())),
+        ("kibana.alert.rule.category", json!(category)),
+        ("kibana.alert.rule.rule_type_id", json!(type_id)),
+        ("kibana.alert.rule.consumer", json!("siem")),
+        ("kibana.alert.rule.producer", json!("siem")),
+        ("kibana.alert.rule.severity", json!(rule.severity.as_str())),
+        ("kibana.alert.rule.risk_score", json!(rule.risk_score)),
+        ("kibana.alert.rule.description", json!(rule.description)),
+        ("kibana.alert.rule.tags", json!(rule.tags)),
+        ("kibana.alert.rule.threat", threat),
+        ("kibana.alert.rule.note", json!(rule.note)),
+        ("kibana.alert.rule.setup", json!(rule.setup)),
+        ("kibana.alert.rule.false_positives", json!(rule.false_positives)),
+        ("kibana.alert.rule.references", json!(rule.references)),
+        ("kibana.alert.rule.from", json!(rule.from)),
+        ("kibana.alert.rule.to", json!("now")),
+        ("kibana.alert.rule.interval", json!(rule.interval)),
+        ("kibana.alert.rule.max_signals", json!(rule.max_signals)),
+        ("kibana.alert.rule.author", json!(rule.author)),
+        ("kibana.alert.rule.license", json!(rule.license)),
+        ("kibana.alert.rule.version", json!(rule.version.unwrap_or(1))),
+        ("kibana.alert.rule.immutable", json!(input.builtin)),
+        ("kibana.alert.rule.enabled", json!(rule.enabled)),
+        ("kibana.alert.rule.exceptions_list", json!([])),
+        ("kibana.alert.rule.parameters", Value::Object(params)),
+        ("kibana.space_ids", json!(["default"])),
+        ("kibana.version", json!(KIBANA_VERSION)),
+        (
+            "imdsguard.provenance",
+            json!({"origin": event.provenance.origin.as_ref(), "line": event.provenance.line}),
+        ),
+    ];
+    for (k, v) in kv {
+        out.insert(k.to_string(), v);
+    }
+    if let Some(t) = input.new_terms {
+        out.insert("kibana.alert.new_terms".into(), json!(t));
+    }
+    if let Some(b) = &rule.building_block_type {
+        out.insert("kibana.alert.building_block_type".into(), json!(b));
+    }
+    let mut v = Value::Object(out);
+    imdsguard_ecs::redact::redact(&mut v);
+    v
+}

@@ -15,6 +15,7 @@
 //! It does no I/O and holds no global state.
 
 pub mod doc;
+pub mod event;
 pub mod field_table;
 mod generated;
 pub mod path;
@@ -22,5 +23,6 @@ pub mod redact;
 pub mod time;
 
 pub use doc::{Document, ValueRef};
+pub use event::{Event, Provenance};
 pub use field_table::{FieldTable, FieldType, MappingError};
 pub use path::FieldPath;

@@ -1,1 +1,23 @@
-//! (being written)
+//! The rule engine: compiles rules into matchers and runs them over events.
+//!
+//! - [`lower_kql`]: KQL syntax tree -> IR, applying Kibana's query building and Elasticsearch's
+//!   per-type semantics (the one place that sees the field table);
+//! - [`compile`]: an Elastic rule -> [`CompiledRule`] (matcher, timestamps, new_terms fields,
+//!   execution window), with diagnostics for what cannot run;
+//! - [`prefilter`]: the literals every rule needs, scanned in raw event bytes so that events that
+//!   cannot match any rule are never parsed;
+//! - [`hunt`]: evaluation of `query` and `new_terms` rules over a stream of events with Kibana's
+//!   semantics (history window, `max_signals` per execution window), state behind the
+//!   [`history::TermsHistory`] trait so the embedded store lives at the edge.
+//!
+//! Pure: no I/O, no clock (callers pass `now`), no async.
+
+pub mod compile;
+pub mod history;
+pub mod hunt;
+pub mod lower_dsl;
+pub mod lower_kql;
+pub mod prefilter;
+
+pub use compile::{compile_rule, CompiledRule, Matcher, RuleKind};
+pub use hunt::{Hunt, HuntStats, Match};

@@ -101,6 +101,7 @@ impl Pred {
                 let Some(s) = text_of(v) else { return false };
                 text::tokens(&s).iter().any(|t| g.matches(t))
             }
+            Pred::AnyOf(preds) => preds.iter().any(|p| p.test(v)),
         }
     }
 }

@@ -78,6 +78,8 @@ pub enum Pred {
     TextPhrase(Vec<String>),
     /// Wildcard term on an analysed field: some token of the value matches (pattern lower-cased).
     TextGlob(Glob),
+    /// Any of several predicates (a `query_string` split on whitespace).
+    AnyOf(Vec<Pred>),
 }
 
 /// A boolean query.

@@ -93,6 +93,7 @@ impl Pred {
                 Some(l) => needle(l, true),
                 None => Needles::Any,
             },
+            Pred::AnyOf(preds) => union(preds.iter().map(Pred::needles)),
             Pred::StrRange(_)
             | Pred::NumEq(_)
             | Pred::NumRange(_)
@@ -123,9 +124,23 @@ fn typed_needles(t: &TypedPreds) -> Needles {
     union(t.preds.iter().filter_map(|(_, p)| p.as_ref().map(Pred::needles)))
 }
 
-/// Selectivity score: prefer needle sets whose shortest needle is longest, then fewer needles.
+/// Values so common in ECS events that scanning for them selects almost everything.
+const COMMON: &[&str] = &[
+    "network", "process", "file", "start", "end", "info", "connection", "protocol", "linux", "windows", "macos",
+    "true", "false", "tcp", "udp", "ipv4", "ipv6", "event", "host", "http", "https", "allowed", "success", "get",
+];
+
+/// How rare a needle is likely to be in event text: longer, and with digits or punctuation, is rarer.
+fn weight(n: &Needle) -> usize {
+    if COMMON.iter().any(|c| c.eq_ignore_ascii_case(&n.text)) {
+        return 1;
+    }
+    n.text.len() + n.text.bytes().filter(|b| !b.is_ascii_alphabetic()).count()
+}
+
+/// Selectivity score of a needle set: its weakest needle decides, then fewer needles win.
 fn score(n: &[Needle]) -> (usize, std::cmp::Reverse<usize>) {
-    (n.iter().map(|x| x.text.len()).min().unwrap_or(usize::MAX), std::cmp::Reverse(n.len()))
+    (n.iter().map(weight).min().unwrap_or(usize::MAX), std::cmp::Reverse(n.len()))
 }
 
 impl Expr {
@@ -190,7 +205,7 @@ mod tests {
     #[test]
     fn escapes_and_globs() {
         let g = Glob::parse("C:\\\\Users\\\\*\\\\AppData*", false, false);
-        assert_eq!(texts(m(Pred::StrGlob(g)).needles()), Some(vec!["\\\\AppData".into()]));
+        assert_eq!(texts(m(Pred::StrGlob(g)).needles()), Some(vec!["C:\\\\Users\\\\".into()]));
         assert_eq!(texts(m(Pred::StrGlob(Glob::parse("*", false, false))).needles()), None);
         assert_eq!(texts(m(Pred::StrEq { value: "80".into(), case_insensitive: false }).needles()), None);
         assert_eq!(texts(Expr::Const(false).needles()), Some(vec![]));

@@ -1,1 +1,426 @@
-//! (being written)
+//! Event sources: turn files and streams into [`Event`]s with provenance.
+//!
+//! Inputs: files, directories (walked recursively in name order), `.gz` files (also detected by
+//! magic bytes) and `-` for stdin. Formats are detected from the content:
+//! - NDJSON, one event per line (the common export of Beats, Elastic Agent, Logstash);
+//! - a JSON array of events;
+//! - an Elasticsearch `_search` response (`hits.hits[]._source`, keeping `_id` and `_index`), either
+//!   as one document or one hit per line;
+//! - one or several pretty-printed JSON objects.
+//!
+//! Contract (shared by every source, see `docs/sources.md`): every record is either delivered as
+//! an event or counted as skipped with its file, line and reason; the rest of the input is still
+//! read; credentials are redacted before an event is delivered. Raw lines are offered to the sink
+//! before parsing so that a prefilter can skip events that cannot match (they are counted by the
+//! sink, not lost).
+
+use imdsguard_ecs::{Event, Provenance};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Where events go.
+pub trait EventSink {
+    /// Offered the raw bytes of a line-oriented record before it is parsed; returning `false`
+    /// skips parsing (the sink accounts for it).
+    fn wants(&mut self, _raw: &[u8]) -> bool {
+        true
+    }
+    /// A parsed, redacted event.
+    fn event(&mut self, event: Event);
+}
+
+/// One record that could not be turned into an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    pub provenance: Provenance,
+    pub reason: String,
+}
+
+/// Counters for a read.
+#[derive(Debug, Clone, Default)]
+pub struct ReadStats {
+    pub files: u64,
+    pub bytes: u64,
+    /// Records seen (lines or elements), including skipped ones and those the sink declined.
+    pub records: u64,
+    /// Events delivered to the sink.
+    pub events: u64,
+    /// Records that could not be read, by reason; `skipped_examples` keeps the first few.
+    pub skipped: u64,
+    pub skipped_examples: Vec<Skipped>,
+    /// Files or directories that could not be opened.
+    pub unreadable: Vec<(String, String)>,
+    /// Secrets replaced in delivered events.
+    pub redacted: u64,
+}
+
+/// Keep at most this many skipped-record examples.
+pub const MAX_SKIP_EXAMPLES: usize = 50;
+
+impl ReadStats {
+    fn skip(&mut self, provenance: Provenance, reason: String) {
+        self.skipped += 1;
+        if self.skipped_examples.len() < MAX_SKIP_EXAMPLES {
+            self.skipped_examples.push(Skipped { provenance, reason });
+        }
+    }
+}
+
+/// Expand inputs into the files to read: directories are walked (sorted, hidden entries skipped).
+pub fn expand_inputs(inputs: &[PathBuf], stats: &mut ReadStats) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for p in inputs {
+        if p.as_os_str() == "-" {
+            out.push(p.clone());
+            continue;
+        }
+        match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() => walk(p, &mut out, stats),
+            Ok(_) => out.push(p.clone()),
+            Err(e) => stats.unreadable.push((p.display().to_string(), e.to_string())),
+        }
+    }
+    out
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, stats: &mut ReadStats) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            stats.unreadable.push((dir.display().to_string(), e.to_string()));
+            return;
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for p in paths {
+        let hidden = p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
+        if hidden {
+            continue;
+        }
+        if p.is_dir() {
+            walk(&p, out, stats);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+/// A reader that counts bytes for progress reporting.
+struct Counting<R> {
+    inner: R,
+    count: u64,
+    report: Box<dyn FnMut(u64)>,
+    since: u64,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        self.since += n as u64;
+        if self.since >= 1 << 20 || n == 0 {
+            (self.report)(self.since);
+            self.since = 0;
+        }
+        Ok(n)
+    }
+}
+
+/// Read one input (a file path or `-`) into the sink. `progress` receives byte increments of the
+/// (possibly compressed) input.
+pub fn read_input(path: &Path, sink: &mut dyn EventSink, stats: &mut ReadStats, progress: Box<dyn FnMut(u64)>) {
+    let origin: Arc<str> = Arc::from(if path.as_os_str() == "-" { "-".to_string() } else { path.display().to_string() });
+    let raw: Box<dyn Read> = if path.as_os_str() == "-" {
+        Box::new(io::stdin().lock())
+    } else {
+        match File::open(path) {
+            Ok(f) => Box::new(f),
+            Err(e) => {
+                stats.unreadable.push((origin.to_string(), e.to_string()));
+                return;
+            }
+        }
+    };
+    stats.files += 1;
+    let counting = Counting { inner: raw, count: 0, report: progress, since: 0 };
+    let mut buffered = BufReader::with_capacity(1 << 20, counting);
+    let gz = match buffered.fill_buf() {
+        Ok(b) => b.starts_with(&[0x1f, 0x8b]),
+        Err(e) => {
+            stats.skip(Provenance { origin: origin.clone(), line: 0 }, format!("cannot read: {e}"));
+            return;
+        }
+    };
+    if gz {
+        let decoder = flate2::read::MultiGzDecoder::new(buffered);
+        let mut r = BufReader::with_capacity(1 << 20, decoder);
+        read_stream(&mut r, &origin, sink, stats);
+        stats.bytes += r.get_ref().get_ref().get_ref().count;
+    } else {
+        read_stream(&mut buffered, &origin, sink, stats);
+        stats.bytes += buffered.get_ref().count;
+    }
+}
+
+/// Read events from any buffered stream (format detected from content).
+pub fn read_stream(r: &mut dyn BufRead, origin: &Arc<str>, sink: &mut dyn EventSink, stats: &mut ReadStats) {
+    // Find the first non-whitespace byte.
+    let first = loop {
+        let buf = match r.fill_buf() {
+            Ok(b) => b,
+            Err(e) => {
+                stats.skip(Provenance { origin: origin.clone(), line: 0 }, format!("cannot read: {e}"));
+                return;
+            }
+        };
+        if buf.is_empty() {
+            return; // empty input
+        }
+        match buf.iter().position(|b| !b.is_ascii_whitespace()) {
+            Some(i) => break buf[i],
+            None => {
+                let n = buf.len();
+                r.consume(n);
+            }
+        }
+    };
+    if first == b'[' {
+        let mut all = Vec::new();
+        if let Err(e) = r.read_to_end(&mut all) {
+            stats.skip(Provenance { origin: origin.clone(), line: 0 }, format!("cannot read: {e}"));
+            return;
+        }
+        read_whole(&all, origin, sink, stats);
+        return;
+    }
+    // Line mode; if the first line is not a complete JSON value, the file is pretty-printed JSON.
+    let mut line = Vec::with_capacity(4096);
+    let mut lineno: u64 = 0;
+    let mut first_line = true;
+    loop {
+        line.clear();
+        match r.read_until(b'\n', &mut line) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => {
+                stats.skip(Provenance { origin: origin.clone(), line: lineno + 1 }, format!("read error: {e}"));
+                break;
+            }
+        }
+        lineno += 1;
+        let mut l: &[u8] = &line;
+        while let Some((last, rest)) = l.split_last() {
+            if last.is_ascii_whitespace() {
+                l = rest;
+            } else {
+                break;
+            }
+        }
+        let start = l.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(l.len());
+        let l = &l[start..];
+        if l.is_empty() {
+            continue;
+        }
+        if first_line {
+            first_line = false;
+            if serde_json::from_slice::<serde::de::IgnoredAny>(l).is_err() && l.first() == Some(&b'{') {
+                // Pretty-printed: read everything and parse as a stream of JSON values.
+                let mut all = line.clone();
+                if let Err(e) = r.read_to_end(&mut all) {
+                    stats.skip(Provenance { origin: origin.clone(), line: lineno }, format!("cannot read: {e}"));
+                    return;
+                }
+                read_whole(&all, origin, sink, stats);
+                return;
+            }
+        }
+        stats.records += 1;
+        let prov = Provenance { origin: origin.clone(), line: lineno };
+        if !sink.wants(l) {
+            continue;
+        }
+        match parse_object(l) {
+            Ok(v) => deliver_value(v, Some(l), prov, sink, stats),
+            Err(reason) => stats.skip(prov, reason),
+        }
+    }
+}
+
+fn parse_object(bytes: &[u8]) -> Result<Value, String> {
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        Ok(other) => Err(format!("not a JSON object (found {})", kind(&other))),
+        Err(e) => Err(format!("invalid JSON: {e}")),
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A whole-document input: an array, a `_search` response, or concatenated objects.
+fn read_whole(all: &[u8], origin: &Arc<str>, sink: &mut dyn EventSink, stats: &mut ReadStats) {
+    let mut index: u64 = 0;
+    let stream = serde_json::Deserializer::from_slice(all).into_iter::<Value>();
+    for item in stream {
+        match item {
+            Ok(Value::Array(items)) => {
+                for v in items {
+                    index += 1;
+                    stats.records += 1;
+                    let prov = Provenance { origin: origin.clone(), line: index };
+                    match v {
+                        Value::Object(_) => deliver_value(v, None, prov, sink, stats),
+                        other => stats.skip(prov, format!("array element is not a JSON object (found {})", kind(&other))),
+                    }
+                }
+            }
+            Ok(v @ Value::Object(_)) => {
+                index += 1;
+                stats.records += 1;
+                deliver_value(v, None, Provenance { origin: origin.clone(), line: index }, sink, stats);
+            }
+            Ok(other) => {
+                index += 1;
+                stats.records += 1;
+                stats.skip(Provenance { origin: origin.clone(), line: index }, format!("not a JSON object (found {})", kind(&other)));
+            }
+            Err(e) => {
+                stats.records += 1;
+                let line = e.line() as u64;
+                stats.skip(Provenance { origin: origin.clone(), line }, format!("invalid JSON: {e}; the rest of this file cannot be read"));
+                break;
+            }
+        }
+    }
+}
+
+fn key_of(raw: Option<&[u8]>, v: &Value) -> String {
+    let mut h = Sha256::new();
+    match raw {
+        Some(b) => h.update(b),
+        None => h.update(serde_json::to_vec(v).unwrap_or_default()),
+    }
+    h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Deliver an object: a `_search` response yields its hits, a hit yields its `_source`.
+fn deliver_value(v: Value, raw: Option<&[u8]>, prov: Provenance, sink: &mut dyn EventSink, stats: &mut ReadStats) {
+    if let Some(Value::Array(hits)) = v.get("hits").and_then(|h| h.get("hits")) {
+        for (i, hit) in hits.iter().enumerate() {
+            let p = Provenance { origin: prov.origin.clone(), line: prov.line };
+            if hit.get("_source").is_some() {
+                deliver_hit(hit.clone(), p, sink, stats);
+            } else {
+                stats.skip(p, format!("search hit {} has no _source", i + 1));
+            }
+        }
+        return;
+    }
+    if matches!(v.get("_source"), Some(Value::Object(_))) && (v.get("_id").is_some() || v.get("_index").is_some()) {
+        deliver_hit(v, prov, sink, stats);
+        return;
+    }
+    let key = key_of(raw, &v);
+    finish(v, key, None, prov, sink, stats);
+}
+
+fn deliver_hit(mut hit: Value, prov: Provenance, sink: &mut dyn EventSink, stats: &mut ReadStats) {
+    let source = hit.get_mut("_source").map(Value::take).unwrap_or(Value::Null);
+    if !source.is_object() {
+        stats.skip(prov, "search hit _source is not an object".into());
+        return;
+    }
+    let id = hit.get("_id").and_then(Value::as_str).map(str::to_string);
+    let index = hit.get("_index").and_then(Value::as_str).map(str::to_string);
+    let key = match (&index, &id) {
+        (Some(ix), Some(id)) => format!("{ix}/{id}"),
+        (None, Some(id)) => id.clone(),
+        _ => key_of(None, &source),
+    };
+    finish(source, key, index, prov, sink, stats);
+}
+
+fn finish(mut doc: Value, key: String, index: Option<String>, prov: Provenance, sink: &mut dyn EventSink, stats: &mut ReadStats) {
+    stats.redacted += imdsguard_ecs::redact::redact(&mut doc) as u64;
+    stats.events += 1;
+    sink.event(Event { doc: Arc::new(doc), provenance: prov, key, index });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Collect(Vec<Event>);
+    impl EventSink for Collect {
+        fn event(&mut self, e: Event) {
+            self.0.push(e);
+        }
+    }
+
+    fn read(text: &str) -> (Vec<Event>, ReadStats) {
+        let mut sink = Collect::default();
+        let mut stats = ReadStats::default();
+        let origin: Arc<str> = Arc::from("t");
+        read_stream(&mut io::Cursor::new(text.as_bytes()), &origin, &mut sink, &mut stats);
+        (sink.0, stats)
+    }
+
+    #[test]
+    fn ndjson_with_bad_lines_continues() {
+        let (evs, st) = read("{\"a\":1}\n\n{bad\n[1]\n{\"a\":2}\r\n");
+        assert_eq!(evs.len(), 2);
+        assert_eq!(st.skipped, 2);
+        assert_eq!(st.skipped_examples[0].provenance.line, 3);
+        assert!(st.skipped_examples[0].reason.starts_with("invalid JSON"), "{:?}", st.skipped_examples);
+        assert!(st.skipped_examples[1].reason.contains("not a JSON object"));
+        assert_eq!(evs[1].provenance.line, 5);
+    }
+
+    #[test]
+    fn array_and_search_response_and_pretty() {
+        let (evs, _) = read(" [ {\"a\":1}, {\"a\":2} ]");
+        assert_eq!(evs.len(), 2);
+        let (evs, _) = read("{\"took\":1,\"hits\":{\"total\":{\"value\":1},\"hits\":[{\"_index\":\"logs\",\"_id\":\"x1\",\"_source\":{\"a\":1}}]}}");
+        assert_eq!(evs.len(), 1);
+        assert_eq!(evs[0].key, "logs/x1");
+        assert_eq!(evs[0].index.as_deref(), Some("logs"));
+        let (evs, _) = read("{\n  \"a\": 1\n}\n{\n  \"a\": 2\n}\n");
+        assert_eq!(evs.len(), 2);
+    }
+
+    #[test]
+    fn keys_are_stable_and_distinct() {
+        let (a, _) = read("{\"a\":1}\n{\"a\":2}\n{\"a\":1}\n");
+        assert_eq!(a[0].key, a[2].key);
+        assert_ne!(a[0].key, a[1].key);
+    }
+
+    #[test]
+    fn gzip_is_detected() {
+        use flate2::write::GzEncoder;
+        use std::io::Write;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("e.ndjson.gz");
+        let mut enc = GzEncoder::new(File::create(&p).expect("create"), flate2::Compression::default());
+        enc.write_all(b"{\"a\":1}\n{\"a\":2}\n").expect("write");
+        enc.finish().expect("finish");
+        let mut sink = Collect::default();
+        let mut stats = ReadStats::default();
+        read_input(&p, &mut sink, &mut stats, Box::new(|_| {}));
+        assert_eq!(sink.0.len(), 2);
+    }
+}

@@ -1,0 +1,199 @@
+//! `imdsguard bench FILE`: throughput of the pipeline's stages on one core, measured in one run so
+//! the figures compare (splitting lines, parsing every event with serde_json and with sonic-rs, the
+//! whole hunt with and without the prefilter), plus the peak memory of a streaming hunt.
+//!
+//! Generate the standard data set with
+//! `python3 ../shared/bench/gen_events.py --count 1000000 --seed 42 --out events.ndjson`
+//! and run `taskset -c 0 imdsguard bench events.ndjson` (see scripts/bench.sh).
+
+use crate::cmd_hunt::compile_all;
+use crate::load::{field_table, load_rules};
+use crate::FieldOpts;
+use anyhow::Context;
+use imdsguard_alerts::{build_alert, AlertInput};
+use imdsguard_engine::history::MemoryHistory;
+use imdsguard_engine::Hunt;
+use imdsguard_sources::{read_input, read_stream, EventSink, ReadStats};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// NDJSON events (e.g. from ../shared/bench/gen_events.py).
+    pub file: PathBuf,
+    /// Timed repetitions of each in-memory stage (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Extra rules (the built-in pack is always used unless --no-builtin).
+    #[arg(long = "rules", value_name = "PATH")]
+    pub rules: Vec<PathBuf>,
+    #[arg(long)]
+    pub no_builtin: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub fields: FieldOpts,
+}
+
+struct Sink<'a> {
+    hunt: &'a mut Hunt,
+    prefilter: bool,
+}
+
+impl EventSink for Sink<'_> {
+    fn wants(&mut self, raw: &[u8]) -> bool {
+        !self.prefilter || self.hunt.is_candidate(raw)
+    }
+    fn event(&mut self, event: imdsguard_ecs::Event) {
+        self.hunt.evaluate(&event);
+    }
+}
+
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let now = 1_800_000_000_000;
+    let table = field_table(&args.fields)?;
+    let (rules, errors) = load_rules(&args.rules, args.no_builtin);
+    if !errors.is_empty() {
+        anyhow::bail!("{} rule file(s) failed to load", errors.len());
+    }
+    let make_hunt = || {
+        let (compiled, _, _) = compile_all(rules.clone(), &table, now);
+        Hunt::new(compiled)
+    };
+    let runs = args.runs.max(1);
+
+    // 1. Streaming hunt from the file: peak memory of the real pipeline.
+    let rss_before = peak_rss_kib();
+    let t = Instant::now();
+    let mut hunt = make_hunt();
+    let mut stats = ReadStats::default();
+    read_input(&args.file, &mut Sink { hunt: &mut hunt, prefilter: true }, &mut stats, Box::new(|_| {}));
+    let (matches, hstats, compiled) = hunt.finish(&mut MemoryHistory::default())?;
+    let stream_secs = t.elapsed().as_secs_f64();
+    let rss_hunt = peak_rss_kib();
+    let events = stats.records;
+    if events == 0 {
+        anyhow::bail!("{} has no events", args.file.display());
+    }
+    let builtin = vec![false; compiled.len()];
+    let alerts_n = matches
+        .iter()
+        .map(|m| {
+            build_alert(&AlertInput {
+                rule: &compiled[m.rule].rule,
+                event: &m.event,
+                time: m.time,
+                new_terms: m.new_terms.as_deref(),
+                builtin: builtin[m.rule],
+                now_millis: now,
+            })
+        })
+        .count();
+
+    // 2. In-memory stages.
+    let data = std::fs::read(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
+    let rate = |secs: f64| events as f64 / secs;
+    let time_it = |f: &mut dyn FnMut() -> u64| -> (f64, u64) {
+        let mut times = Vec::new();
+        let mut out = 0;
+        for _ in 0..runs {
+            let t = Instant::now();
+            out = std::hint::black_box(f());
+            times.push(t.elapsed().as_secs_f64());
+        }
+        (median(times), out)
+    };
+    let (split, n_lines) = time_it(&mut || memchr::memchr_iter(b'\n', &data).count() as u64);
+    let (serde, n_serde) = time_it(&mut || {
+        let mut n = 0u64;
+        for line in data.split(|b| *b == b'\n') {
+            if !line.is_empty() && serde_json::from_slice::<serde_json::Value>(line).is_ok() {
+                n += 1;
+            }
+        }
+        n
+    });
+    let (sonic, n_sonic) = time_it(&mut || {
+        let mut n = 0u64;
+        for line in data.split(|b| *b == b'\n') {
+            if !line.is_empty() && sonic_rs::from_slice::<sonic_rs::Value>(line).is_ok() {
+                n += 1;
+            }
+        }
+        n
+    });
+    let origin: Arc<str> = Arc::from("bench");
+    let mut hunt_run = |prefilter: bool| -> u64 {
+        let mut hunt = make_hunt();
+        let mut st = ReadStats::default();
+        read_stream(&mut std::io::Cursor::new(&data[..]), &origin, &mut Sink { hunt: &mut hunt, prefilter }, &mut st);
+        match hunt.finish(&mut MemoryHistory::default()) {
+            Ok((m, _, _)) => m.len() as u64,
+            Err(_) => 0,
+        }
+    };
+    let (hunt_pf, alerts_pf) = time_it(&mut || hunt_run(true));
+    let (hunt_full, alerts_full) = time_it(&mut || hunt_run(false));
+    if alerts_pf != alerts_full {
+        anyhow::bail!("prefilter changed the result: {alerts_pf} alerts with it, {alerts_full} without");
+    }
+    let report = serde_json::json!({
+        "file": args.file.display().to_string(),
+        "bytes": data.len(),
+        "events": events,
+        "runs": runs,
+        "lines_counted": n_lines,
+        "parsed_serde_json": n_serde,
+        "parsed_sonic_rs": n_sonic,
+        "events_per_sec": {
+            "a_split_lines": rate(split),
+            "b_parse_serde_json": rate(serde),
+            "b_parse_sonic_rs": rate(sonic),
+            "c_hunt_builtin_prefilter": rate(hunt_pf),
+            "c_hunt_builtin_no_prefilter": rate(hunt_full),
+            "streaming_hunt_from_file": rate(stream_secs),
+        },
+        "median_seconds": {"split": split, "serde_json": serde, "sonic_rs": sonic, "hunt": hunt_pf, "hunt_no_prefilter": hunt_full},
+        "ratios": {
+            "hunt_vs_sonic_parse": rate(hunt_pf) / rate(sonic),
+            "hunt_vs_serde_parse": rate(hunt_pf) / rate(serde),
+            "prefilter_speedup": hunt_full / hunt_pf,
+        },
+        "events_evaluated": hstats.evaluated,
+        "events_prefiltered": hstats.prefiltered,
+        "alerts": alerts_pf,
+        "alerts_built": alerts_n,
+        "peak_rss_kib": {"before": rss_before, "after_streaming_hunt": rss_hunt},
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{} events, {} bytes, median of {runs} runs, one thread", events, data.len());
+        println!("  (a) split lines            {:>12.0} ev/s", rate(split));
+        println!("  (b) parse, serde_json      {:>12.0} ev/s", rate(serde));
+        println!("  (b) parse, sonic-rs        {:>12.0} ev/s", rate(sonic));
+        println!("  (c) hunt, built-in pack    {:>12.0} ev/s  ({:.2}x sonic-rs parse)", rate(hunt_pf), rate(hunt_pf) / rate(sonic));
+        println!("      hunt without prefilter {:>12.0} ev/s  (prefilter speed-up {:.1}x)", rate(hunt_full), hunt_full / hunt_pf);
+        println!("      streaming from file    {:>12.0} ev/s", rate(stream_secs));
+        println!("  evaluated {} of {} events, {} alerts", hstats.evaluated, events, alerts_pf);
+        println!(
+            "  peak RSS: {} KiB before, {} KiB after the streaming hunt (the in-memory stages load the file afterwards)",
+            rss_before.unwrap_or(0),
+            rss_hunt.unwrap_or(0)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,266 @@
+//! `imdsguard hunt`: run the rules over events, print alerts and a summary.
+
+use crate::load::{field_table, load_rules, now_millis, render_load_error};
+use crate::output::{default_format, open_output, write_alerts};
+use crate::{FieldOpts, Format};
+use anyhow::Context;
+use imdsguard_alerts::{build_alert, AlertInput};
+use imdsguard_engine::history::{MemoryHistory, TermsHistory};
+use imdsguard_engine::{compile_rule, CompiledRule, Hunt};
+use imdsguard_sources::{expand_inputs, read_input, EventSink, ReadStats};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(clap::Args, Debug)]
+pub struct HuntArgs {
+    /// Event files or directories (NDJSON, JSON array, Elasticsearch _search export; .gz ok); `-` reads stdin.
+    #[arg(value_name = "PATH", required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Rule file or directory (Elastic TOML, rule JSON/NDJSON). Repeatable; adds to the built-in pack.
+    #[arg(long = "rules", value_name = "PATH")]
+    pub rules: Vec<PathBuf>,
+    /// Do not load the built-in rule pack.
+    #[arg(long)]
+    pub no_builtin: bool,
+    /// new_terms history store (SQLite). Default: $IMDSGUARD_STATE, else ~/.local/state/imdsguard/state.db; `:memory:` keeps nothing.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<String>,
+    /// Output format (default: table on a terminal, ndjson otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Write alerts to FILE instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Detection time written in alerts (RFC 3339); default: the current time.
+    #[arg(long, value_name = "TIME")]
+    pub now: Option<String>,
+    /// Parse every event instead of prefiltering raw bytes (same alerts, slower; for testing).
+    #[arg(long, hide = true)]
+    pub no_prefilter: bool,
+    /// Do not print the closing summary.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// Print the summary as JSON on stderr.
+    #[arg(long)]
+    pub summary_json: bool,
+    #[command(flatten)]
+    pub fields: FieldOpts,
+}
+
+/// Resolve the state store location.
+pub fn state_path(arg: Option<&str>) -> Option<PathBuf> {
+    let s = match arg {
+        Some(s) => s.to_string(),
+        None => match std::env::var("IMDSGUARD_STATE") {
+            Ok(s) if !s.is_empty() => s,
+            _ => {
+                let base = std::env::var_os("XDG_STATE_HOME")
+                    .map(PathBuf::from)
+                    .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))?;
+                return Some(base.join("imdsguard").join("state.db"));
+            }
+        },
+    };
+    if s == ":memory:" {
+        None
+    } else {
+        Some(PathBuf::from(s))
+    }
+}
+
+struct Sink<'a> {
+    hunt: &'a mut Hunt,
+    prefilter: bool,
+}
+
+impl EventSink for Sink<'_> {
+    fn wants(&mut self, raw: &[u8]) -> bool {
+        !self.prefilter || self.hunt.is_candidate(raw)
+    }
+    fn event(&mut self, event: imdsguard_ecs::Event) {
+        self.hunt.evaluate(&event);
+    }
+}
+
+/// Compile rules, grouping failures by reason for the summary.
+pub fn compile_all(
+    rules: Vec<(imdsguard_rules::Rule, bool)>,
+    table: &Arc<imdsguard_ecs::FieldTable>,
+    now: i64,
+) -> (Vec<CompiledRule>, Vec<bool>, BTreeMap<String, Vec<String>>) {
+    let mut compiled = Vec::new();
+    let mut builtin = Vec::new();
+    let mut failed: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (rule, is_builtin) in rules {
+        if !rule.enabled {
+            continue;
+        }
+        let id = format!("{} ({})", rule.name, rule.origin);
+        match compile_rule(Arc::new(rule), table, now) {
+            Ok(c) => {
+                for w in &c.warnings {
+                    eprint!("{}", w.render(c.rule.query.as_deref().unwrap_or(""), &c.rule.origin));
+                }
+                compiled.push(c);
+                builtin.push(is_builtin);
+            }
+            Err(diags) => {
+                let reason = diags.first().map(|d| d.message.clone()).unwrap_or_else(|| "cannot compile".into());
+                failed.entry(reason).or_default().push(id);
+            }
+        }
+    }
+    (compiled, builtin, failed)
+}
+
+pub fn run(args: HuntArgs) -> anyhow::Result<ExitCode> {
+    let now = now_millis(args.now.as_deref())?;
+    let table = field_table(&args.fields)?;
+    let (rules, load_errors) = load_rules(&args.rules, args.no_builtin);
+    for e in &load_errors {
+        eprint!("{}", render_load_error(e));
+    }
+    let (compiled, builtin, failed) = compile_all(rules, &table, now);
+    if compiled.is_empty() {
+        anyhow::bail!("no runnable rules ({} failed to load, {} cannot run yet)", load_errors.len(), failed.values().map(Vec::len).sum::<usize>());
+    }
+    let mut hunt = Hunt::new(compiled);
+
+    let mut stats = ReadStats::default();
+    let files = expand_inputs(&args.paths, &mut stats);
+    let total: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+    let bar = if std::io::stderr().is_terminal() && !args.quiet {
+        let b = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        b.set_style(
+            ProgressStyle::with_template("{spinner} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {wide_msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        b
+    } else {
+        ProgressBar::hidden()
+    };
+    {
+        let mut sink = Sink { hunt: &mut hunt, prefilter: !args.no_prefilter };
+        for f in &files {
+            bar.set_message(f.display().to_string());
+            let b = bar.clone();
+            read_input(f, &mut sink, &mut stats, Box::new(move |n| b.inc(n)));
+        }
+    }
+    bar.finish_and_clear();
+
+    let state = state_path(args.state.as_deref());
+    let (matches, hstats, rules) = match &state {
+        Some(p) => {
+            if let Some(dir) = p.parent() {
+                if !dir.as_os_str().is_empty() {
+                    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+                }
+            }
+            let mut h = imdsguard_store::SqliteHistory::open(p)?;
+            let r = hunt.finish(&mut h as &mut dyn TermsHistory)?;
+            h.commit()?;
+            r
+        }
+        None => hunt.finish(&mut MemoryHistory::default())?,
+    };
+    let alerts: Vec<serde_json::Value> = matches
+        .iter()
+        .map(|m| {
+            build_alert(&AlertInput {
+                rule: &rules[m.rule].rule,
+                event: &m.event,
+                time: m.time,
+                new_terms: m.new_terms.as_deref(),
+                builtin: builtin[m.rule],
+                now_millis: now,
+            })
+        })
+        .collect();
+    let format = default_format(args.format, args.output.is_some());
+    let mut out = open_output(args.output.as_deref())?;
+    write_alerts(out.as_mut(), &alerts, format)?;
+
+    if !args.quiet {
+        let summary = serde_json::json!({
+            "files": stats.files,
+            "bytes": stats.bytes,
+            "records": stats.records,
+            "events_parsed": stats.events,
+            "events_prefiltered": hstats.prefiltered,
+            "events_evaluated": hstats.evaluated,
+            "events_skipped": stats.skipped,
+            "skipped_examples": stats.skipped_examples.iter().map(|s| format!("{}: {}", s.provenance, s.reason)).collect::<Vec<_>>(),
+            "unreadable": stats.unreadable.iter().map(|(p, e)| format!("{p}: {e}")).collect::<Vec<_>>(),
+            "secrets_redacted": stats.redacted,
+            "rules_loaded": rules.len(),
+            "rule_load_errors": load_errors.len(),
+            "rules_not_run": failed.iter().map(|(k, v)| (k.clone(), v.len())).collect::<BTreeMap<_, _>>(),
+            "alerts": alerts.len(),
+            "per_rule": rules.iter().zip(&hstats.rules).filter(|(_, s)| s.matched > 0).map(|(r, s)| serde_json::json!({
+                "rule_id": r.rule.rule_id, "name": r.rule.name, "matched": s.matched, "alerts": s.alerts,
+                "max_signals_dropped": s.max_signals_dropped, "no_timestamp": s.no_timestamp, "missing_terms": s.missing_terms,
+            })).collect::<Vec<_>>(),
+        });
+        if args.summary_json {
+            eprintln!("{summary}");
+        } else {
+            print_summary(&stats, &hstats, &rules, &failed, load_errors.len(), alerts.len());
+        }
+    }
+    Ok(if stats.unreadable.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn print_summary(
+    stats: &ReadStats,
+    h: &imdsguard_engine::HuntStats,
+    rules: &[CompiledRule],
+    failed: &BTreeMap<String, Vec<String>>,
+    load_errors: usize,
+    alerts: usize,
+) {
+    eprintln!("---");
+    eprintln!(
+        "read {} events from {} file(s) ({} bytes): {} evaluated, {} skipped by the prefilter, {} unreadable",
+        stats.records, stats.files, stats.bytes, h.evaluated, h.prefiltered, stats.skipped
+    );
+    for s in &stats.skipped_examples {
+        eprintln!("  skipped {}: {}", s.provenance, s.reason);
+    }
+    if stats.skipped as usize > stats.skipped_examples.len() {
+        eprintln!("  ... and {} more skipped records", stats.skipped as usize - stats.skipped_examples.len());
+    }
+    for (p, e) in &stats.unreadable {
+        eprintln!("  cannot read {p}: {e}");
+    }
+    if stats.redacted > 0 {
+        eprintln!("redacted {} credential value(s) from events", stats.redacted);
+    }
+    eprintln!("{} rule(s) ran; {} failed to load", rules.len(), load_errors);
+    for (reason, ids) in failed {
+        eprintln!("  {} rule(s) not run: {reason}", ids.len());
+    }
+    for (r, s) in rules.iter().zip(&h.rules) {
+        if s.matched == 0 {
+            continue;
+        }
+        eprintln!("  {}: {} matching event(s), {} alert(s)", r.rule.name, s.matched, s.alerts);
+        if s.max_signals_dropped > 0 {
+            eprintln!(
+                "    warning: max_signals ({}) reached in {} execution window(s); {} alert(s) not raised",
+                r.max_signals, s.windows_capped, s.max_signals_dropped
+            );
+        }
+        if s.no_timestamp > 0 {
+            eprintln!("    {} matching event(s) without a timestamp ignored by new_terms", s.no_timestamp);
+        }
+        if s.missing_terms > 0 {
+            eprintln!("    {} matching event(s) missing a new_terms field", s.missing_terms);
+        }
+    }
+    eprintln!("{alerts} alert(s)");
+}

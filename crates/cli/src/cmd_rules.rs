@@ -1,0 +1,207 @@
+//! `imdsguard rules list|show|validate`.
+
+use crate::load::{field_table, load_rules, render_load_error, rule_files};
+use crate::FieldOpts;
+use clap::{Subcommand, ValueEnum};
+use imdsguard_engine::compile_rule;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RulesCommand {
+    /// List the rules that would run (built-in pack plus --rules).
+    List {
+        #[arg(long = "rules", value_name = "PATH")]
+        rules: Vec<PathBuf>,
+        #[arg(long)]
+        no_builtin: bool,
+        #[arg(long, value_enum, default_value = "table")]
+        format: ListFormat,
+    },
+    /// Show one rule (by rule_id or name) with its investigation guide.
+    Show {
+        /// rule_id or exact name.
+        id: String,
+        #[arg(long = "rules", value_name = "PATH")]
+        rules: Vec<PathBuf>,
+        #[arg(long)]
+        no_builtin: bool,
+        #[arg(long, value_enum, default_value = "table")]
+        format: ListFormat,
+    },
+    /// Parse and compile rule files; report each rule.
+    Validate {
+        /// Rule files or directories (TOML, JSON, NDJSON).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: ListFormat,
+        #[command(flatten)]
+        fields: FieldOpts,
+    },
+}
+
+pub fn run(cmd: RulesCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        RulesCommand::List { rules, no_builtin, format } => {
+            let (rules, errors) = load_rules(&rules, no_builtin);
+            for e in &errors {
+                eprint!("{}", render_load_error(e));
+            }
+            match format {
+                ListFormat::Json => {
+                    for (r, builtin) in &rules {
+                        println!(
+                            "{}",
+                            serde_json::json!({"rule_id": r.rule_id, "name": r.name, "type": r.rule_type.as_str(),
+                                "language": r.language, "severity": r.severity.as_str(), "risk_score": r.risk_score,
+                                "builtin": builtin, "origin": r.origin})
+                        );
+                    }
+                }
+                ListFormat::Table => {
+                    println!("{:<38} {:<10} {:<9} {:>4}  NAME", "RULE_ID", "TYPE", "SEVERITY", "RISK");
+                    for (r, _) in &rules {
+                        println!("{:<38} {:<10} {:<9} {:>4}  {}", r.rule_id, r.rule_type.as_str(), r.severity.as_str(), r.risk_score, r.name);
+                    }
+                }
+            }
+            Ok(if errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        RulesCommand::Show { id, rules, no_builtin, format } => {
+            let (rules, _) = load_rules(&rules, no_builtin);
+            let Some((r, builtin)) = rules.iter().find(|(r, _)| r.rule_id == id || r.name == id) else {
+                eprintln!("no rule with rule_id or name {id:?}");
+                return Ok(ExitCode::from(1));
+            };
+            match format {
+                ListFormat::Json => println!("{}", serde_json::to_string_pretty(r)?),
+                ListFormat::Table => {
+                    println!("{}\n", r.name);
+                    println!("rule_id:     {}", r.rule_id);
+                    println!("type:        {} ({})", r.rule_type.as_str(), r.language.as_deref().unwrap_or("-"));
+                    println!("severity:    {} (risk score {})", r.severity.as_str(), r.risk_score);
+                    println!("origin:      {}{}", r.origin, if *builtin { " (built-in)" } else { "" });
+                    println!("index:       {}", r.index.join(", "));
+                    println!("runs every:  {} looking back to {}", r.interval, r.from);
+                    if let Some(ts) = &r.timestamp_override {
+                        println!("timestamp:   {ts} (falls back to @timestamp)");
+                    }
+                    if let Some(nt) = &r.new_terms {
+                        println!("new terms:   {} over {}", nt.fields.join(", "), nt.history_window_start);
+                    }
+                    let threat = serde_json::to_value(&r.threat)?;
+                    for t in threat.as_array().into_iter().flatten() {
+                        let tactic = format!(
+                            "{} {}",
+                            t.pointer("/tactic/id").and_then(|v| v.as_str()).unwrap_or(""),
+                            t.pointer("/tactic/name").and_then(|v| v.as_str()).unwrap_or("")
+                        );
+                        println!("mitre:       {tactic}");
+                        for tech in t.get("technique").and_then(|v| v.as_array()).into_iter().flatten() {
+                            println!(
+                                "               {} {}",
+                                tech.get("id").and_then(|v| v.as_str()).unwrap_or(""),
+                                tech.get("name").and_then(|v| v.as_str()).unwrap_or("")
+                            );
+                            for s in tech.get("subtechnique").and_then(|v| v.as_array()).into_iter().flatten() {
+                                println!(
+                                    "                 {} {}",
+                                    s.get("id").and_then(|v| v.as_str()).unwrap_or(""),
+                                    s.get("name").and_then(|v| v.as_str()).unwrap_or("")
+                                );
+                            }
+                        }
+                    }
+                    println!("\n{}", r.description.trim());
+                    if let Some(q) = &r.query {
+                        println!("\nquery:\n{}", q.trim_end());
+                    }
+                    if let Some(n) = &r.note {
+                        println!("\n{}", n.trim_end());
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        RulesCommand::Validate { paths, format, fields } => validate(&paths, format, &fields),
+    }
+}
+
+fn validate(paths: &[PathBuf], format: ListFormat, fields: &FieldOpts) -> anyhow::Result<ExitCode> {
+    let table = field_table(fields)?;
+    let now = crate::load::now_millis(None)?;
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    for p in paths {
+        rule_files(p, &mut files, &mut errors);
+    }
+    let mut texts = Vec::new();
+    for f in &files {
+        match std::fs::read_to_string(f) {
+            Ok(t) => texts.push((f.display().to_string(), t)),
+            Err(e) => errors.push(imdsguard_rules::LoadError {
+                origin: f.display().to_string(),
+                source: String::new(),
+                diagnostics: vec![imdsguard_syntax::Diagnostic::error("R000", format!("cannot read: {e}"))],
+            }),
+        }
+    }
+    let set = imdsguard_rules::load_texts(texts.iter().map(|(o, t)| (o.as_str(), t.as_str())));
+    errors.extend(set.errors);
+    let mut ok_count = 0usize;
+    let mut bad = 0usize;
+    let mut emit = |v: serde_json::Value, rendered: Option<String>| {
+        match format {
+            ListFormat::Json => println!("{v}"),
+            ListFormat::Table => {
+                let ok = v["ok"].as_bool().unwrap_or(false);
+                println!(
+                    "{} {} {} [{}] {}",
+                    if ok { "ok  " } else { "FAIL" },
+                    v["path"].as_str().unwrap_or(""),
+                    v["rule_id"].as_str().unwrap_or("-"),
+                    v["type"].as_str().unwrap_or("-"),
+                    v["error"].as_str().map(|e| format!("\n{}", rendered.unwrap_or_else(|| e.to_string()))).unwrap_or_default()
+                );
+            }
+        }
+    };
+    for e in &errors {
+        bad += 1;
+        let rendered = render_load_error(e);
+        emit(
+            serde_json::json!({"path": e.origin, "rule_id": null, "type": null, "language": null, "ok": false,
+                "error": e.diagnostics.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("; ")}),
+            Some(rendered),
+        );
+    }
+    for rule in set.rules {
+        let (path, rule_id, ty, lang) = (rule.origin.clone(), rule.rule_id.clone(), rule.rule_type.as_str().to_string(), rule.language.clone());
+        let query = rule.query.clone().unwrap_or_default();
+        match compile_rule(Arc::new(rule), &table, now) {
+            Ok(_) => {
+                ok_count += 1;
+                emit(serde_json::json!({"path": path, "rule_id": rule_id, "type": ty, "language": lang, "ok": true, "error": null}), None)
+            }
+            Err(diags) => {
+                bad += 1;
+                let rendered: String = diags.iter().map(|d| d.render(&query, &format!("{path} (query)"))).collect();
+                emit(
+                    serde_json::json!({"path": path, "rule_id": rule_id, "type": ty, "language": lang, "ok": false,
+                        "error": diags.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("; ")}),
+                    Some(rendered),
+                );
+            }
+        }
+    }
+    eprintln!("{ok_count} rule(s) ok, {bad} failed");
+    Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

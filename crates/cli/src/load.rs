@@ -1,0 +1,105 @@
+//! Loading rules and field tables from disk, and rendering their diagnostics.
+
+use crate::FieldOpts;
+use anyhow::Context;
+use imdsguard_ecs::FieldTable;
+use imdsguard_rules::{LoadError, Rule, RuleSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Rule files under `path` (a file, or a directory walked recursively in name order).
+pub fn rule_files(path: &Path, out: &mut Vec<PathBuf>, unreadable: &mut Vec<LoadError>) {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => {
+            let mut entries: Vec<PathBuf> = match std::fs::read_dir(path) {
+                Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+                Err(e) => {
+                    unreadable.push(io_error(path, &e));
+                    return;
+                }
+            };
+            entries.sort();
+            for p in entries {
+                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                if name.starts_with('.') {
+                    continue;
+                }
+                if p.is_dir() {
+                    rule_files(&p, out, unreadable);
+                } else if is_rule_file(&p) {
+                    out.push(p);
+                }
+            }
+        }
+        Ok(_) => out.push(path.to_path_buf()),
+        Err(e) => unreadable.push(io_error(path, &e)),
+    }
+}
+
+fn is_rule_file(p: &Path) -> bool {
+    matches!(p.extension().and_then(|e| e.to_str()), Some("toml" | "json" | "ndjson" | "jsonl"))
+}
+
+fn io_error(path: &Path, e: &std::io::Error) -> LoadError {
+    LoadError {
+        origin: path.display().to_string(),
+        source: String::new(),
+        diagnostics: vec![imdsguard_syntax::Diagnostic::error("R000", format!("cannot read: {e}"))],
+    }
+}
+
+/// Load rules from paths (plus the built-in pack unless `no_builtin`). Returns the rules, whether
+/// each is built in, and every load error.
+pub fn load_rules(paths: &[PathBuf], no_builtin: bool) -> (Vec<(Rule, bool)>, Vec<LoadError>) {
+    let mut rules = Vec::new();
+    let mut errors = Vec::new();
+    if !no_builtin {
+        let b = imdsguard_rules::builtin();
+        rules.extend(b.rules.into_iter().map(|r| (r, true)));
+        errors.extend(b.errors);
+    }
+    let mut files = Vec::new();
+    for p in paths {
+        rule_files(p, &mut files, &mut errors);
+    }
+    let mut texts = Vec::new();
+    for f in &files {
+        match std::fs::read_to_string(f) {
+            Ok(t) => texts.push((f.display().to_string(), t)),
+            Err(e) => errors.push(io_error(f, &e)),
+        }
+    }
+    let set: RuleSet = imdsguard_rules::load_texts(texts.iter().map(|(o, t)| (o.as_str(), t.as_str())));
+    errors.extend(set.errors);
+    // A user rule with the same rule_id as a built-in one replaces it.
+    for r in set.rules {
+        rules.retain(|(x, _)| x.rule_id != r.rule_id);
+        rules.push((r, false));
+    }
+    (rules, errors)
+}
+
+/// Render a load error with carets.
+pub fn render_load_error(e: &LoadError) -> String {
+    e.diagnostics.iter().map(|d| d.render(&e.source, &e.origin)).collect::<Vec<_>>().join("")
+}
+
+/// ECS plus any user mappings.
+pub fn field_table(opts: &FieldOpts) -> anyhow::Result<Arc<FieldTable>> {
+    let mut t = FieldTable::ecs();
+    for m in &opts.mappings {
+        let text = std::fs::read_to_string(m).with_context(|| format!("cannot read mapping {}", m.display()))?;
+        let json: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("mapping {} is not valid JSON", m.display()))?;
+        t.extend_from_mapping(&json).with_context(|| format!("mapping {}", m.display()))?;
+    }
+    Ok(Arc::new(t))
+}
+
+/// Current time in epoch ms, or the `--now` override.
+pub fn now_millis(now: Option<&str>) -> anyhow::Result<i64> {
+    match now {
+        Some(s) => imdsguard_ecs::time::parse_date(s).with_context(|| format!("--now {s:?} is not a date (use RFC 3339)")),
+        None => Ok(chrono::Utc::now().timestamp_millis()),
+    }
+}

@@ -1,0 +1,76 @@
+//! `imdsguard`: the command-line front end. It parses arguments, calls the libraries, renders
+//! results and diagnostics, and maps failures to exit codes; it holds no detection logic.
+
+mod cmd_bench;
+mod cmd_hunt;
+mod cmd_rules;
+mod cmd_search;
+mod load;
+mod output;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "imdsguard", version, about = "Detect cloud instance metadata credential theft (MITRE T1552.005) with Elastic's detection rules, offline")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run detection rules over ECS events and print the alerts.
+    Hunt(cmd_hunt::HuntArgs),
+    /// Print the events matching a query.
+    Search(cmd_search::SearchArgs),
+    /// Measure throughput of the pipeline's stages on an NDJSON file.
+    Bench(cmd_bench::BenchArgs),
+    /// List, show and validate detection rules.
+    Rules {
+        #[command(subcommand)]
+        command: cmd_rules::RulesCommand,
+    },
+}
+
+/// Output format for alerts and events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Ndjson,
+    Json,
+    Csv,
+}
+
+/// Options shared by commands that read events.
+#[derive(clap::Args, Clone, Debug)]
+pub struct FieldOpts {
+    /// Elasticsearch index mapping (`GET <index>/_mapping` JSON) typing fields beyond ECS. Repeatable.
+    #[arg(long = "mapping", value_name = "FILE")]
+    pub mappings: Vec<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("IMDSGUARD_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .without_time()
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Hunt(a) => cmd_hunt::run(a),
+        Command::Search(a) => cmd_search::run(a),
+        Command::Bench(a) => cmd_bench::run(a),
+        Command::Rules { command } => cmd_rules::run(command),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! Compiling an Elastic rule into something that can run.
+
+use crate::lower_kql::KqlLowering;
+use imdsguard_ecs::time;
+use imdsguard_ecs::{FieldPath, FieldTable};
+use imdsguard_ir::literals::Needles;
+use imdsguard_ir::Expr;
+use imdsguard_rules::{Rule, RuleType};
+use imdsguard_syntax::Diagnostic;
+use std::sync::Arc;
+
+/// How a rule decides which events alert.
+#[derive(Debug, Clone)]
+pub enum RuleKind {
+    /// Every matching event alerts.
+    Query,
+    /// A matching event alerts when its combination of `fields` values was not seen in matching
+    /// events during the history window before it.
+    NewTerms { fields: Vec<FieldPath>, history_window_ms: i64 },
+}
+
+/// The compiled query of a rule.
+#[derive(Debug, Clone)]
+pub enum Matcher {
+    Ir(Expr),
+}
+
+impl Matcher {
+    pub fn matches(&self, doc: &dyn imdsguard_ecs::Document) -> bool {
+        match self {
+            Matcher::Ir(e) => e.matches(doc),
+        }
+    }
+    pub fn needles(&self) -> Needles {
+        match self {
+            Matcher::Ir(e) => e.needles(),
+        }
+    }
+}
+
+/// A rule ready to run.
+#[derive(Debug, Clone)]
+pub struct CompiledRule {
+    pub rule: Arc<Rule>,
+    pub matcher: Matcher,
+    pub kind: RuleKind,
+    /// Fields read for the event time, in order (`timestamp_override`, then `@timestamp`).
+    pub time_fields: Vec<FieldPath>,
+    /// Execution interval in milliseconds (`max_signals` applies per interval of event time).
+    pub interval_ms: i64,
+    pub max_signals: u32,
+    /// Non-fatal findings (e.g. a clause Elasticsearch would reject).
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Compile `rule`. `now_millis` anchors date math in queries. Errors name what cannot run and why;
+/// the source the spans point into is the rule's `query`.
+pub fn compile_rule(rule: Arc<Rule>, table: &Arc<FieldTable>, now_millis: i64) -> Result<CompiledRule, Vec<Diagnostic>> {
+    let language = rule.language.as_deref().unwrap_or(match rule.rule_type {
+        RuleType::Eql => "eql",
+        RuleType::Esql => "esql",
+        _ => "kuery",
+    });
+    let kind = match &rule.rule_type {
+        RuleType::Query => RuleKind::Query,
+        RuleType::NewTerms => {
+            let Some(nt) = &rule.new_terms else {
+                return Err(vec![Diagnostic::error("E010", "new_terms rule without new_terms fields")]);
+            };
+            let start = &nt.history_window_start;
+            let anchor = 0_i64;
+            let history_window_ms = match time::parse_date_math(start, anchor) {
+                Ok(t) if t < anchor => anchor - t,
+                Ok(_) => {
+                    return Err(vec![Diagnostic::error(
+                        "E011",
+                        format!("history_window_start \"{start}\" must be in the past (like now-7d)"),
+                    )])
+                }
+                Err(e) => return Err(vec![Diagnostic::error("E011", format!("invalid history_window_start \"{start}\": {e}"))]),
+            };
+            RuleKind::NewTerms { fields: nt.fields.iter().map(|f| FieldPath::new(f)).collect(), history_window_ms }
+        }
+        other => {
+            return Err(vec![Diagnostic::error(
+                "E001",
+                format!("rule type `{}` is not supported yet", other.as_str()),
+            )
+            .with_help("supported rule types: query, new_terms (KQL)")]);
+        }
+    };
+    let query = rule.query.as_deref().unwrap_or("");
+    let (matcher, warnings) = match language {
+        "kuery" => {
+            let ast = imdsguard_kql::parse(query).map_err(|d| vec![d])?;
+            let mut lowering = KqlLowering::new(table, now_millis);
+            let expr = lowering.lower(&ast);
+            (Matcher::Ir(expr), lowering.warnings)
+        }
+        other => {
+            return Err(vec![Diagnostic::error("E001", format!("query language `{other}` is not supported yet"))
+                .with_help("supported languages: kuery")]);
+        }
+    };
+    let matcher = if rule.filters.is_empty() {
+        matcher
+    } else {
+        // Kibana filters are part of the rule's query: the rule never runs without them.
+        let filters = crate::lower_dsl::lower_filters(&rule.filters, table, now_millis)
+            .map_err(|e| vec![Diagnostic::error("E003", format!("rule filters: {e}"))])?;
+        let Matcher::Ir(q) = matcher;
+        Matcher::Ir(Expr::and(vec![q, filters]))
+    };
+    let mut time_fields = Vec::new();
+    if let Some(ts) = &rule.timestamp_override {
+        time_fields.push(FieldPath::new(ts));
+    }
+    time_fields.push(FieldPath::new("@timestamp"));
+    let interval_ms = time::parse_duration(&rule.interval).filter(|ms| *ms > 0).unwrap_or(5 * 60 * 1000);
+    Ok(CompiledRule { max_signals: rule.max_signals, rule, matcher, kind, time_fields, interval_ms, warnings })
+}
+
+impl CompiledRule {
+    /// Event time in epoch milliseconds: the first parseable value of the time fields.
+    pub fn event_time(&self, doc: &dyn imdsguard_ecs::Document) -> Option<i64> {
+        for f in &self.time_fields {
+            let mut found = None;
+            doc.any_value(f, &mut |v| {
+                found = time::value_to_millis(v);
+                found.is_some()
+            });
+            if found.is_some() {
+                return found;
+            }
+        }
+        None
+    }
+}

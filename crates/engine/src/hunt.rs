@@ -1,0 +1,232 @@
+//! Running compiled rules over a stream of events with Kibana's detection-engine semantics.
+//!
+//! Kibana runs a rule every `interval` over the documents of `[from, now]`, sorted by time,
+//! raising at most `max_signals` alerts per execution; `new_terms` rules alert on the first
+//! document whose term combination was absent from the history window. Hunting historical data
+//! emulates those executions over event time:
+//! - events are evaluated as they arrive; only matches are kept (they are few);
+//! - at [`Hunt::finish`], matches are ordered by event time (then input order), new_terms history
+//!   is consulted and updated, and `max_signals` caps each rule per interval of event time;
+//! - the same event alerting twice for the same rule and term tuple yields one alert (Kibana's
+//!   de-duplication of overlapping executions).
+
+use crate::compile::{CompiledRule, RuleKind};
+use crate::history::{is_new, HistoryError, TermsHistory};
+use crate::prefilter::Prefilter;
+use imdsguard_ecs::doc::keyword_values;
+use imdsguard_ecs::Event;
+use std::collections::{HashMap, HashSet};
+
+/// Upper bound on term combinations taken from one event (arrays multiply).
+pub const MAX_TUPLES_PER_EVENT: usize = 1000;
+
+/// An event that alerts for a rule.
+#[derive(Debug, Clone)]
+pub struct Match {
+    /// Index of the rule in the hunt's rule list.
+    pub rule: usize,
+    pub event: Event,
+    /// Event time in epoch milliseconds, if the event has one.
+    pub time: Option<i64>,
+    /// For new_terms rules: the new combination of values.
+    pub new_terms: Option<Vec<String>>,
+    /// Input order.
+    pub seq: u64,
+}
+
+/// Per-rule counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RuleStats {
+    /// Events matching the query.
+    pub matched: u64,
+    pub alerts: u64,
+    /// Alerts dropped because `max_signals` was reached in an execution window.
+    pub max_signals_dropped: u64,
+    /// Execution windows in which `max_signals` was reached.
+    pub windows_capped: u64,
+    /// Matching events skipped by a new_terms rule for lack of a timestamp.
+    pub no_timestamp: u64,
+    /// Matching events skipped by a new_terms rule because a term field was missing.
+    pub missing_terms: u64,
+    /// Term combinations beyond [`MAX_TUPLES_PER_EVENT`] ignored.
+    pub tuples_truncated: u64,
+}
+
+/// Counters for a whole hunt.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct HuntStats {
+    /// Events whose document was evaluated.
+    pub evaluated: u64,
+    /// Events skipped by the prefilter (they cannot match any rule).
+    pub prefiltered: u64,
+    pub rules: Vec<RuleStats>,
+}
+
+/// One hunt over a set of rules.
+pub struct Hunt {
+    rules: Vec<CompiledRule>,
+    prefilter: Prefilter,
+    matches: Vec<Vec<Match>>,
+    stats: HuntStats,
+    seq: u64,
+}
+
+impl Hunt {
+    pub fn new(rules: Vec<CompiledRule>) -> Hunt {
+        let prefilter = Prefilter::new(rules.iter().map(|r| r.matcher.needles()));
+        let n = rules.len();
+        Hunt {
+            rules,
+            prefilter,
+            matches: vec![Vec::new(); n],
+            stats: HuntStats { rules: vec![RuleStats::default(); n], ..HuntStats::default() },
+            seq: 0,
+        }
+    }
+
+    pub fn rules(&self) -> &[CompiledRule] {
+        &self.rules
+    }
+
+    pub fn prefilter(&self) -> &Prefilter {
+        &self.prefilter
+    }
+
+    /// Whether the raw JSON bytes of an event could match some rule. `false` means the event can
+    /// be counted and dropped without parsing.
+    pub fn is_candidate(&mut self, raw: &[u8]) -> bool {
+        let c = self.prefilter.is_candidate(raw);
+        if !c {
+            self.stats.prefiltered += 1;
+            self.seq += 1;
+        }
+        c
+    }
+
+    /// Evaluate one parsed event against every rule.
+    pub fn evaluate(&mut self, event: &Event) {
+        self.stats.evaluated += 1;
+        let seq = self.seq;
+        self.seq += 1;
+        for (i, rule) in self.rules.iter().enumerate() {
+            if !rule.matcher.matches(event.doc.as_ref()) {
+                continue;
+            }
+            self.stats.rules[i].matched += 1;
+            let time = rule.event_time(event.doc.as_ref());
+            self.matches[i].push(Match { rule: i, event: event.clone(), time, new_terms: None, seq });
+        }
+    }
+
+    /// Which rules an event matches, without keeping state (for `search`).
+    pub fn matching_rules(&self, event: &Event) -> Vec<usize> {
+        self.rules.iter().enumerate().filter(|(_, r)| r.matcher.matches(event.doc.as_ref())).map(|(i, _)| i).collect()
+    }
+
+    /// Apply new_terms history and `max_signals`; return the alerts in event-time order.
+    pub fn finish(mut self, history: &mut dyn TermsHistory) -> Result<(Vec<Match>, HuntStats, Vec<CompiledRule>), HistoryError> {
+        let mut alerts = Vec::new();
+        let matches = std::mem::take(&mut self.matches);
+        for (i, mut ms) in matches.into_iter().enumerate() {
+            let rule = &self.rules[i];
+            let stats = &mut self.stats.rules[i];
+            ms.sort_by_key(|m| (m.time.unwrap_or(i64::MIN), m.seq));
+            let mut emitted: Vec<Match> = match &rule.kind {
+                RuleKind::Query => ms,
+                RuleKind::NewTerms { fields, history_window_ms } => {
+                    let mut out = Vec::new();
+                    for m in ms {
+                        let Some(t) = m.time else {
+                            stats.no_timestamp += 1;
+                            continue;
+                        };
+                        let values: Vec<Vec<String>> = fields
+                            .iter()
+                            .map(|f| {
+                                let mut v = keyword_values(m.event.doc.as_ref(), f);
+                                v.sort();
+                                v.dedup();
+                                v
+                            })
+                            .collect();
+                        if values.iter().any(|v| v.is_empty()) {
+                            stats.missing_terms += 1;
+                            continue;
+                        }
+                        let (tuples, truncated) = combinations(&values, MAX_TUPLES_PER_EVENT);
+                        stats.tuples_truncated += truncated as u64;
+                        for tuple in tuples {
+                            let key = serde_json::to_string(&tuple).unwrap_or_default();
+                            let seen = history.get(&rule.rule.rule_id, &key)?;
+                            if is_new(seen, t, *history_window_ms) {
+                                out.push(Match { new_terms: Some(tuple), ..m.clone() });
+                            }
+                            history.record(&rule.rule.rule_id, &key, t)?;
+                        }
+                    }
+                    out
+                }
+            };
+            // One alert per (event, tuple).
+            let mut seen_keys = HashSet::new();
+            emitted.retain(|m| seen_keys.insert((m.event.key.clone(), m.new_terms.clone())));
+            // max_signals per execution window of event time.
+            let mut per_window: HashMap<i64, u32> = HashMap::new();
+            let mut capped = HashSet::new();
+            for m in emitted {
+                let window = m.time.map(|t| t.div_euclid(rule.interval_ms)).unwrap_or(i64::MIN);
+                let n = per_window.entry(window).or_insert(0);
+                if *n >= rule.max_signals {
+                    stats.max_signals_dropped += 1;
+                    if capped.insert(window) {
+                        stats.windows_capped += 1;
+                    }
+                    continue;
+                }
+                *n += 1;
+                stats.alerts += 1;
+                alerts.push(m);
+            }
+        }
+        alerts.sort_by_key(|m| (m.time.unwrap_or(i64::MIN), m.seq, m.rule));
+        Ok((alerts, self.stats, self.rules))
+    }
+}
+
+/// Cartesian product of the value lists, at most `cap` combinations; returns how many were cut.
+fn combinations(values: &[Vec<String>], cap: usize) -> (Vec<Vec<String>>, usize) {
+    let total: usize = values.iter().map(|v| v.len()).fold(1usize, |a, b| a.saturating_mul(b));
+    let mut out: Vec<Vec<String>> = vec![Vec::new()];
+    for vs in values {
+        let mut next = Vec::new();
+        'outer: for prefix in &out {
+            for v in vs {
+                if next.len() >= cap {
+                    break 'outer;
+                }
+                let mut p = prefix.clone();
+                p.push(v.clone());
+                next.push(p);
+            }
+        }
+        out = next;
+    }
+    let truncated = total.saturating_sub(out.len());
+    (out, truncated)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::combinations;
+
+    #[test]
+    fn product_of_arrays() {
+        let v = vec![vec!["h1".to_string(), "h2".to_string()], vec!["/bin/a".to_string()]];
+        let (c, cut) = combinations(&v, 10);
+        assert_eq!(c, vec![vec!["h1", "/bin/a"], vec!["h2", "/bin/a"]]);
+        assert_eq!(cut, 0);
+        let (c, cut) = combinations(&[vec!["a".into(), "b".into()], vec!["c".into(), "d".into()]], 3);
+        assert_eq!(c.len(), 3);
+        assert_eq!(cut, 1);
+    }
+}
