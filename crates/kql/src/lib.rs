@@ -11,5 +11,7 @@
 
 pub mod ast;
 mod parser;
+pub mod print;
 
 pub use parser::{parse, MAX_DEPTH, MAX_QUERY_BYTES};
+pub use print::to_kql;

@@ -106,12 +106,11 @@ impl Parser {
             Some(c) => format!("{:?}", c.to_string()),
             None => "end of input".to_string(),
         };
-        let list: Vec<&str> = self.expected.iter().copied().collect();
-        let expected = match list.len() {
-            0 => "a valid query".to_string(),
-            1 => list[0].to_string(),
-            _ => format!("{} or {}", list[..list.len() - 1].join(", "), list[list.len() - 1]),
-        };
+        // Sorted by peggy's raw description (as JavaScript's sort would), then translated the way
+        // Kibana's `KQLSyntaxError` does and joined with ", ".
+        let list: Vec<&str> =
+            self.expected.iter().map(|d| if *d == "fieldName" { "field name" } else { *d }).collect();
+        let expected = if list.is_empty() { "a valid query".to_string() } else { list.join(", ") };
         let span = match self.at(pos) {
             Some(c) => Span::new(self.offs[pos], self.offs[pos] + c.len_utf8()),
             None => Span::point(self.offs[self.chars.len()]),
@@ -467,8 +466,8 @@ impl Parser {
         }
     }
 
-    /// `\uXXXX` -> the UTF-16 code unit (lone surrogates become U+FFFD).
-    fn escaped_unicode(&self, pos: usize) -> Option<(char, usize)> {
+    /// `\uXXXX`: one UTF-16 code unit.
+    fn code_unit(&self, pos: usize) -> Option<u32> {
         if self.at(pos) != Some('\\') || self.at(pos + 1) != Some('u') {
             return None;
         }
@@ -476,6 +475,20 @@ impl Parser {
         for i in 0..4 {
             let d = self.at(pos + 2 + i)?.to_digit(16)?;
             v = v * 16 + d;
+        }
+        Some(v)
+    }
+
+    /// `\uXXXX` -> that UTF-16 code unit. JavaScript joins a high and a low surrogate written as two
+    /// escapes into one character, and so do we; a lone surrogate cannot live in a Rust string and
+    /// becomes U+FFFD (where Kibana would keep the unpaired code unit).
+    fn escaped_unicode(&self, pos: usize) -> Option<(char, usize)> {
+        let v = self.code_unit(pos)?;
+        if (0xD800..0xDC00).contains(&v) {
+            if let Some(lo) = self.code_unit(pos + 6).filter(|lo| (0xDC00..0xE000).contains(lo)) {
+                let c = 0x10000 + ((v - 0xD800) << 10) + (lo - 0xDC00);
+                return Some((char::from_u32(c).unwrap_or('\u{fffd}'), pos + 12));
+            }
         }
         Some((char::from_u32(v).unwrap_or('\u{fffd}'), pos + 6))
     }
@@ -545,7 +558,6 @@ impl Parser {
             Some('*') => Some((Piece::Wildcard, pos + 1)),
             Some(c) if !is_special(c) => {
                 if self.is_keyword_at(pos) {
-                    self.expect(pos, "value");
                     None
                 } else {
                     Some((Piece::Char(c), pos + 1))
@@ -560,9 +572,27 @@ impl Parser {
         let mut p = pos;
         let mut parts: Vec<PatternPart> = Vec::new();
         let mut text = String::new();
-        while let Some((piece, n)) = self.unquoted_char(p) {
+        loop {
+            // A run of whitespace: `!Keyword` gives the same answer at every position of the run
+            // (`Space+` is greedy), so decide once for the whole run instead of once per char.
+            if self.at(p).is_some_and(is_space) {
+                let mut q = p;
+                while self.at(q).is_some_and(is_space) {
+                    q += 1;
+                }
+                let keyword_follows = ["or", "and"]
+                    .iter()
+                    .any(|kw| self.word_ci(q, kw).is_some_and(|e| self.at(e).is_some_and(is_space)));
+                if keyword_follows {
+                    break;
+                }
+                text.extend(self.chars.get(p..q).unwrap_or(&[]));
+                p = q;
+                continue;
+            }
+            let Some((piece, n)) = self.unquoted_char(p) else { break };
             match piece {
-                Piece::Source(from, to) => text.extend(&self.chars[from..to]),
+                Piece::Source(from, to) => text.extend(self.chars.get(from..to).unwrap_or(&[])),
                 Piece::Char(c) => text.push(c),
                 Piece::Wildcard => {
                     if !text.is_empty() {
@@ -602,7 +632,8 @@ impl Parser {
 /// JavaScript `String.prototype.trim` on the joined pattern: whitespace at both ends goes,
 /// whether it was written literally or as an escape.
 fn trim_parts(parts: &mut Vec<PatternPart>) {
-    let js_space = |c: char| c.is_whitespace() || c == '\u{feff}';
+    // JS whitespace: Unicode White_Space minus U+0085 (NEL), plus U+FEFF.
+    let js_space = |c: char| (c.is_whitespace() && c != '\u{85}') || c == '\u{feff}';
     while let Some(PatternPart::Text(t)) = parts.first_mut() {
         let trimmed = t.trim_start_matches(js_space).to_string();
         if trimmed.is_empty() {
