@@ -94,13 +94,8 @@ pub fn literal(l: &Literal) -> String {
                     PatternPart::Text(t) => out.push_str(&escape_unquoted(t)),
                 }
             }
-            // Text that would read back as a keyword literal must stay text.
-            if matches!(out.as_str(), "null" | "true" | "false") {
-                out.insert(0, '\\');
-                out.insert(1, 'u');
-                let first = out.chars().nth(2).map(|c| c as u32).unwrap_or(0);
-                out.replace_range(2..3, &format!("{first:04x}"));
-            }
+            // Note: unquoted text `null`, `true` or `false` cannot be written (Kibana reads the words
+            // as literals whatever their escapes); the parser never produces it.
             out
         }
     }
@@ -146,8 +141,6 @@ fn escape_unquoted(t: &str) -> String {
                     && chars.get(i + 3).is_some_and(|x| x.is_whitespace());
                 if starts_not {
                     out.push_str(&format!("\\u{:04x}", c as u32));
-                } else if (c as u32) > 0xFFFF {
-                    out.push(c);
                 } else {
                     out.push(c);
                 }
