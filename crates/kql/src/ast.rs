@@ -116,3 +116,60 @@ impl Literal {
         }
     }
 }
+
+impl Query {
+    /// The same tree with every span zeroed: for comparing trees that came from different text
+    /// (the print/parse round trip).
+    pub fn without_spans(&self) -> Query {
+        Query { root: self.root.as_ref().map(Node::without_spans) }
+    }
+}
+
+impl Node {
+    /// The same node with every span zeroed.
+    pub fn without_spans(&self) -> Node {
+        let z = Span::default();
+        match self {
+            Node::Or(items, _) => Node::Or(items.iter().map(Node::without_spans).collect(), z),
+            Node::And(items, _) => Node::And(items.iter().map(Node::without_spans).collect(), z),
+            Node::Not(inner, _) => Node::Not(Box::new(inner.without_spans()), z),
+            Node::Nested { field, query, .. } => {
+                Node::Nested { field: field.without_span(), query: Box::new(query.without_spans()), span: z }
+            }
+            Node::Range { field, op, value, .. } => {
+                Node::Range { field: field.without_span(), op: *op, value: value.without_span(), span: z }
+            }
+            Node::Field { field, values, .. } => {
+                Node::Field { field: field.without_span(), values: values.without_spans(), span: z }
+            }
+            Node::Value(v) => Node::Value(v.without_span()),
+        }
+    }
+}
+
+impl ValueTree {
+    /// The same tree with every span zeroed.
+    pub fn without_spans(&self) -> ValueTree {
+        let z = Span::default();
+        match self {
+            ValueTree::Or(items, _) => ValueTree::Or(items.iter().map(ValueTree::without_spans).collect(), z),
+            ValueTree::And(items, _) => ValueTree::And(items.iter().map(ValueTree::without_spans).collect(), z),
+            ValueTree::Not(inner, _) => ValueTree::Not(Box::new(inner.without_spans()), z),
+            ValueTree::Value(v) => ValueTree::Value(v.without_span()),
+        }
+    }
+
+    pub fn span(&self) -> Span {
+        match self {
+            ValueTree::Or(_, s) | ValueTree::And(_, s) | ValueTree::Not(_, s) => *s,
+            ValueTree::Value(l) => l.span,
+        }
+    }
+}
+
+impl Literal {
+    /// The same literal with its span zeroed.
+    pub fn without_span(&self) -> Literal {
+        Literal { value: self.value.clone(), span: Span::default() }
+    }
+}

@@ -87,6 +87,11 @@ pub fn literal(l: &Literal) -> String {
         LiteralValue::Null => "null".into(),
         LiteralValue::Bool(b) => b.to_string(),
         LiteralValue::Unquoted(p) => {
+            if p.parts.is_empty() {
+                // The empty text (from e.g. `a:\t`, trimmed to nothing): an escaped tab is the
+                // shortest spelling that parses back to it.
+                return "\\t".into();
+            }
             let mut out = String::new();
             for part in &p.parts {
                 match part {
@@ -134,11 +139,13 @@ fn escape_unquoted(t: &str) -> String {
             '\n' => out.push_str("\\n"),
             c if c.is_whitespace() || c == '\u{feff}' => out.push_str(&format!("\\u{:04x}", c as u32)),
             c => {
-                // `not` followed by whitespace starts a keyword: escape its first letter.
+                // `not` followed by whitespace starts a keyword: escape its first letter. At the
+                // end of the text the whitespace may come from what is printed after the literal
+                // (`a:(not or b)`), so escape there too. (`\not` would not do: `\n` is a newline.)
                 let starts_not = (c == 'n' || c == 'N')
                     && chars.get(i + 1).is_some_and(|x| x.eq_ignore_ascii_case(&'o'))
                     && chars.get(i + 2).is_some_and(|x| x.eq_ignore_ascii_case(&'t'))
-                    && chars.get(i + 3).is_some_and(|x| x.is_whitespace());
+                    && !matches!(chars.get(i + 3), Some(x) if !x.is_whitespace());
                 if starts_not {
                     out.push_str(&format!("\\u{:04x}", c as u32));
                 } else {
