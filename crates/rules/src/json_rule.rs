@@ -7,8 +7,8 @@ use serde_json::{Map, Value};
 use crate::build::{build_rule, kind, RawRule, SpanSource, BAD_VALUE};
 use crate::model::Rule;
 
-/// JSON syntax error.
-pub(crate) const JSON_SYNTAX: &str = "R005";
+/// JSON syntax error (same code as TOML syntax errors, see `docs/diagnostics.md`).
+pub(crate) const JSON_SYNTAX: &str = "R001";
 
 /// Keys of the summary shape that describe the rule's file rather than the rule; they go to
 /// [`crate::RuleMetadata`].
@@ -72,7 +72,8 @@ pub(crate) fn json_error_span(text: &str, e: &serde_json::Error) -> Span {
         }
         offset += line.len();
     }
-    Span::point(text.len())
+    let end = text.trim_end().len();
+    Span::new(end.saturating_sub(1), end)
 }
 
 pub(crate) fn json_syntax(text: &str, e: &serde_json::Error, base: usize) -> Diagnostic {
@@ -113,6 +114,7 @@ pub fn parse_ndjson_rules(text: &str, origin: &str) -> (Vec<Rule>, Vec<(String, 
             continue;
         }
         let line_origin = format!("{origin}:{}", i + 1);
+        let line = line.trim_end_matches(['\n', '\r']);
         let value: Value = match serde_json::from_str(line) {
             Ok(v) => v,
             Err(e) => {

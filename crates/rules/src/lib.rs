@@ -16,13 +16,12 @@
 //!
 //! | code | severity | meaning |
 //! | --- | --- | --- |
-//! | `R001` | error | TOML syntax error (span and message from the `toml` crate) |
+//! | `R001` | error | TOML syntax error (span and message from the `toml` crate) or JSON syntax error |
 //! | `R002` | error | missing required key (`rule_id`, `name`, `type`, `severity`, `risk_score`, `description`; `query` for query-language types; `new_terms_fields` and `history_window_start` for `new_terms`; `threshold` for `threshold`); span: the `[rule]` header |
 //! | `R003` | error | wrong value: wrong type, unknown severity, risk score outside 0..=100, `new_terms` with 0 or more than 3 fields, a language the rule type does not accept, ...; span: the value |
 //! | `R004` | warning | duplicate `rule_id` in a batch; the later definition wins |
-//! | `R005` | error | JSON syntax error |
-//! | `R006` | error | unsupported file extension |
-//! | `R007` | warning | [`Rule::validate_semantics`]: odd `from` / `interval` / history window |
+//! | `R005` | error | unsupported file extension |
+//! | `R006` | warning | [`Rule::validate_semantics`]: odd `from` / `interval` / history window |
 //!
 //! Unknown keys are never an error: they are kept in [`Rule::extra`] (rule keys) or
 //! [`RuleMetadata::extra`] (metadata keys; unknown top-level TOML tables appear there as `@<name>`).
@@ -49,3 +48,6 @@ pub use toml_rule::parse_toml_rule;
 
 /// Re-exported so callers can render [`LoadError`] diagnostics without naming the syntax crate.
 pub use imdsguard_syntax::{Diagnostic, Span};
+
+#[cfg(test)]
+mod tests;

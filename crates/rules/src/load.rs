@@ -13,7 +13,7 @@ use crate::toml_rule::parse_toml_rule;
 /// Duplicate `rule_id` (warning; the later rule wins).
 pub(crate) const DUPLICATE: &str = "R004";
 /// Unsupported file extension.
-pub(crate) const UNSUPPORTED: &str = "R006";
+pub(crate) const UNSUPPORTED: &str = "R005";
 
 /// Problems found in one input (a file, or one line of an NDJSON file).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,7 +83,11 @@ pub fn load_texts<'a>(items: impl IntoIterator<Item = (&'a str, &'a str)>) -> Ru
     let mut sources: Vec<(&'a str, &'a str)> = Vec::new();
     let mut by_id: HashMap<String, usize> = HashMap::new();
 
-    let mut add = |set: &mut RuleSet, sources: &mut Vec<(&'a str, &'a str)>, rule: Rule, file: &'a str, text: &'a str| {
+    let mut add = |set: &mut RuleSet,
+                   sources: &mut Vec<(&'a str, &'a str)>,
+                   rule: Rule,
+                   file: &'a str,
+                   text: &'a str| {
         if let Some(&i) = by_id.get(&rule.rule_id) {
             let earlier = set.rules.get(i).map(|r| r.origin.clone()).unwrap_or_default();
             let mut d = Diagnostic::warning(

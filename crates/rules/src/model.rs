@@ -134,31 +134,28 @@ impl Rule {
         self.threat.iter().map(|t| t.tactic.id.as_str()).collect()
     }
 
-    /// Optional semantic checks that never block loading: they return warnings (code `R007`)
+    /// Optional semantic checks that never block loading: they return warnings (code `R006`)
     /// for things Kibana would accept but that look wrong, such as a `from` that is not
     /// `now-<n><unit>` date math or an `interval` that is not `<n><unit>`.
     pub fn validate_semantics(&self) -> Vec<Diagnostic> {
         let mut out = Vec::new();
         if parse_date_math_lookback(&self.from).is_none() {
             out.push(Diagnostic::warning(
-                "R007",
+                "R006",
                 format!("`from` = {:?} is not `now` or `now-<n><unit>` date math", self.from),
             ));
         }
         if parse_duration_secs(&self.interval).is_none() {
             out.push(Diagnostic::warning(
-                "R007",
+                "R006",
                 format!("`interval` = {:?} is not `<n><unit>` (s, m, h, d)", self.interval),
             ));
         }
         if let Some(nt) = &self.new_terms {
             if parse_date_math_lookback(&nt.history_window_start).is_none() {
                 out.push(Diagnostic::warning(
-                    "R007",
-                    format!(
-                        "`history_window_start` = {:?} is not `now-<n><unit>` date math",
-                        nt.history_window_start
-                    ),
+                    "R006",
+                    format!("`history_window_start` = {:?} is not `now-<n><unit>` date math", nt.history_window_start),
                 ));
             }
         }

@@ -45,8 +45,11 @@ pub fn parse_toml_rule(text: &str, origin: &str) -> Result<Rule, Vec<Diagnostic>
                 match converted {
                     Value::Object(o) => rule = Some(o),
                     other => diags.push(
-                        Diagnostic::error(BAD_VALUE, format!("invalid `rule`: expected a table, found {}", kind(&other)))
-                            .with_span(to_span(value)),
+                        Diagnostic::error(
+                            BAD_VALUE,
+                            format!("invalid `rule`: expected a table, found {}", kind(&other)),
+                        )
+                        .with_span(to_span(value)),
                     ),
                 }
             }
@@ -102,7 +105,8 @@ fn header_span(text: &str, name: &str) -> Option<Span> {
     let mut offset = 0;
     for line in text.split_inclusive('\n') {
         let trimmed = line.trim();
-        if trimmed == header || trimmed.starts_with(&format!("{header} ")) || trimmed.starts_with(&format!("{header}#")) {
+        if trimmed == header || trimmed.starts_with(&format!("{header} ")) || trimmed.starts_with(&format!("{header}#"))
+        {
             let lead = line.len() - line.trim_start().len();
             return Some(Span::new(offset + lead, offset + lead + header.len()));
         }

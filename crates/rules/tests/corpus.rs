@@ -101,13 +101,16 @@ fn every_toml_rule_loads_and_matches_rules_jsonl() {
             }
         };
         check("origin", v["path"].as_str() == Some(r.origin.as_str()), format!("{:?}", v["path"]));
-        check("type", s("type").as_deref() == Some(r.rule_type.as_str()), format!("{:?} vs {}", v["type"], r.rule_type));
+        check(
+            "type",
+            s("type").as_deref() == Some(r.rule_type.as_str()),
+            format!("{:?} vs {}", v["type"], r.rule_type),
+        );
         check("language", s("language") == r.language, format!("{:?} vs {:?}", v["language"], r.language));
         check("query", s("query") == r.query, "query text differs".into());
         check("name", s("name").as_deref() == Some(r.name.as_str()), "name differs".into());
-        let nt_fields: Option<Vec<String>> = v["new_terms_fields"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect());
+        let nt_fields: Option<Vec<String>> =
+            v["new_terms_fields"].as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect());
         check(
             "new_terms_fields",
             nt_fields == r.new_terms.as_ref().map(|n| n.fields.clone()),
@@ -129,8 +132,10 @@ fn every_toml_rule_loads_and_matches_rules_jsonl() {
             s("timestamp_override") == r.timestamp_override,
             format!("{:?} vs {:?}", v["timestamp_override"], r.timestamp_override),
         );
-        let index: Vec<String> =
-            v["index"].as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()).unwrap_or_default();
+        let index: Vec<String> = v["index"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
         check("index", index == r.index, format!("{index:?} vs {:?}", r.index));
         check(
             "maturity",
@@ -198,9 +203,25 @@ fn toml_and_jsonl_agree_on_the_shared_fields() {
             diffs.push(format!("{}: missing from TOML", j.rule_id));
             continue;
         };
-        if (&t.rule_type, &t.language, &t.query, &t.from, &t.interval, t.max_signals, &t.timestamp_override, &t.new_terms)
-            != (&j.rule_type, &j.language, &j.query, &j.from, &j.interval, j.max_signals, &j.timestamp_override, &j.new_terms)
-            || t.threshold != j.threshold
+        if (
+            &t.rule_type,
+            &t.language,
+            &t.query,
+            &t.from,
+            &t.interval,
+            t.max_signals,
+            &t.timestamp_override,
+            &t.new_terms,
+        ) != (
+            &j.rule_type,
+            &j.language,
+            &j.query,
+            &j.from,
+            &j.interval,
+            j.max_signals,
+            &j.timestamp_override,
+            &j.new_terms,
+        ) || t.threshold != j.threshold
             || t.building_block_type != j.building_block_type
             || t.metadata.deprecated != j.metadata.deprecated
         {
