@@ -55,6 +55,12 @@ fn is_space(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\r' | '\n' | '\u{a0}')
 }
 
+/// Whitespace as JavaScript's `String.prototype.trim` sees it: Unicode `White_Space` minus U+0085
+/// (NEL), plus U+FEFF (BOM).
+fn is_js_space(c: char) -> bool {
+    (c.is_whitespace() && c != '\u{85}') || c == '\u{feff}'
+}
+
 fn is_special(c: char) -> bool {
     matches!(c, '\\' | '(' | ')' | ':' | '<' | '>' | '"' | '*' | '{' | '}')
 }
@@ -115,9 +121,21 @@ impl Parser {
             Some(c) => Span::new(self.offs[pos], self.offs[pos] + c.len_utf8()),
             None => Span::point(self.offs[self.chars.len()]),
         };
-        Diagnostic::error("K001", format!("expected {expected} but found {found}"))
+        let d = Diagnostic::error("K001", format!("expected {expected} but found {found}"))
             .with_span(span)
-            .with_label(format!("expected {expected}"))
+            .with_label(format!("expected {expected}"));
+        if self.not_kw_probe(pos).is_some() && pos > 0 && !self.at(pos - 1).is_some_and(is_space) {
+            // `message:cannot x`: Kibana's grammar ends an unquoted value before `not ` (even
+            // inside a word), then cannot go on.
+            return d.with_help(
+                "`not` followed by whitespace is a keyword and ends an unquoted value, even inside a word; \
+                 quote the value (\"...\") or escape the `n` as \\u006e",
+            );
+        }
+        if self.not_kw_probe(pos).is_some() {
+            return d.with_help("`not` goes before a clause: write `a and not b`, or `a:(x and not y)` for values");
+        }
+        d
     }
 
     /// Run a named rule: inner failures are silenced and the rule's name is expected instead.
@@ -572,6 +590,8 @@ impl Parser {
         let mut p = pos;
         let mut parts: Vec<PatternPart> = Vec::new();
         let mut text = String::new();
+        let mut keep: Option<usize> = None;
+        let mut keep_end = pos;
         loop {
             // A run of whitespace: `!Keyword` gives the same answer at every position of the run
             // (`Space+` is greedy), so decide once for the whole run instead of once per char.
@@ -591,6 +611,12 @@ impl Parser {
                 continue;
             }
             let Some((piece, n)) = self.unquoted_char(p) else { break };
+            // Track the source of the text that survives trimming (escaped whitespace such as
+            // `\t` or `\u0020` is trimmed too, so this cannot be done on the source alone).
+            if !matches!(piece, Piece::Char(c) if is_js_space(c)) {
+                keep.get_or_insert(p);
+                keep_end = n;
+            }
             match piece {
                 Piece::Source(from, to) => text.extend(self.chars.get(from..to).unwrap_or(&[])),
                 Piece::Char(c) => text.push(c),
@@ -610,14 +636,12 @@ impl Parser {
             parts.push(PatternPart::Text(text));
         }
         trim_parts(&mut parts);
-        // The span covers the trimmed source text.
-        let (mut a, mut b) = (pos, p);
-        while a < b && self.at(a).is_some_and(is_space) {
-            a += 1;
-        }
-        while b > a && self.at(b - 1).is_some_and(is_space) {
-            b -= 1;
-        }
+        // The span covers the trimmed source text (a point where the literal began when nothing
+        // is left, as for `a:\t`).
+        let (a, b) = match keep {
+            Some(a) => (a, keep_end),
+            None => (pos, pos),
+        };
         let pattern = Pattern { parts };
         let value = match pattern.as_text().as_deref() {
             Some("null") => LiteralValue::Null,
@@ -632,8 +656,7 @@ impl Parser {
 /// JavaScript `String.prototype.trim` on the joined pattern: whitespace at both ends goes,
 /// whether it was written literally or as an escape.
 fn trim_parts(parts: &mut Vec<PatternPart>) {
-    // JS whitespace: Unicode White_Space minus U+0085 (NEL), plus U+FEFF.
-    let js_space = |c: char| (c.is_whitespace() && c != '\u{85}') || c == '\u{feff}';
+    let js_space = is_js_space;
     while let Some(PatternPart::Text(t)) = parts.first_mut() {
         let trimmed = t.trim_start_matches(js_space).to_string();
         if trimmed.is_empty() {
@@ -651,5 +674,111 @@ fn trim_parts(parts: &mut Vec<PatternPart>) {
             *t = trimmed;
             break;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(q: &str) -> Diagnostic {
+        match parse(q) {
+            Ok(ast) => panic!("{q:?} parsed: {ast:?}"),
+            Err(d) => d,
+        }
+    }
+
+    fn only_value(q: &str) -> Literal {
+        match parse(q).map(|ast| ast.root) {
+            Ok(Some(Node::Field { values: ValueTree::Value(v), .. })) => v,
+            other => panic!("{q:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn messages_list_expectations_like_kibana() {
+        assert_eq!(err("a:").message, r#"expected "(", "{", value, whitespace but found end of input"#);
+        assert_eq!(err("a:)").message, r#"expected "(", "{", value, whitespace but found ")""#);
+        assert_eq!(err("a:(b").message, r#"expected ")", AND, OR, whitespace but found end of input"#);
+        assert_eq!(err(")").message, r#"expected "(", NOT, end of input, field name, value, whitespace but found ")""#);
+        let d = err("a < ");
+        assert_eq!(d.message, "expected literal, whitespace but found end of input");
+        assert_eq!(d.span, Some(Span::point(4)));
+        assert_eq!(d.code, "K001");
+    }
+
+    #[test]
+    fn error_span_covers_one_multibyte_char() {
+        let d = err("é:(b é");
+        // `b é` is one value; the list then lacks its `)`.
+        assert_eq!(d.span, Some(Span::point("é:(b é".len())));
+        let d = err("a:(b)é");
+        assert_eq!(d.span, Some(Span::new(5, 7)));
+        assert!(d.message.ends_with("but found \"é\""), "{}", d.message);
+    }
+
+    #[test]
+    fn not_inside_a_word_gets_a_help_line() {
+        let d = err("message:cannot open");
+        assert_eq!(d.span, Some(Span::new(11, 12)));
+        assert!(d.help.as_deref().is_some_and(|h| h.contains("keyword")), "{d:?}");
+        assert!(err("a:b not c:d").help.is_some());
+    }
+
+    #[test]
+    fn trimmed_literal_spans_skip_escaped_whitespace() {
+        let q = r"a:\t x \u0020";
+        let v = only_value(q);
+        assert_eq!(&q[v.span.start..v.span.end], "x");
+        assert_eq!(v.value, LiteralValue::Unquoted(Pattern { parts: vec![PatternPart::Text("x".into())] }));
+        let v = only_value(r"a:\t");
+        assert_eq!(v.value, LiteralValue::Unquoted(Pattern::default()));
+        assert!(v.span.is_empty());
+    }
+
+    #[test]
+    fn unicode_escapes() {
+        let v = only_value(r"a:\ud83d\ude00");
+        assert_eq!(v.as_text().as_deref(), Some("😀"));
+        // A lone surrogate cannot be a Rust char: U+FFFD stands in for it.
+        let v = only_value(r#"a:"\ud83dx""#);
+        assert_eq!(v.as_text().as_deref(), Some("\u{fffd}x"));
+        // Escapes are resolved before the null/true/false check, as in Kibana.
+        assert_eq!(only_value(r"a:\u006eull").value, LiteralValue::Null);
+        // `\uZZ` is no escape; the lone backslash ends the value.
+        assert!(parse(r"a:\uZZ").is_err());
+        // `\not` is `\n` (a newline) then `ot`: EscapedWhitespace comes first.
+        assert_eq!(only_value(r"a:x\not").as_text().as_deref(), Some("x\not"));
+        assert_eq!(only_value(r"a:\NOT").as_text().as_deref(), Some("NOT"));
+    }
+
+    #[test]
+    fn js_trim_whitespace_set() {
+        assert!(is_js_space('\u{feff}') && is_js_space('\u{3000}') && is_js_space('\u{2028}'));
+        assert!(!is_js_space('\u{85}') && !is_js_space('x'));
+        assert_eq!(only_value("a:x\u{3000}").as_text().as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn long_whitespace_runs_are_linear() {
+        let q = format!("a:b{}c", " ".repeat(400_000));
+        let start = std::time::Instant::now();
+        let v = only_value(&q);
+        assert_eq!(v.as_text().map(|t| t.len()), Some(400_002));
+        let q = format!("a:b{}", " or c".repeat(100_000));
+        assert!(parse(&q).is_ok());
+        assert!(start.elapsed().as_secs() < 10, "took {:?}", start.elapsed());
+    }
+
+    #[test]
+    fn depth_limit_applies_to_lists_and_nested_queries() {
+        let ok = format!("a:{}b{}", "(".repeat(MAX_DEPTH - 1), ")".repeat(MAX_DEPTH - 1));
+        assert!(parse(&ok).is_ok());
+        let deep = format!("a:{}b{}", "(".repeat(MAX_DEPTH + 1), ")".repeat(MAX_DEPTH + 1));
+        assert_eq!(err(&deep).code, "K003");
+        let nested = format!("{}x:y{}", "a:{".repeat(MAX_DEPTH + 1), "}".repeat(MAX_DEPTH + 1));
+        assert_eq!(err(&nested).code, "K003");
+        let nots = "not (".repeat(MAX_DEPTH + 1);
+        assert_eq!(err(&nots).code, "K003");
     }
 }
