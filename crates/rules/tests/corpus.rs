@@ -230,3 +230,112 @@ fn toml_and_jsonl_agree_on_the_shared_fields() {
     }
     assert!(diffs.is_empty(), "{}", diffs.join("\n"));
 }
+
+#[test]
+fn transform_blocks_are_kept_as_json() {
+    let files = read_toml_corpus();
+    let with_transform = files
+        .iter()
+        .filter(|(_, t)| t.lines().any(|l| l.starts_with("[transform") || l.starts_with("[[transform")))
+        .count();
+    assert!(with_transform > 0);
+    let set = load_texts(files.iter().map(|(o, t)| (o.as_str(), t.as_str())));
+    let loaded: Vec<&Rule> = set.rules.iter().filter(|r| r.transform.is_some()).collect();
+    assert_eq!(loaded.len(), with_transform);
+    assert!(loaded.iter().all(|r| r.transform.as_ref().is_some_and(Value::is_object)));
+}
+
+/// Truncated and corrupted corpus files must give diagnostics, never a panic.
+#[test]
+fn damaged_corpus_files_never_panic() {
+    let files = read_toml_corpus();
+    let mut checked = 0;
+    for (origin, text) in files.iter().step_by(23) {
+        for k in 1..12 {
+            let mut cut = text.len() * k / 12;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let damaged = [&text[..cut], &text.replacen(" = ", " == ", k)];
+            for d in damaged {
+                let set = load_texts([(origin.as_str(), d)]);
+                for e in &set.errors {
+                    let _ = e.render();
+                }
+                checked += 1;
+            }
+        }
+    }
+    let (jsonl, _) = read_jsonl();
+    for (i, line) in jsonl.lines().enumerate().step_by(37) {
+        for k in 1..6 {
+            let mut cut = line.len() * k / 6;
+            while !line.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let (_, errors) = parse_ndjson_rules(&line[..cut], &format!("l{i}.jsonl"));
+            assert_eq!(errors.len(), 1);
+            checked += 1;
+        }
+    }
+    assert!(checked > 1000);
+}
+
+/// Every `[rule]` key ends up in a model field or in `extra`: nothing is silently dropped.
+#[test]
+fn no_rule_key_is_dropped() {
+    const MODELLED: &[&str] = &[
+        "rule_id",
+        "name",
+        "description",
+        "type",
+        "language",
+        "query",
+        "index",
+        "data_view_id",
+        "severity",
+        "risk_score",
+        "tags",
+        "author",
+        "license",
+        "version",
+        "threat",
+        "note",
+        "setup",
+        "false_positives",
+        "references",
+        "from",
+        "interval",
+        "max_signals",
+        "timestamp_override",
+        "new_terms",
+        "threshold",
+        "filters",
+        "alert_suppression",
+        "building_block_type",
+        "enabled",
+    ];
+    let files = read_toml_corpus();
+    let set = load_texts(files.iter().map(|(o, t)| (o.as_str(), t.as_str())));
+    let by_origin: HashMap<&str, &Rule> = set.rules.iter().map(|r| (r.origin.as_str(), r)).collect();
+    let mut dropped = Vec::new();
+    for (origin, text) in &files {
+        let doc: toml::Table = toml::from_str(text).expect("corpus TOML parses with toml::from_str");
+        let rule = by_origin.get(origin.as_str()).expect("loaded");
+        let Some(toml::Value::Table(keys)) = doc.get("rule") else { panic!("{origin}: no [rule]") };
+        for key in keys.keys() {
+            if !MODELLED.contains(&key.as_str()) && !rule.extra.contains_key(key) {
+                dropped.push(format!("{origin}: {key}"));
+            }
+        }
+        if let Some(toml::Value::Table(meta)) = doc.get("metadata") {
+            for key in meta.keys() {
+                let modelled = ["maturity", "creation_date", "updated_date", "integration"].contains(&key.as_str());
+                if !modelled && !rule.metadata.extra.contains_key(key) {
+                    dropped.push(format!("{origin}: metadata.{key}"));
+                }
+            }
+        }
+    }
+    assert!(dropped.is_empty(), "{}", dropped.join("\n"));
+}
