@@ -15,8 +15,11 @@ pub const MAX_QUERY_BYTES: usize = 1 << 20;
 /// Parse a KQL query.
 pub fn parse(src: &str) -> Result<Query, Diagnostic> {
     if src.len() > MAX_QUERY_BYTES {
-        return Err(Diagnostic::error("K002", format!("query is {} bytes long; the limit is {MAX_QUERY_BYTES}", src.len()))
-            .with_span(Span::new(MAX_QUERY_BYTES, src.len())));
+        return Err(Diagnostic::error(
+            "K002",
+            format!("query is {} bytes long; the limit is {MAX_QUERY_BYTES}", src.len()),
+        )
+        .with_span(Span::new(MAX_QUERY_BYTES, src.len())));
     }
     let mut p = Parser::new(src);
     let mut pos = p.spaces(0);
@@ -114,8 +117,7 @@ impl Parser {
         };
         // Sorted by peggy's raw description (as JavaScript's sort would), then translated the way
         // Kibana's `KQLSyntaxError` does and joined with ", ".
-        let list: Vec<&str> =
-            self.expected.iter().map(|d| if *d == "fieldName" { "field name" } else { *d }).collect();
+        let list: Vec<&str> = self.expected.iter().map(|d| if *d == "fieldName" { "field name" } else { *d }).collect();
         let expected = if list.is_empty() { "a valid query".to_string() } else { list.join(", ") };
         let span = match self.at(pos) {
             Some(c) => Span::new(self.offs[pos], self.offs[pos] + c.len_utf8()),
@@ -276,9 +278,7 @@ impl Parser {
     fn or_query_inner(&mut self, pos: usize) -> Option<(Node, usize)> {
         let (first, mut end) = self.and_query(pos)?;
         let mut items = vec![first];
-        loop {
-            let Some(after) = self.or_kw(end) else { break };
-            let Some((n, e)) = self.and_query(after) else { break };
+        while let Some((n, e)) = self.or_kw(end).and_then(|after| self.and_query(after)) {
             items.push(n);
             end = e;
         }
@@ -293,9 +293,7 @@ impl Parser {
     fn and_query(&mut self, pos: usize) -> Option<(Node, usize)> {
         let (first, mut end) = self.not_query(pos)?;
         let mut items = vec![first];
-        loop {
-            let Some(after) = self.and_kw(end) else { break };
-            let Some((n, e)) = self.not_query(after) else { break };
+        while let Some((n, e)) = self.and_kw(end).and_then(|after| self.not_query(after)) {
             items.push(n);
             end = e;
         }
@@ -419,9 +417,7 @@ impl Parser {
     fn or_list(&mut self, pos: usize) -> Option<(ValueTree, usize)> {
         let (first, mut end) = self.and_list(pos)?;
         let mut items = vec![first];
-        loop {
-            let Some(after) = self.or_kw(end) else { break };
-            let Some((n, e)) = self.and_list(after) else { break };
+        while let Some((n, e)) = self.or_kw(end).and_then(|after| self.and_list(after)) {
             items.push(n);
             end = e;
         }
@@ -435,9 +431,7 @@ impl Parser {
     fn and_list(&mut self, pos: usize) -> Option<(ValueTree, usize)> {
         let (first, mut end) = self.not_list(pos)?;
         let mut items = vec![first];
-        loop {
-            let Some(after) = self.and_kw(end) else { break };
-            let Some((n, e)) = self.not_list(after) else { break };
+        while let Some((n, e)) = self.and_kw(end).and_then(|after| self.not_list(after)) {
             items.push(n);
             end = e;
         }

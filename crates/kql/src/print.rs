@@ -13,8 +13,8 @@ pub fn to_kql(q: &Query) -> String {
 
 fn node(n: &Node) -> String {
     match n {
-        Node::Or(items, _) => items.iter().map(|i| wrap_or_child(i)).collect::<Vec<_>>().join(" or "),
-        Node::And(items, _) => items.iter().map(|i| wrap_and_child(i)).collect::<Vec<_>>().join(" and "),
+        Node::Or(items, _) => items.iter().map(wrap_or_child).collect::<Vec<_>>().join(" or "),
+        Node::And(items, _) => items.iter().map(wrap_and_child).collect::<Vec<_>>().join(" and "),
         Node::Not(inner, _) => format!("not {}", wrap_not_child(inner)),
         Node::Nested { field, query, .. } => format!("{}:{{ {} }}", literal(field), node(query)),
         Node::Range { field, op, value, .. } => {
@@ -68,7 +68,13 @@ fn value_tree(t: &ValueTree) -> String {
             .join(" or "),
         ValueTree::And(items, _) => items
             .iter()
-            .map(|i| if matches!(i, ValueTree::Or(..) | ValueTree::And(..)) { format!("({})", value_tree(i)) } else { value_tree(i) })
+            .map(|i| {
+                if matches!(i, ValueTree::Or(..) | ValueTree::And(..)) {
+                    format!("({})", value_tree(i))
+                } else {
+                    value_tree(i)
+                }
+            })
             .collect::<Vec<_>>()
             .join(" and "),
         ValueTree::Not(inner, _) => match inner.as_ref() {
@@ -155,4 +161,54 @@ fn escape_unquoted(t: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse;
+
+    fn round(q: &str) -> String {
+        let ast = parse(q).unwrap_or_else(|d| panic!("{q:?}: {d}"));
+        let text = to_kql(&ast);
+        let back = parse(&text).unwrap_or_else(|d| panic!("{q:?} printed as {text:?}: {d}"));
+        assert_eq!(back.without_spans(), ast.without_spans(), "{q:?} printed as {text:?}");
+        text
+    }
+
+    #[test]
+    fn prints_canonical_text() {
+        assert_eq!(round("a:b  OR  c:d"), "a:b or c:d");
+        assert_eq!(round("(a:b or c:d) and not e:f"), "(a:b or c:d) and not e:f");
+        assert_eq!(round("a:(b or c and not d)"), "a:(b or c and not d)");
+        assert_eq!(round("a:{ b:c }"), "a:{ b:c }");
+        assert_eq!(round("a>=1"), "a >= 1");
+        assert_eq!(round(r#"a:"x\"y\\z""#), r#"a:"x\"y\\z""#);
+        assert_eq!(round(r"a:b\*c*"), r"a:b\*c*");
+        assert_eq!(round(""), "");
+    }
+
+    #[test]
+    fn tricky_literals_survive() {
+        for q in [
+            r"a:\t",
+            r"a:(\t or b)",
+            "a:(not or b)",
+            r"a:x\u0020not",
+            r"a:\or",
+            r"a:x \and y",
+            "message:hello world",
+            "a:x\u{a0}y",
+            r"a:\u006eot\u0020x",
+            r"a:C\:\\Windows\(x86\)",
+            r#"a:"tab\there\n""#,
+            "a < not",
+            "not:x and a:nothing",
+            r"\u006eot < 5",
+            r"a:\{\}\<\>",
+            "*:*",
+        ] {
+            round(q);
+        }
+    }
 }

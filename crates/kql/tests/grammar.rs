@@ -167,7 +167,10 @@ fn grammar_table() {
         // the seed rule's shapes
         (r#"destination.address :"169.254.169.254""#, r#"(is u"destination.address" "169.254.169.254")"#),
         (r#"process.name:"Cursor Helper (Plugin)""#, r#"(is u"process.name" "Cursor Helper (Plugin)")"#),
-        ("process.executable:/vscode/vscode-server/bin/linux-x64/*/node", r#"(is u"process.executable" u"/vscode/vscode-server/bin/linux-x64/*/node")"#),
+        (
+            "process.executable:/vscode/vscode-server/bin/linux-x64/*/node",
+            r#"(is u"process.executable" u"/vscode/vscode-server/bin/linux-x64/*/node")"#,
+        ),
         ("\u{a0}a:b\u{a0}", r#"(is u"a" u"b")"#),
     ];
     let mut failures = Vec::new();

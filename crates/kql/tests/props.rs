@@ -21,23 +21,26 @@ fn unquoted_text() -> impl Strategy<Value = String> {
 }
 
 fn pattern() -> impl Strategy<Value = Pattern> {
-    prop::collection::vec(prop_oneof![3 => unquoted_text().prop_map(PatternPart::Text), 1 => Just(PatternPart::Wildcard)], 1..4)
-        .prop_map(|parts| {
-            // Merge adjacent texts and wildcards the way the parser does.
-            let mut out: Vec<PatternPart> = Vec::new();
-            for p in parts {
-                match (out.last_mut(), p) {
-                    (Some(PatternPart::Text(a)), PatternPart::Text(b)) => a.push_str(&b),
-                    (_, p) => out.push(p),
-                }
+    prop::collection::vec(
+        prop_oneof![3 => unquoted_text().prop_map(PatternPart::Text), 1 => Just(PatternPart::Wildcard)],
+        1..4,
+    )
+    .prop_map(|parts| {
+        // Merge adjacent texts and wildcards the way the parser does.
+        let mut out: Vec<PatternPart> = Vec::new();
+        for p in parts {
+            match (out.last_mut(), p) {
+                (Some(PatternPart::Text(a)), PatternPart::Text(b)) => a.push_str(&b),
+                (_, p) => out.push(p),
             }
-            Pattern { parts: out }
-        })
-        .prop_filter("parser invariants", |p| {
-            let first_ok = !matches!(p.parts.first(), Some(PatternPart::Text(t)) if t.starts_with(char::is_whitespace));
-            let last_ok = !matches!(p.parts.last(), Some(PatternPart::Text(t)) if t.ends_with(char::is_whitespace));
-            first_ok && last_ok && !matches!(p.as_text().as_deref(), Some("null" | "true" | "false"))
-        })
+        }
+        Pattern { parts: out }
+    })
+    .prop_filter("parser invariants", |p| {
+        let first_ok = !matches!(p.parts.first(), Some(PatternPart::Text(t)) if t.starts_with(char::is_whitespace));
+        let last_ok = !matches!(p.parts.last(), Some(PatternPart::Text(t)) if t.ends_with(char::is_whitespace));
+        first_ok && last_ok && !matches!(p.as_text().as_deref(), Some("null" | "true" | "false"))
+    })
 }
 
 fn literal() -> impl Strategy<Value = Literal> {
@@ -50,8 +53,14 @@ fn literal() -> impl Strategy<Value = Literal> {
 }
 
 fn field() -> impl Strategy<Value = Literal> {
-    prop_oneof!["[a-z][a-z0-9_.]{0,10}".prop_map(|s| lit(LiteralValue::Unquoted(Pattern { parts: vec![PatternPart::Text(s)] }))), literal()]
-        .prop_filter("field names are not literal words", |l| matches!(l.value, LiteralValue::Quoted(_) | LiteralValue::Unquoted(_)))
+    prop_oneof![
+        "[a-z][a-z0-9_.]{0,10}"
+            .prop_map(|s| lit(LiteralValue::Unquoted(Pattern { parts: vec![PatternPart::Text(s)] }))),
+        literal()
+    ]
+    .prop_filter("field names are not literal words", |l| {
+        matches!(l.value, LiteralValue::Quoted(_) | LiteralValue::Unquoted(_))
+    })
 }
 
 fn value_tree() -> impl Strategy<Value = ValueTree> {
