@@ -7,7 +7,7 @@ use crate::ast::{Literal, LiteralValue, Node, Pattern, PatternPart, Query, Range
 use imdsguard_syntax::{Diagnostic, Span};
 use std::collections::BTreeSet;
 
-/// Deepest nesting of parentheses, nested queries and `not` accepted.
+/// Deepest nesting of parentheses (groups and value lists) and nested `field:{...}` queries accepted.
 pub const MAX_DEPTH: usize = 128;
 /// Longest query accepted, in bytes.
 pub const MAX_QUERY_BYTES: usize = 1 << 20;
