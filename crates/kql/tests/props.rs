@@ -140,3 +140,32 @@ proptest! {
         prop_assert_eq!(back.without_spans(), q, "printed as {:?}", text);
     }
 }
+
+/// Every sequence of up to four tokens from KQL's alphabet: no panic, and whatever parses prints
+/// and parses back to the same tree.
+#[test]
+fn exhaustive_short_token_sequences_round_trip() {
+    const TOKENS: &[&str] = &[
+        "a", ":", "(", ")", "{", "}", "*", "\"", "\\", " ", "not ", " or ", " and ", "<", ">=", "\\t", "\\u0041", "n",
+        "or", "null", "\u{a0}",
+    ];
+    let mut stack = vec![(String::new(), 0)];
+    let (mut parsed, mut total) = (0, 0);
+    while let Some((s, n)) = stack.pop() {
+        total += 1;
+        if let Ok(q) = imdsguard_kql::parse(&s) {
+            parsed += 1;
+            let text = imdsguard_kql::to_kql(&q);
+            match imdsguard_kql::parse(&text) {
+                Ok(back) => assert_eq!(back.without_spans(), q.without_spans(), "{s:?} printed as {text:?}"),
+                Err(d) => panic!("{s:?} printed as {text:?}: {}", d.render(&text, "q")),
+            }
+        }
+        if n < 4 {
+            for t in TOKENS {
+                stack.push((format!("{s}{t}"), n + 1));
+            }
+        }
+    }
+    assert!(parsed > 1000, "{parsed} of {total} parsed");
+}
