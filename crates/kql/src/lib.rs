@@ -6,6 +6,9 @@
 //! expected. Field types and Elasticsearch semantics are applied later, by lowering
 //! (`imdsguard-engine`), the one place that sees the field table.
 //!
+//! [`to_kql`] prints a tree back to KQL text; `parse(&to_kql(&q))` gives `q` again up to spans
+//! (compare with [`ast::Query::without_spans`]), which the property tests and the fuzz target check.
+//!
 //! Limits: input longer than [`MAX_QUERY_BYTES`] or nesting deeper than [`MAX_DEPTH`] is rejected
 //! with a diagnostic, so the parser never overflows the stack.
 
