@@ -66,7 +66,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let now = 1_800_000_000_000;
     let table = field_table(&args.fields)?;
     let (rules, errors) = load_rules(&args.rules, args.no_builtin);
-    if !errors.is_empty() {
+    if errors.iter().any(|e| e.is_error()) {
         anyhow::bail!("{} rule file(s) failed to load", errors.len());
     }
     let make_hunt = || {
@@ -136,7 +136,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         n
     });
     let origin: Arc<str> = Arc::from("bench");
-    let mut hunt_run = |prefilter: bool| -> u64 {
+    let hunt_run = |prefilter: bool| -> u64 {
         let mut hunt = make_hunt();
         let mut st = ReadStats::default();
         read_stream(&mut std::io::Cursor::new(&data[..]), &origin, &mut Sink { hunt: &mut hunt, prefilter }, &mut st);

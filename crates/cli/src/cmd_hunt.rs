@@ -124,6 +124,7 @@ pub fn run(args: HuntArgs) -> anyhow::Result<ExitCode> {
     for e in &load_errors {
         eprint!("{}", render_load_error(e));
     }
+    let load_errors: Vec<_> = load_errors.into_iter().filter(|e| e.is_error()).collect();
     let (compiled, builtin, failed) = compile_all(rules, &table, now);
     if compiled.is_empty() {
         anyhow::bail!("no runnable rules ({} failed to load, {} cannot run yet)", load_errors.len(), failed.values().map(Vec::len).sum::<usize>());

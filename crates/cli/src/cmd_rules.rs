@@ -73,7 +73,7 @@ pub fn run(cmd: RulesCommand) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
-            Ok(if errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(if errors.iter().any(|e| e.is_error()) { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
         RulesCommand::Show { id, rules, no_builtin, format } => {
             let (rules, _) = load_rules(&rules, no_builtin);
@@ -147,18 +147,14 @@ fn validate(paths: &[PathBuf], format: ListFormat, fields: &FieldOpts) -> anyhow
     for f in &files {
         match std::fs::read_to_string(f) {
             Ok(t) => texts.push((f.display().to_string(), t)),
-            Err(e) => errors.push(imdsguard_rules::LoadError {
-                origin: f.display().to_string(),
-                source: String::new(),
-                diagnostics: vec![imdsguard_syntax::Diagnostic::error("R000", format!("cannot read: {e}"))],
-            }),
+            Err(e) => errors.push(crate::load::io_error(f, &e)),
         }
     }
     let set = imdsguard_rules::load_texts(texts.iter().map(|(o, t)| (o.as_str(), t.as_str())));
     errors.extend(set.errors);
     let mut ok_count = 0usize;
     let mut bad = 0usize;
-    let mut emit = |v: serde_json::Value, rendered: Option<String>| {
+    let emit = |v: serde_json::Value, rendered: Option<String>| {
         match format {
             ListFormat::Json => println!("{v}"),
             ListFormat::Table => {
@@ -175,6 +171,11 @@ fn validate(paths: &[PathBuf], format: ListFormat, fields: &FieldOpts) -> anyhow
         }
     };
     for e in &errors {
+        if !e.is_error() {
+            // Warnings (such as a duplicate rule_id) do not make a rule invalid.
+            eprint!("{}", render_load_error(e));
+            continue;
+        }
         bad += 1;
         let rendered = render_load_error(e);
         emit(

@@ -40,9 +40,10 @@ fn is_rule_file(p: &Path) -> bool {
     matches!(p.extension().and_then(|e| e.to_str()), Some("toml" | "json" | "ndjson" | "jsonl"))
 }
 
-fn io_error(path: &Path, e: &std::io::Error) -> LoadError {
+pub fn io_error(path: &Path, e: &std::io::Error) -> LoadError {
     LoadError {
         origin: path.display().to_string(),
+        file: path.display().to_string(),
         source: String::new(),
         diagnostics: vec![imdsguard_syntax::Diagnostic::error("R000", format!("cannot read: {e}"))],
     }
@@ -81,7 +82,7 @@ pub fn load_rules(paths: &[PathBuf], no_builtin: bool) -> (Vec<(Rule, bool)>, Ve
 
 /// Render a load error with carets.
 pub fn render_load_error(e: &LoadError) -> String {
-    e.diagnostics.iter().map(|d| d.render(&e.source, &e.origin)).collect::<Vec<_>>().join("")
+    e.render()
 }
 
 /// ECS plus any user mappings.

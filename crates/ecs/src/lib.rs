@@ -24,5 +24,6 @@ pub mod time;
 
 pub use doc::{Document, ValueRef};
 pub use event::{Event, Provenance};
-pub use field_table::{FieldTable, FieldType, MappingError};
+pub use field_table::{FieldTable, FieldType, MappingError, ECS_VERSION};
+pub use redact::{redact, REDACTED};
 pub use path::FieldPath;

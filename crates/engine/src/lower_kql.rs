@@ -323,6 +323,10 @@ impl<'a> KqlLowering<'a> {
                 let ty = self.table.get(&resolved);
                 let lookup = if nested.is_some() { name.clone() } else { resolved.clone() };
                 let path = FieldPath::new(&lookup);
+                if !self.table.is_indexed(&resolved) && !matches!(val, Val::Exists) {
+                    self.warn(value.span, format!("field `{resolved}` is not indexed, so it cannot be searched"));
+                    return Expr::Const(false);
+                }
                 match self.pred_expr(ty, &val, value.span) {
                     PredExpr::Exists => Expr::Exists(path),
                     PredExpr::Preds(preds) => {

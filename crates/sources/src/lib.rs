@@ -12,7 +12,8 @@
 //! an event or counted as skipped with its file, line and reason; the rest of the input is still
 //! read; credentials are redacted before an event is delivered. Raw lines are offered to the sink
 //! before parsing so that a prefilter can skip events that cannot match (they are counted by the
-//! sink, not lost).
+//! sink, not lost). Only lines that look like a JSON object (`{` ... `}`) are offered; anything
+//! else is parsed so that it is reported as malformed.
 
 use imdsguard_ecs::{Event, Provenance};
 use serde_json::Value;
@@ -169,7 +170,8 @@ pub fn read_input(path: &Path, sink: &mut dyn EventSink, stats: &mut ReadStats, 
 
 /// Read events from any buffered stream (format detected from content).
 pub fn read_stream(r: &mut dyn BufRead, origin: &Arc<str>, sink: &mut dyn EventSink, stats: &mut ReadStats) {
-    // Find the first non-whitespace byte.
+    // Find the first non-whitespace byte (counting the blank lines skipped on the way).
+    let mut skipped_lines = 0u64;
     let first = loop {
         let buf = match r.fill_buf() {
             Ok(b) => b,
@@ -185,6 +187,7 @@ pub fn read_stream(r: &mut dyn BufRead, origin: &Arc<str>, sink: &mut dyn EventS
             Some(i) => break buf[i],
             None => {
                 let n = buf.len();
+                skipped_lines += memchr::memchr_iter(b'\n', buf).count() as u64;
                 r.consume(n);
             }
         }
@@ -198,10 +201,17 @@ pub fn read_stream(r: &mut dyn BufRead, origin: &Arc<str>, sink: &mut dyn EventS
         read_whole(&all, origin, sink, stats);
         return;
     }
-    // Line mode; if the first line is not a complete JSON value, the file is pretty-printed JSON.
+    read_lines(r, origin, sink, stats, true, skipped_lines);
+}
+
+/// Line mode. With `detect`, a first line that is not a complete JSON value but starts a JSON
+/// document that parses (pretty-printed JSON) switches to whole-document mode; if the document
+/// does not parse either, the file is NDJSON with a malformed first line.
+fn read_lines(r: &mut dyn BufRead, origin: &Arc<str>, sink: &mut dyn EventSink, stats: &mut ReadStats, detect: bool, start_line: u64) {
     let mut line = Vec::with_capacity(4096);
-    let mut lineno: u64 = 0;
-    let mut first_line = true;
+    let mut lineno: u64 = start_line;
+    let first_lineno = start_line;
+    let mut first_line = detect;
     loop {
         line.clear();
         match r.read_until(b'\n', &mut line) {
@@ -235,13 +245,23 @@ pub fn read_stream(r: &mut dyn BufRead, origin: &Arc<str>, sink: &mut dyn EventS
                     stats.skip(Provenance { origin: origin.clone(), line: lineno }, format!("cannot read: {e}"));
                     return;
                 }
-                read_whole(&all, origin, sink, stats);
+                let first_value_parses =
+                    serde_json::Deserializer::from_slice(&all).into_iter::<serde::de::IgnoredAny>().next().is_some_and(|v| v.is_ok());
+                if first_value_parses {
+                    read_whole(&all, origin, sink, stats);
+                } else {
+                    // NDJSON whose first line is malformed: read it line by line from the start.
+                    read_lines(&mut io::Cursor::new(all), origin, sink, stats, false, first_lineno);
+                }
                 return;
             }
         }
         stats.records += 1;
         let prov = Provenance { origin: origin.clone(), line: lineno };
-        if !sink.wants(l) {
+        // Only lines shaped like a JSON object may skip parsing; anything else is parsed so that a
+        // malformed record is always reported, never silently dropped by a prefilter.
+        let plausible = l.first() == Some(&b'{') && l.last() == Some(&b'}');
+        if plausible && !sink.wants(l) {
             continue;
         }
         match parse_object(l) {
@@ -422,5 +442,29 @@ mod tests {
         let mut stats = ReadStats::default();
         read_input(&p, &mut sink, &mut stats, Box::new(|_| {}));
         assert_eq!(sink.0.len(), 2);
+    }
+}
+
+#[cfg(test)]
+mod more_tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Collect(Vec<Event>);
+    impl EventSink for Collect {
+        fn event(&mut self, e: Event) {
+            self.0.push(e);
+        }
+    }
+
+    #[test]
+    fn malformed_first_line_is_ndjson_not_pretty_json() {
+        let mut sink = Collect::default();
+        let mut stats = ReadStats::default();
+        let origin: Arc<str> = Arc::from("t");
+        read_stream(&mut io::Cursor::new(&b"\n\n{not json\n{\"a\":1}\n"[..]), &origin, &mut sink, &mut stats);
+        assert_eq!(sink.0.len(), 1);
+        assert_eq!(sink.0[0].provenance.line, 4);
+        assert_eq!(stats.skipped_examples[0].provenance.line, 3);
     }
 }

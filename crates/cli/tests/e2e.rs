@@ -1,0 +1,211 @@
+//! End-to-end tests: the real `imdsguard` binary on the bundled examples and on crafted input.
+
+use assert_cmd::Command;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn bin() -> Command {
+    let mut c = Command::cargo_bin("imdsguard").expect("binary");
+    c.env_remove("IMDSGUARD_STATE");
+    c
+}
+
+fn ndjson(out: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(out)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("alert line is JSON"))
+        .collect()
+}
+
+fn hunt(args: &[&str]) -> (Vec<Value>, String, i32) {
+    let out = bin().arg("hunt").args(args).args(["--format", "ndjson", "--now", "2026-05-03T00:00:00Z"]).output().expect("run");
+    (ndjson(&out.stdout), String::from_utf8_lossy(&out.stderr).into_owned(), out.status.code().unwrap_or(-1))
+}
+
+fn field<'a>(a: &'a Value, k: &str) -> &'a Value {
+    a.get(k).unwrap_or(&Value::Null)
+}
+
+#[test]
+fn examples_raise_the_expected_alerts_with_kibana_fields() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state.db");
+    let day1: Vec<String> = ["2026-05-01-attacks.ndjson", "2026-05-01-benign.ndjson", "2026-05-01-packetbeat.ndjson"]
+        .iter()
+        .map(|f| repo().join("examples/events").join(f).display().to_string())
+        .collect();
+    let mut args: Vec<&str> = day1.iter().map(String::as_str).collect();
+    let state_s = state.display().to_string();
+    args.extend(["--state", &state_s]);
+    let (alerts, stderr, code) = hunt(&args);
+    assert_eq!(code, 0, "{stderr}");
+    // web-1 curl (once: the second request is not a new term), batch-7 python from /tmp, web-2 java (SSRF),
+    // win-app-3 powershell, web-2 wget (dotted keys), web-2 curl (packetbeat).
+    let mut got: Vec<(String, String)> = alerts
+        .iter()
+        .map(|a| {
+            let nt = field(a, "kibana.alert.new_terms").as_array().cloned().unwrap_or_default();
+            (nt[0].as_str().unwrap_or("").to_string(), nt[1].as_str().unwrap_or("").to_string())
+        })
+        .collect();
+    got.sort();
+    let hosts = |h: &str| match h {
+        "0d1c5a3e-5f6b-4b7a-9a51-2f3c1d0e9a01" => "web-1",
+        "8b2e3f41-7c6d-4e5f-8a9b-0c1d2e3f4a02" => "web-2",
+        "5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a803" => "batch-7",
+        "c1d2e3f4-a5b6-4c7d-8e9f-0a1b2c3d4e04" => "win-app-3",
+        _ => "?",
+    };
+    let mut named: Vec<(String, String)> = got.iter().map(|(h, e)| (hosts(h).to_string(), e.clone())).collect();
+    named.sort();
+    assert_eq!(
+        named,
+        vec![
+            ("batch-7".to_string(), "/tmp/.cache/python3.11".to_string()),
+            ("web-1".to_string(), "/usr/bin/curl".to_string()),
+            ("web-2".to_string(), "/usr/bin/curl".to_string()),
+            ("web-2".to_string(), "/usr/bin/wget".to_string()),
+            ("web-2".to_string(), "/usr/lib/jvm/java-17-openjdk-amd64/bin/java".to_string()),
+            ("win-app-3".to_string(), "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe".to_string()),
+        ],
+        "{stderr}"
+    );
+    for a in &alerts {
+        assert_eq!(field(a, "kibana.alert.rule.rule_id"), "ad02da2f-443d-454c-a12e-d9e6c65831ff");
+        assert_eq!(field(a, "kibana.alert.rule.type"), "new_terms");
+        assert_eq!(field(a, "kibana.alert.severity"), "medium");
+        assert_eq!(field(a, "kibana.alert.risk_score"), 47);
+        assert_eq!(field(a, "kibana.alert.workflow_status"), "open");
+        assert!(field(a, "kibana.alert.reason").as_str().unwrap_or("").contains("created medium alert"), "{a}");
+        assert!(field(a, "kibana.alert.rule.note").as_str().unwrap_or("").contains("Triage and analysis"));
+        let threat = field(a, "kibana.alert.rule.threat").to_string();
+        for id in ["TA0006", "TA0007", "T1552.005"] {
+            assert!(threat.contains(id), "{threat}");
+        }
+        assert!(field(a, "kibana.alert.original_time").is_string());
+        assert_eq!(field(a, "kibana.alert.ancestors")[0]["depth"], 0);
+        assert_eq!(field(a, "event").get("kind").or(a.get("event.kind")), Some(&Value::from("signal")));
+        let text = a.to_string();
+        for secret in ["ASIAEXAMPLEEXAMPLE12", "wJalrXUtnFEMI", "IQoJb3JpZ2luX2Vj"] {
+            assert!(!text.contains(secret), "secret {secret} leaked in {text}");
+        }
+    }
+    assert!(stderr.contains("6 alert(s)"), "{stderr}");
+
+    // Next day, same state: web-1's curl is known; batch-7's curl is new.
+    let day2 = repo().join("examples/events/2026-05-02.ndjson").display().to_string();
+    let (alerts2, stderr2, _) = hunt(&[&day2, "--state", &state_s]);
+    assert_eq!(alerts2.len(), 1, "{stderr2}");
+    assert_eq!(field(&alerts2[0], "kibana.alert.new_terms")[1], "/usr/bin/curl");
+    assert_eq!(field(&alerts2[0], "host")["name"], "batch-7");
+
+    // Re-running day 1 with the same state gives the same alerts and ids.
+    let (again, _, _) = hunt(&args);
+    let ids = |v: &[Value]| {
+        let mut x: Vec<String> = v.iter().map(|a| field(a, "kibana.alert.uuid").as_str().unwrap_or("").to_string()).collect();
+        x.sort();
+        x
+    };
+    assert_eq!(ids(&again), ids(&alerts));
+}
+
+#[test]
+fn malformed_lines_are_reported_and_the_rest_is_processed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = dir.path().join("mixed.ndjson");
+    let good = std::fs::read_to_string(repo().join("examples/events/2026-05-01-attacks.ndjson")).expect("examples");
+    let first = good.lines().next().expect("a line");
+    std::fs::write(&f, format!("{{not json\n{first}\n42\n")).expect("write");
+    let (alerts, stderr, code) = hunt(&[f.to_str().expect("utf8"), "--state", ":memory:"]);
+    assert_eq!(code, 0);
+    assert_eq!(alerts.len(), 1, "{stderr}");
+    assert!(stderr.contains("mixed.ndjson:1: invalid JSON"), "{stderr}");
+    assert!(stderr.contains("mixed.ndjson:3: not a JSON object"), "{stderr}");
+    assert!(stderr.contains("2 unreadable") || stderr.contains(", 2 unreadable"), "{stderr}");
+}
+
+#[test]
+fn stdin_and_formats() {
+    let line = std::fs::read_to_string(repo().join("examples/events/2026-05-01-attacks.ndjson")).expect("examples");
+    for format in ["json", "csv", "table", "ndjson"] {
+        let out = bin()
+            .args(["hunt", "-", "--state", ":memory:", "--format", format, "--quiet"])
+            .write_stdin(line.clone())
+            .output()
+            .expect("run");
+        assert!(out.status.success());
+        let s = String::from_utf8_lossy(&out.stdout);
+        match format {
+            "json" => assert_eq!(serde_json::from_str::<Value>(&s).expect("json array").as_array().map(Vec::len), Some(5)),
+            "csv" => {
+                assert!(s.starts_with("original_time,severity,risk_score,rule_name"), "{s}");
+                assert_eq!(s.lines().count(), 6, "{s}");
+            }
+            "table" => assert!(s.contains("[MEDIUM 47] Suspicious Instance Metadata Service (IMDS) API Request"), "{s}"),
+            _ => assert_eq!(ndjson(&out.stdout).len(), 5),
+        }
+    }
+}
+
+#[test]
+fn search_prints_matches_and_ids() {
+    let dir = repo().join("examples/events");
+    let out = bin()
+        .args(["search", "--language", "kql", "destination.ip:169.254.169.254 and process.name:(curl or wget)"])
+        .arg(&dir)
+        .args(["--ids", "process.pid"])
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s = String::from_utf8_lossy(&out.stdout);
+    let mut pids: Vec<&str> = s.lines().collect();
+    pids.sort();
+    assert_eq!(pids, vec!["2222", "2400", "31337", "31390", "32001", "32002", "901"], "{s}");
+}
+
+#[test]
+fn invalid_kql_gets_a_caret() {
+    let out = bin().args(["search", "process.name:(curl or", "-"]).write_stdin("").output().expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("error[K001]"), "{err}");
+    assert!(err.contains('^'), "{err}");
+}
+
+#[test]
+fn rules_validate_reports_each_rule_as_json() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = std::fs::read_to_string(repo().join("crates/rules/builtin/credential_access_suspicious_instance_metadata_service_api_request.toml"))
+        .expect("builtin");
+    std::fs::write(dir.path().join("good.toml"), &good).expect("write");
+    std::fs::write(dir.path().join("bad_query.toml"), good.replace("destination.port:\"80\" and (", "destination.port:\"80\" and ((")
+            .replace("ad02da2f-443d-454c-a12e-d9e6c65831ff", "00000000-0000-4000-8000-000000000001")).expect("write");
+    std::fs::write(dir.path().join("broken.toml"), "[rule\nname = ").expect("write");
+    let out = bin().args(["rules", "validate", "--format", "json"]).arg(dir.path()).output().expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let rows = ndjson(&out.stdout);
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    for r in &rows {
+        for k in ["path", "rule_id", "type", "language", "ok", "error"] {
+            assert!(r.get(k).is_some(), "missing {k} in {r}");
+        }
+    }
+    let ok: Vec<bool> = rows.iter().map(|r| r["ok"].as_bool().unwrap_or(false)).collect();
+    assert_eq!(ok.iter().filter(|x| **x).count(), 1, "{rows:?}");
+}
+
+#[test]
+fn rules_list_and_show() {
+    let out = bin().args(["rules", "list", "--format", "json"]).output().expect("run");
+    assert!(out.status.success());
+    let rows = ndjson(&out.stdout);
+    assert!(rows.iter().any(|r| r["rule_id"] == "ad02da2f-443d-454c-a12e-d9e6c65831ff" && r["builtin"] == true));
+    let out = bin().args(["rules", "show", "ad02da2f-443d-454c-a12e-d9e6c65831ff"]).output().expect("run");
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(s.contains("T1552.005") && s.contains("Investigating Suspicious Instance Metadata"), "{s}");
+}
