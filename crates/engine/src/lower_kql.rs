@@ -63,6 +63,8 @@ pub struct KqlLowering<'a> {
 
 /// A value on the right of `field:` as Kibana sees it.
 enum Val<'a> {
+    /// Unquoted `null`: Kibana sends a JSON null, which Elasticsearch rejects.
+    Null,
     /// Lone `*`.
     Exists,
     /// Unquoted with wildcards.
@@ -77,7 +79,7 @@ fn val_of(lit: &Literal) -> Val<'_> {
         LiteralValue::Unquoted(p) if p.is_lone_wildcard() => Val::Exists,
         LiteralValue::Unquoted(p) if p.has_wildcard() => Val::Wild(p),
         LiteralValue::Unquoted(p) => Val::Text(p.display(), false),
-        LiteralValue::Null => Val::Text("null".into(), false),
+        LiteralValue::Null => Val::Null,
         LiteralValue::Bool(b) => Val::Text(b.to_string(), false),
     }
 }
@@ -183,7 +185,7 @@ pub fn term_pred(ty: Option<FieldType>, value: &str, phrase: bool) -> Result<Opt
                 // Elasticsearch: a decimal value on an integer field matches nothing.
                 return Ok(None);
             }
-            Pred::NumEq(n)
+            Pred::NumEq { value: n, integer: t.is_integer() }
         }
         FieldType::Boolean => match value {
             "true" => Pred::BoolEq(true),
@@ -286,6 +288,13 @@ impl<'a> KqlLowering<'a> {
                     FieldName::All => "*".into(),
                 };
                 let full = self.full_name(nested, &name);
+                if self.table.get(self.table.resolve_alias(&full)) != Some(FieldType::Nested) {
+                    self.warn(
+                        field.span,
+                        format!("`{full}` is not a nested field, so a nested query on it fails in Elasticsearch"),
+                    );
+                    return Expr::Const(false);
+                }
                 let inner = self.node(query, Some(&full));
                 Expr::Nested(FieldPath::new(&name), Box::new(inner))
             }
@@ -315,19 +324,68 @@ impl<'a> KqlLowering<'a> {
             FieldName::Glob(glob) => {
                 // Field patterns are matched against the names inside the current (nested) object.
                 let typed = self.typed_preds(&val, value.span);
-                Expr::MatchGlob { fields: glob, typed }
+                // Multi-fields (`process.name.text`) have no key of their own in documents: they are
+                // indexed from their parent's value, so they are matched explicitly.
+                let mut alts = Vec::new();
+                let multi: Vec<(String, FieldType)> = self
+                    .table
+                    .matching(glob.source())
+                    .into_iter()
+                    .filter(|(name, _)| multi_field_parent(self.table, name).is_some())
+                    .map(|(n, t)| (n.to_string(), t))
+                    .collect();
+                for (name, ty) in multi {
+                    let parent = multi_field_parent(self.table, &name).unwrap_or_default();
+                    if let Some(p) = typed.preds.iter().find(|(t, _)| *t == Some(ty)).and_then(|(_, p)| p.clone()) {
+                        alts.push(Expr::Match(FieldPath::new(&parent), p));
+                    } else if typed.exists {
+                        alts.push(Expr::Exists(FieldPath::new(&parent)));
+                    }
+                }
+                alts.insert(0, Expr::MatchGlob { fields: glob, typed });
+                Expr::or(alts)
             }
             FieldName::Plain(name) => {
                 let full = self.full_name(nested, &name);
                 let resolved = self.table.resolve_alias(&full).to_string();
                 let ty = self.table.get(&resolved);
-                let lookup = if nested.is_some() { name.clone() } else { resolved.clone() };
+                // Kibana refuses a nested sub-field outside its nested group (and the reverse).
+                let nested_parent = self.table.nested_parent(&resolved).map(str::to_string);
+                if nested_parent.as_deref() != nested {
+                    let msg = match (&nested_parent, nested) {
+                        (Some(p), None) => format!("`{resolved}` is a nested field (of `{p}`) but is not in a nested group: write {p}:{{ ... }}"),
+                        (_, Some(group)) => format!("`{resolved}` is not a nested field of the nested group `{group}`"),
+                        (None, None) => String::new(),
+                    };
+                    if !msg.is_empty() {
+                        self.warn(field.span, msg);
+                        return Expr::Const(false);
+                    }
+                }
+                // A multi-field is indexed from its parent's value.
+                let source = multi_field_parent(self.table, &resolved).unwrap_or_else(|| resolved.clone());
+                let lookup = match nested {
+                    Some(group) => source.strip_prefix(group).and_then(|s| s.strip_prefix('.')).unwrap_or(&name).to_string(),
+                    None => source.clone(),
+                };
                 let path = FieldPath::new(&lookup);
+                if let Val::Null = val {
+                    self.warn(value.span, "`null` is not a value Elasticsearch can search for (the query would fail); use `not field:*` for a missing field".into());
+                    return Expr::Const(false);
+                }
                 if !self.table.is_indexed(&resolved) && !matches!(val, Val::Exists) {
                     self.warn(value.span, format!("field `{resolved}` is not indexed, so it cannot be searched"));
                     return Expr::Const(false);
                 }
                 match self.pred_expr(ty, &val, value.span) {
+                    // `exists` on an object means "some sub-field has a value" (ES expands it to `f.*`).
+                    PredExpr::Exists if matches!(ty, None | Some(FieldType::Object | FieldType::Flattened)) => Expr::or(vec![
+                        Expr::Exists(path),
+                        Expr::MatchGlob {
+                            fields: Glob::parse(&format!("{lookup}.*"), false, false),
+                            typed: TypedPreds { table: Arc::new(FieldTable::empty()), preds: vec![], exists: true },
+                        },
+                    ]),
                     PredExpr::Exists => Expr::Exists(path),
                     PredExpr::Preds(preds) => {
                         let mut alts: Vec<Expr> = preds.into_iter().map(|p| Expr::Match(path.clone(), p)).collect();
@@ -351,6 +409,7 @@ impl<'a> KqlLowering<'a> {
     fn pred_expr(&mut self, ty: Option<FieldType>, val: &Val<'_>, span: Span) -> PredExpr {
         let r: Result<Vec<Pred>, String> = match val {
             Val::Exists => return PredExpr::Exists,
+            Val::Null => Err("`null` cannot be searched for".into()),
             Val::Wild(p) => {
                 if is_keyword_field(ty) {
                     Ok(vec![Pred::StrGlob(pattern_glob(p, false))])
@@ -437,6 +496,15 @@ impl<'a> KqlLowering<'a> {
     }
 }
 
+/// The parent whose value a multi-field (`process.name.text`) is indexed from, if `name` is one.
+fn multi_field_parent(table: &FieldTable, name: &str) -> Option<String> {
+    let (parent, _) = name.rsplit_once('.')?;
+    match table.get(parent)? {
+        FieldType::Object | FieldType::Nested | FieldType::Flattened => None,
+        _ => Some(parent.to_string()),
+    }
+}
+
 fn field_glob(field: &Literal) -> Glob {
     match &field.value {
         LiteralValue::Unquoted(p) => pattern_glob(p, false),
@@ -472,6 +540,7 @@ pub fn range_pred(ty: Option<FieldType>, op: RangeOp, text: &str, now: i64) -> R
             Ok(Pred::DateRange { lower, upper })
         }
         Some(t) if t.is_numeric() => {
+            let integer = t.is_integer();
             let n: f64 = text
                 .trim()
                 .parse()
@@ -479,7 +548,7 @@ pub fn range_pred(ty: Option<FieldType>, op: RangeOp, text: &str, now: i64) -> R
                 .filter(|f: &f64| !f.is_nan())
                 .ok_or_else(|| format!("\"{text}\" is not a number"))?;
             let (lower, upper) = bounds(op, n);
-            Ok(Pred::NumRange(NumBounds { lower, upper }))
+            Ok(Pred::NumRange(NumBounds { lower, upper, integer }))
         }
         Some(FieldType::Ip) => {
             let ip: IpAddr = text.trim().parse().map_err(|_| format!("\"{text}\" is not an IP address"))?;

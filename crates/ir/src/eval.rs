@@ -55,8 +55,12 @@ impl Pred {
                 };
                 lower_ok && upper_ok
             }
-            Pred::NumEq(n) => v.as_f64().is_some_and(|x| x == *n),
-            Pred::NumRange(b) => v.as_f64().is_some_and(|x| b.lower.below_ok(&x) && b.upper.above_ok(&x)),
+            Pred::NumEq { value, integer } => v.as_f64().map(|x| if *integer { x.trunc() } else { x }).is_some_and(|x| x == *value),
+            Pred::NumRange(b) => v
+                .as_f64()
+                .map(|x| if b.integer { x.trunc() } else { x })
+                .is_some_and(|x| b.lower.below_ok(&x) && b.upper.above_ok(&x)),
+            Pred::BoolEq(false) if v == ValueRef::Str("") => true,
             Pred::BoolEq(want) => match v {
                 ValueRef::Bool(b) => b == *want,
                 ValueRef::Str("true") => *want,

@@ -37,6 +37,8 @@ impl<T: PartialOrd> Bound<T> {
 pub struct NumBounds {
     pub lower: Bound<f64>,
     pub upper: Bound<f64>,
+    /// Integer field: document values are truncated toward zero before comparing.
+    pub integer: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -65,8 +67,10 @@ pub enum Pred {
     StrGlob(Glob),
     /// Lexicographic range on the keyword form (Elasticsearch `range` on keyword fields).
     StrRange(StrBounds),
-    /// Numeric equality (numeric fields; numeric strings are coerced).
-    NumEq(f64),
+    /// Numeric equality (numeric fields; numeric strings are coerced). On integer fields
+    /// (`integer`), document values are truncated toward zero first, as Elasticsearch's `coerce`
+    /// indexes `80.5` as `80`.
+    NumEq { value: f64, integer: bool },
     NumRange(NumBounds),
     BoolEq(bool),
     Ip(IpPred),

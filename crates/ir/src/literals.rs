@@ -95,7 +95,7 @@ impl Pred {
             },
             Pred::AnyOf(preds) => union(preds.iter().map(Pred::needles)),
             Pred::StrRange(_)
-            | Pred::NumEq(_)
+            | Pred::NumEq { .. }
             | Pred::NumRange(_)
             | Pred::BoolEq(_)
             | Pred::Ip(_)
@@ -192,7 +192,7 @@ mod tests {
     fn and_picks_most_selective_or_unions() {
         let e = Expr::And(vec![
             m(Pred::StrEq { value: "network".into(), case_insensitive: false }),
-            m(Pred::NumEq(80.0)),
+            m(Pred::NumEq { value: 80.0, integer: true }),
             Expr::Or(vec![
                 m(Pred::Ip(IpPred::Eq("169.254.169.254".parse().unwrap()))),
                 m(Pred::StrEq { value: "169.254.169.254".into(), case_insensitive: false }),

@@ -210,7 +210,6 @@ pub fn read_stream(r: &mut dyn BufRead, origin: &Arc<str>, sink: &mut dyn EventS
 fn read_lines(r: &mut dyn BufRead, origin: &Arc<str>, sink: &mut dyn EventSink, stats: &mut ReadStats, detect: bool, start_line: u64) {
     let mut line = Vec::with_capacity(4096);
     let mut lineno: u64 = start_line;
-    let first_lineno = start_line;
     let mut first_line = detect;
     loop {
         line.clear();
@@ -251,7 +250,7 @@ fn read_lines(r: &mut dyn BufRead, origin: &Arc<str>, sink: &mut dyn EventSink, 
                     read_whole(&all, origin, sink, stats);
                 } else {
                     // NDJSON whose first line is malformed: read it line by line from the start.
-                    read_lines(&mut io::Cursor::new(all), origin, sink, stats, false, first_lineno);
+                    read_lines(&mut io::Cursor::new(all), origin, sink, stats, false, lineno - 1);
                 }
                 return;
             }
