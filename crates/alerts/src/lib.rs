@@ -125,9 +125,15 @@ pub fn reason(rule: &Rule, doc: &dyn Document) -> String {
 
 /// Build the alert document.
 pub fn build_alert(input: &AlertInput<'_>) -> Value {
+    build_alert_counted(input).0
+}
+
+/// Build the alert document; also returns how many credential values were redacted from it.
+pub fn build_alert_counted(input: &AlertInput<'_>) -> (Value, usize) {
     let rule = input.rule;
     let event = input.event;
-    let doc: &Value = event.doc.as_ref();
+    let converted: Value = serde_json::to_value(event.doc.as_ref()).unwrap_or(Value::Null);
+    let doc: &Value = &converted;
     let mut out: Map<String, Value> = match doc {
         Value::Object(m) => m.clone(),
         other => {
@@ -257,6 +263,6 @@ pub fn build_alert(input: &AlertInput<'_>) -> Value {
         out.insert("kibana.alert.building_block_type".into(), json!(b));
     }
     let mut v = Value::Object(out);
-    imdsguard_ecs::redact::redact(&mut v);
-    v
+    let n = imdsguard_ecs::redact::redact(&mut v);
+    (v, n)
 }

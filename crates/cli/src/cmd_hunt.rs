@@ -4,7 +4,7 @@ use crate::load::{field_table, load_rules, now_millis, render_load_error};
 use crate::output::{default_format, open_output, write_alerts};
 use crate::{FieldOpts, Format};
 use anyhow::Context;
-use imdsguard_alerts::{build_alert, AlertInput};
+use imdsguard_alerts::{build_alert_counted, AlertInput};
 use imdsguard_engine::history::{MemoryHistory, TermsHistory};
 use imdsguard_engine::{compile_rule, CompiledRule, Hunt};
 use imdsguard_sources::{expand_inputs, read_input, EventSink, ReadStats};
@@ -169,17 +169,20 @@ pub fn run(args: HuntArgs) -> anyhow::Result<ExitCode> {
         }
         None => hunt.finish(&mut MemoryHistory::default())?,
     };
+    let mut redacted = 0usize;
     let alerts: Vec<serde_json::Value> = matches
         .iter()
         .map(|m| {
-            build_alert(&AlertInput {
+            let (a, n) = build_alert_counted(&AlertInput {
                 rule: &rules[m.rule].rule,
                 event: &m.event,
                 time: m.time,
                 new_terms: m.new_terms.as_deref(),
                 builtin: builtin[m.rule],
                 now_millis: now,
-            })
+            });
+            redacted += n;
+            a
         })
         .collect();
     let format = default_format(args.format, args.output.is_some());
@@ -197,7 +200,7 @@ pub fn run(args: HuntArgs) -> anyhow::Result<ExitCode> {
             "events_skipped": stats.skipped,
             "skipped_examples": stats.skipped_examples.iter().map(|s| format!("{}: {}", s.provenance, s.reason)).collect::<Vec<_>>(),
             "unreadable": stats.unreadable.iter().map(|(p, e)| format!("{p}: {e}")).collect::<Vec<_>>(),
-            "secrets_redacted": stats.redacted,
+            "secrets_redacted": redacted,
             "rules_loaded": rules.len(),
             "rule_load_errors": load_errors.len(),
             "rules_not_run": failed.iter().map(|(k, v)| (k.clone(), v.len())).collect::<BTreeMap<_, _>>(),
@@ -211,6 +214,9 @@ pub fn run(args: HuntArgs) -> anyhow::Result<ExitCode> {
             eprintln!("{summary}");
         } else {
             print_summary(&stats, &hstats, &rules, &failed, load_errors.len(), alerts.len());
+            if redacted > 0 {
+                eprintln!("redacted {redacted} credential value(s) from the alerts");
+            }
         }
     }
     Ok(if stats.unreadable.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
@@ -237,9 +243,6 @@ fn print_summary(
     }
     for (p, e) in &stats.unreadable {
         eprintln!("  cannot read {p}: {e}");
-    }
-    if stats.redacted > 0 {
-        eprintln!("redacted {} credential value(s) from events", stats.redacted);
     }
     eprintln!("{} rule(s) ran; {} failed to load", rules.len(), load_errors);
     for (reason, ids) in failed {

@@ -48,7 +48,7 @@ pub struct SearchArgs {
 
 struct Sink<'a> {
     expr: &'a Expr,
-    prefilter: &'a Prefilter,
+    prefilter: &'a mut Prefilter,
     out: &'a mut dyn Write,
     ids: Option<&'a str>,
     pretty: bool,
@@ -90,13 +90,13 @@ pub fn run(args: SearchArgs) -> anyhow::Result<ExitCode> {
     for w in &lowering.warnings {
         eprint!("{}", w.render(&args.query, "query"));
     }
-    let prefilter = Prefilter::new([expr.needles()]);
+    let mut prefilter = Prefilter::new([expr.needles()]);
     let mut out = open_output(args.output.as_deref())?;
     let mut stats = ReadStats::default();
     let files = expand_inputs(&args.paths, &mut stats);
     let mut sink = Sink {
         expr: &expr,
-        prefilter: &prefilter,
+        prefilter: &mut prefilter,
         out: out.as_mut(),
         ids: args.ids.as_deref(),
         pretty: args.pretty,

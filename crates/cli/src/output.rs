@@ -174,8 +174,11 @@ fn tactics(a: &Value) -> Option<String> {
     }
 }
 
-/// Write one event (for `search`).
-pub fn write_event(w: &mut dyn Write, doc: &Value, ids: Option<&str>, pretty: bool) -> anyhow::Result<()> {
+/// Write one event (for `search`), redacting credentials first.
+pub fn write_event(w: &mut dyn Write, event: &sonic_rs::Value, ids: Option<&str>, pretty: bool) -> anyhow::Result<()> {
+    let mut doc: Value = serde_json::to_value(event)?;
+    imdsguard_ecs::redact(&mut doc);
+    let doc = &doc;
     match ids {
         Some(field) => {
             // One line per matching event; several values are joined with commas.

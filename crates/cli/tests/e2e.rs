@@ -209,3 +209,16 @@ fn rules_list_and_show() {
     let s = String::from_utf8_lossy(&out.stdout);
     assert!(s.contains("T1552.005") && s.contains("Investigating Suspicious Instance Metadata"), "{s}");
 }
+
+#[test]
+fn search_output_never_contains_credentials() {
+    let dir = repo().join("examples/events");
+    let out = bin().args(["search", "url.path:*security-credentials*"]).arg(&dir).output().expect("run");
+    assert!(out.status.success());
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(s.lines().count(), 1, "{s}");
+    assert!(s.contains("[REDACTED]") && s.contains("AccessKeyId"), "{s}");
+    for secret in ["ASIAEXAMPLEEXAMPLE12", "wJalrXUtnFEMI", "IQoJb3JpZ2luX2Vj"] {
+        assert!(!s.contains(secret), "secret {secret} leaked: {s}");
+    }
+}

@@ -17,10 +17,11 @@ impl std::fmt::Display for Provenance {
     }
 }
 
-/// A parsed, redacted event.
+/// A parsed event. Documents are `sonic_rs::Value` (fast to build); they may hold credentials,
+/// which are redacted when an event leaves the process (alert documents, search output).
 #[derive(Debug, Clone)]
 pub struct Event {
-    pub doc: Arc<serde_json::Value>,
+    pub doc: Arc<sonic_rs::Value>,
     pub provenance: Provenance,
     /// A stable identity: the Elasticsearch `_id` when the export has one, otherwise a hash of the
     /// event's bytes. Alert ids derive from it, so re-running the same input gives the same ids.

@@ -1,23 +1,57 @@
 //! The raw-byte prefilter: skip parsing events that cannot match any rule.
 //!
 //! Each rule yields [`Needles`]: strings one of which the event's JSON text must contain for the
-//! rule to possibly match (see `imdsguard_ir::literals`). The union over all rules is compiled into
-//! Aho-Corasick automata. An event is a candidate when
+//! rule to possibly match (see `imdsguard_ir::literals`). The union over all rules is searched with
+//! SIMD `memmem` (or Aho-Corasick for many needles); case-insensitive needles are searched in a
+//! lower-cased copy of the event. An event is a candidate when
 //! - some rule has no usable literal ([`Needles::Any`]), or
 //! - a needle occurs in its bytes, or
 //! - it contains a JSON escape that could spell a needle differently (`\uXXXX`, `\/`).
 //!
 //! A differential test (prefilter on vs off) guards the claim that this never loses an alert.
 
-use aho_corasick::AhoCorasick;
+use aho_corasick::{AhoCorasick, MatchKind};
 use imdsguard_ir::literals::{Needle, Needles};
+use memchr::memmem::Finder;
+
+/// Up to this many needles are searched one by one with SIMD `memmem`, which on event-sized
+/// haystacks is an order of magnitude faster than a multi-pattern automaton; beyond it an
+/// Aho-Corasick automaton is used.
+const MAX_FINDERS: usize = 12;
+
+#[derive(Debug, Clone)]
+enum Searcher {
+    Finders(Vec<Finder<'static>>),
+    Automaton(AhoCorasick),
+}
+
+impl Searcher {
+    fn new(pats: &[Vec<u8>]) -> Option<Searcher> {
+        if pats.is_empty() {
+            return None;
+        }
+        if pats.len() <= MAX_FINDERS {
+            return Some(Searcher::Finders(pats.iter().map(|p| Finder::new(p).into_owned()).collect()));
+        }
+        AhoCorasick::builder().match_kind(MatchKind::LeftmostFirst).build(pats).ok().map(Searcher::Automaton)
+    }
+
+    fn is_match(&self, hay: &[u8]) -> bool {
+        match self {
+            Searcher::Finders(fs) => fs.iter().any(|f| f.find(hay).is_some()),
+            Searcher::Automaton(a) => a.is_match(hay),
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Prefilter {
     always: bool,
-    cs: Option<AhoCorasick>,
-    ci: Option<AhoCorasick>,
+    cs: Option<Searcher>,
+    /// Case-insensitive needles, lower-cased, searched in a lower-cased copy of the event.
+    ci: Option<Searcher>,
     needles: Vec<Needle>,
+    scratch: Vec<u8>,
 }
 
 impl Prefilter {
@@ -36,28 +70,21 @@ impl Prefilter {
         if always {
             return Prefilter::disabled();
         }
-        let build = |ci: bool| {
-            let pats: Vec<&str> =
-                needles.iter().filter(|n| n.case_insensitive == ci).map(|n| n.text.as_str()).collect();
-            if pats.is_empty() {
-                return None;
-            }
-            AhoCorasick::builder().ascii_case_insensitive(ci).build(pats).ok()
-        };
-        let cs = build(false);
-        let ci = build(true);
-        // If an automaton failed to build, fall back to parsing everything.
-        let failed = (cs.is_none() && needles.iter().any(|n| !n.case_insensitive))
-            || (ci.is_none() && needles.iter().any(|n| n.case_insensitive));
-        if failed {
+        let cs_pats: Vec<Vec<u8>> = needles.iter().filter(|n| !n.case_insensitive).map(|n| n.text.as_bytes().to_vec()).collect();
+        let ci_pats: Vec<Vec<u8>> =
+            needles.iter().filter(|n| n.case_insensitive).map(|n| n.text.to_ascii_lowercase().into_bytes()).collect();
+        let cs = Searcher::new(&cs_pats);
+        let ci = Searcher::new(&ci_pats);
+        // If a searcher failed to build, fall back to parsing everything.
+        if (cs.is_none() && !cs_pats.is_empty()) || (ci.is_none() && !ci_pats.is_empty()) {
             return Prefilter::disabled();
         }
-        Prefilter { always: false, cs, ci, needles }
+        Prefilter { always: false, cs, ci, needles, scratch: Vec::new() }
     }
 
     /// A prefilter that lets every event through.
     pub fn disabled() -> Prefilter {
-        Prefilter { always: true, cs: None, ci: None, needles: Vec::new() }
+        Prefilter { always: true, cs: None, ci: None, needles: Vec::new(), scratch: Vec::new() }
     }
 
     pub fn is_disabled(&self) -> bool {
@@ -70,12 +97,19 @@ impl Prefilter {
     }
 
     /// Whether the event could match some rule.
-    pub fn is_candidate(&self, raw: &[u8]) -> bool {
+    pub fn is_candidate(&mut self, raw: &[u8]) -> bool {
         if self.always {
             return true;
         }
-        if self.cs.as_ref().is_some_and(|a| a.is_match(raw)) || self.ci.as_ref().is_some_and(|a| a.is_match(raw)) {
+        if self.cs.as_ref().is_some_and(|s| s.is_match(raw)) {
             return true;
+        }
+        if let Some(ci) = &self.ci {
+            self.scratch.clear();
+            self.scratch.extend(raw.iter().map(u8::to_ascii_lowercase));
+            if ci.is_match(&self.scratch) {
+                return true;
+            }
         }
         has_ambiguous_escape(raw)
     }
@@ -110,9 +144,9 @@ mod tests {
 
     #[test]
     fn needles_and_escapes() {
-        let p = pf(&[("169.254.169.254", false), ("ffff:", true)]);
+        let mut p = pf(&[("169.254.169.254", false), ("a9fe:a9fe", true)]);
         assert!(p.is_candidate(br#"{"destination":{"ip":"169.254.169.254"}}"#));
-        assert!(p.is_candidate(br#"{"ip":"::FFFF:a9fe:a9fe"}"#));
+        assert!(p.is_candidate(br#"{"ip":"::FFFF:A9fe:a9FE"}"#));
         assert!(!p.is_candidate(br#"{"ip":"10.0.0.1"}"#));
         assert!(p.is_candidate(br#"{"ip":"169.254.169.\u0032\u0035\u0034"}"#));
         assert!(p.is_candidate(br#"{"u":"http:\/\/x"}"#));
@@ -122,9 +156,9 @@ mod tests {
 
     #[test]
     fn any_rule_disables() {
-        let p = Prefilter::new([Needles::AnyOf(vec![]), Needles::Any]);
+        let mut p = Prefilter::new([Needles::AnyOf(vec![]), Needles::Any]);
         assert!(p.is_candidate(b"{}"));
-        let never = Prefilter::new([Needles::AnyOf(vec![])]);
+        let mut never = Prefilter::new([Needles::AnyOf(vec![])]);
         assert!(!never.is_candidate(b"{}"));
     }
 }

@@ -70,11 +70,7 @@ impl Pred {
                 Some(l) => needle(l, g.is_case_insensitive()),
                 None => Needles::Any,
             },
-            Pred::Ip(IpPred::Eq(IpAddr::V4(v4))) => Needles::AnyOf(vec![
-                Needle { text: v4.to_string(), case_insensitive: false },
-                // IPv4-mapped IPv6 spellings (::ffff:a9fe:a9fe) are the same address.
-                Needle { text: "ffff:".into(), case_insensitive: true },
-            ]),
+            Pred::Ip(IpPred::Eq(IpAddr::V4(v4))) => ipv4_needles(*v4),
             Pred::TextAny(tokens) => {
                 let mut all = Vec::new();
                 for t in tokens {
@@ -102,6 +98,26 @@ impl Pred {
             | Pred::DateRange { .. } => Needles::Any,
         }
     }
+}
+
+/// Every spelling of an IPv4 address that Elasticsearch's `ip` type equates with it contains its
+/// dotted quad (`169.254.169.254`, `::ffff:169.254.169.254`) or, for IPv4-mapped IPv6 written in
+/// hex, its two 16-bit groups (`::ffff:a9fe:a9fe`, any case, optional leading zeros).
+fn ipv4_needles(v4: std::net::Ipv4Addr) -> Needles {
+    let o = v4.octets();
+    let g1 = u16::from_be_bytes([o[0], o[1]]);
+    let g2 = u16::from_be_bytes([o[2], o[3]]);
+    let forms = |g: u16| -> Vec<String> {
+        let min = format!("{g:x}");
+        (min.len()..=4).map(|w| format!("{g:0w$x}")).collect()
+    };
+    let mut out = vec![Needle { text: v4.to_string(), case_insensitive: false }];
+    for a in forms(g1) {
+        for b in forms(g2) {
+            out.push(Needle { text: format!("{a}:{b}"), case_insensitive: true });
+        }
+    }
+    Needles::AnyOf(out)
 }
 
 fn union(parts: impl IntoIterator<Item = Needles>) -> Needles {
@@ -198,7 +214,7 @@ mod tests {
                 m(Pred::StrEq { value: "169.254.169.254".into(), case_insensitive: false }),
             ]),
         ]);
-        assert_eq!(texts(e.needles()), Some(vec!["169.254.169.254".into(), "ffff:".into()]));
+        assert_eq!(texts(e.needles()), Some(vec!["169.254.169.254".into(), "a9fe:a9fe".into()]));
         assert_eq!(texts(Expr::Not(Box::new(e)).needles()), None);
     }
 

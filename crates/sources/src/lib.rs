@@ -8,15 +8,17 @@
 //!   as one document or one hit per line;
 //! - one or several pretty-printed JSON objects.
 //!
-//! Contract (shared by every source, see `docs/sources.md`): every record is either delivered as
-//! an event or counted as skipped with its file, line and reason; the rest of the input is still
-//! read; credentials are redacted before an event is delivered. Raw lines are offered to the sink
+//! Contract (shared by every source): every record is either delivered as an event or counted as
+//! skipped with its file, line and reason; the rest of the input is still read. Events are parsed
+//! into `sonic_rs::Value` (the fast path); credentials are redacted where events leave the process
+//! (alert documents, `search` output), see ARCHITECTURE.md. Raw lines are offered to the sink
 //! before parsing so that a prefilter can skip events that cannot match (they are counted by the
 //! sink, not lost). Only lines that look like a JSON object (`{` ... `}`) are offered; anything
 //! else is parsed so that it is reported as malformed.
 
 use imdsguard_ecs::{Event, Provenance};
 use serde_json::Value;
+use sonic_rs::{JsonContainerTrait, JsonType, JsonValueTrait, Value as Doc};
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
@@ -30,7 +32,7 @@ pub trait EventSink {
     fn wants(&mut self, _raw: &[u8]) -> bool {
         true
     }
-    /// A parsed, redacted event.
+    /// A parsed event.
     fn event(&mut self, event: Event);
 }
 
@@ -55,8 +57,6 @@ pub struct ReadStats {
     pub skipped_examples: Vec<Skipped>,
     /// Files or directories that could not be opened.
     pub unreadable: Vec<(String, String)>,
-    /// Secrets replaced in delivered events.
-    pub redacted: u64,
 }
 
 /// Keep at most this many skipped-record examples.
@@ -208,77 +208,149 @@ pub fn read_stream(r: &mut dyn BufRead, origin: &Arc<str>, sink: &mut dyn EventS
 /// document that parses (pretty-printed JSON) switches to whole-document mode; if the document
 /// does not parse either, the file is NDJSON with a malformed first line.
 fn read_lines(r: &mut dyn BufRead, origin: &Arc<str>, sink: &mut dyn EventSink, stats: &mut ReadStats, detect: bool, start_line: u64) {
-    let mut line = Vec::with_capacity(4096);
-    let mut lineno: u64 = start_line;
-    let mut first_line = detect;
-    loop {
-        line.clear();
-        match r.read_until(b'\n', &mut line) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) => {
-                stats.skip(Provenance { origin: origin.clone(), line: lineno + 1 }, format!("read error: {e}"));
-                break;
-            }
-        }
-        lineno += 1;
-        let mut l: &[u8] = &line;
-        while let Some((last, rest)) = l.split_last() {
-            if last.is_ascii_whitespace() {
-                l = rest;
-            } else {
-                break;
-            }
-        }
-        let start = l.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(l.len());
-        let l = &l[start..];
-        if l.is_empty() {
-            continue;
-        }
-        if first_line {
-            first_line = false;
-            if serde_json::from_slice::<serde::de::IgnoredAny>(l).is_err() && l.first() == Some(&b'{') {
-                // Pretty-printed: read everything and parse as a stream of JSON values.
-                let mut all = line.clone();
+    if detect {
+        match detect_pretty(r) {
+            Ok(false) => {}
+            Ok(true) => {
+                // The first line starts a JSON document that spans lines: read it all.
+                let mut all = Vec::new();
                 if let Err(e) = r.read_to_end(&mut all) {
-                    stats.skip(Provenance { origin: origin.clone(), line: lineno }, format!("cannot read: {e}"));
+                    stats.skip(Provenance { origin: origin.clone(), line: start_line + 1 }, format!("cannot read: {e}"));
                     return;
                 }
-                let first_value_parses =
-                    serde_json::Deserializer::from_slice(&all).into_iter::<serde::de::IgnoredAny>().next().is_some_and(|v| v.is_ok());
+                let first_value_parses = serde_json::Deserializer::from_slice(&all)
+                    .into_iter::<serde::de::IgnoredAny>()
+                    .next()
+                    .is_some_and(|v| v.is_ok());
                 if first_value_parses {
                     read_whole(&all, origin, sink, stats);
                 } else {
                     // NDJSON whose first line is malformed: read it line by line from the start.
-                    read_lines(&mut io::Cursor::new(all), origin, sink, stats, false, lineno - 1);
+                    read_lines(&mut io::Cursor::new(all), origin, sink, stats, false, start_line);
                 }
                 return;
             }
+            Err(e) => {
+                stats.skip(Provenance { origin: origin.clone(), line: start_line + 1 }, format!("cannot read: {e}"));
+                return;
+            }
+        }
+    }
+    let mut lineno = start_line;
+    let result = for_each_line(r, &mut |raw| {
+        lineno += 1;
+        let l = trim_ascii(raw);
+        if l.is_empty() {
+            return;
         }
         stats.records += 1;
-        let prov = Provenance { origin: origin.clone(), line: lineno };
         // Only lines shaped like a JSON object may skip parsing; anything else is parsed so that a
         // malformed record is always reported, never silently dropped by a prefilter.
         let plausible = l.first() == Some(&b'{') && l.last() == Some(&b'}');
         if plausible && !sink.wants(l) {
-            continue;
+            return;
         }
+        let prov = Provenance { origin: origin.clone(), line: lineno };
         match parse_object(l) {
             Ok(v) => deliver_value(v, Some(l), prov, sink, stats),
             Err(reason) => stats.skip(prov, reason),
         }
+    });
+    if let Err(e) = result {
+        stats.skip(Provenance { origin: origin.clone(), line: lineno + 1 }, format!("read error: {e}; the rest of this input cannot be read"));
     }
 }
 
-fn parse_object(bytes: &[u8]) -> Result<Value, String> {
-    match serde_json::from_slice::<Value>(bytes) {
-        Ok(v @ Value::Object(_)) => Ok(v),
+fn trim_ascii(mut l: &[u8]) -> &[u8] {
+    while let Some((first, rest)) = l.split_first() {
+        if first.is_ascii_whitespace() {
+            l = rest;
+        } else {
+            break;
+        }
+    }
+    while let Some((last, rest)) = l.split_last() {
+        if last.is_ascii_whitespace() {
+            l = rest;
+        } else {
+            break;
+        }
+    }
+    l
+}
+
+/// Whether the input is pretty-printed JSON: its first line starts an object but is not a
+/// complete JSON value by itself. Looks only at buffered bytes; consumes nothing.
+fn detect_pretty(r: &mut dyn BufRead) -> io::Result<bool> {
+    let buf = r.fill_buf()?;
+    let first = match memchr::memchr(b'\n', buf) {
+        Some(i) => &buf[..i],
+        None => buf,
+    };
+    let first = trim_ascii(first);
+    Ok(first.first() == Some(&b'{') && serde_json::from_slice::<serde::de::IgnoredAny>(first).is_err())
+}
+
+/// Call `f` with every line (without its `\n`), in place in the reader's buffer where possible:
+/// only a line that straddles two buffer fills is copied.
+pub fn for_each_line(r: &mut dyn BufRead, f: &mut dyn FnMut(&[u8])) -> io::Result<()> {
+    let mut carry: Vec<u8> = Vec::new();
+    loop {
+        let buf = r.fill_buf()?;
+        let len = buf.len();
+        if len == 0 {
+            if !carry.is_empty() {
+                f(&carry);
+            }
+            return Ok(());
+        }
+        let mut start = 0;
+        if !carry.is_empty() {
+            match memchr::memchr(b'\n', buf) {
+                Some(i) => {
+                    carry.extend_from_slice(&buf[..i]);
+                    f(&carry);
+                    carry.clear();
+                    start = i + 1;
+                }
+                None => {
+                    carry.extend_from_slice(buf);
+                    r.consume(len);
+                    continue;
+                }
+            }
+        }
+        let rest = &buf[start..];
+        let mut line_start = 0;
+        for i in memchr::memchr_iter(b'\n', rest) {
+            f(&rest[line_start..i]);
+            line_start = i + 1;
+        }
+        carry.extend_from_slice(&rest[line_start..]);
+        r.consume(len);
+    }
+}
+
+fn parse_object(bytes: &[u8]) -> Result<Doc, String> {
+    match sonic_rs::from_slice::<Doc>(bytes) {
+        Ok(v) if v.is_object() => Ok(v),
         Ok(other) => Err(format!("not a JSON object (found {})", kind(&other))),
         Err(e) => Err(format!("invalid JSON: {e}")),
     }
 }
 
-fn kind(v: &Value) -> &'static str {
+fn kind(v: &Doc) -> &'static str {
+    match v.get_type() {
+        JsonType::Null => "null",
+        JsonType::Boolean => "a boolean",
+        JsonType::Number => "a number",
+        JsonType::String => "a string",
+        JsonType::Array => "an array",
+        JsonType::Object => "an object",
+    }
+}
+
+fn kind_serde(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -289,10 +361,21 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
+/// serde_json value (whole-document inputs, parsed with line numbers for errors) to the event
+/// representation.
+fn to_doc(v: &Value) -> Result<Doc, String> {
+    let bytes = serde_json::to_vec(v).map_err(|e| format!("cannot re-encode: {e}"))?;
+    sonic_rs::from_slice(&bytes).map_err(|e| format!("cannot re-encode: {e}"))
+}
+
 /// A whole-document input: an array, a `_search` response, or concatenated objects.
 fn read_whole(all: &[u8], origin: &Arc<str>, sink: &mut dyn EventSink, stats: &mut ReadStats) {
     let mut index: u64 = 0;
     let stream = serde_json::Deserializer::from_slice(all).into_iter::<Value>();
+    let deliver = |v: &Value, prov: Provenance, sink: &mut dyn EventSink, stats: &mut ReadStats| match to_doc(v) {
+        Ok(d) => deliver_value(d, None, prov, sink, stats),
+        Err(reason) => stats.skip(prov, reason),
+    };
     for item in stream {
         match item {
             Ok(Value::Array(items)) => {
@@ -301,20 +384,20 @@ fn read_whole(all: &[u8], origin: &Arc<str>, sink: &mut dyn EventSink, stats: &m
                     stats.records += 1;
                     let prov = Provenance { origin: origin.clone(), line: index };
                     match v {
-                        Value::Object(_) => deliver_value(v, None, prov, sink, stats),
-                        other => stats.skip(prov, format!("array element is not a JSON object (found {})", kind(&other))),
+                        Value::Object(_) => deliver(&v, prov, sink, stats),
+                        other => stats.skip(prov, format!("array element is not a JSON object (found {})", kind_serde(&other))),
                     }
                 }
             }
             Ok(v @ Value::Object(_)) => {
                 index += 1;
                 stats.records += 1;
-                deliver_value(v, None, Provenance { origin: origin.clone(), line: index }, sink, stats);
+                deliver(&v, Provenance { origin: origin.clone(), line: index }, sink, stats);
             }
             Ok(other) => {
                 index += 1;
                 stats.records += 1;
-                stats.skip(Provenance { origin: origin.clone(), line: index }, format!("not a JSON object (found {})", kind(&other)));
+                stats.skip(Provenance { origin: origin.clone(), line: index }, format!("not a JSON object (found {})", kind_serde(&other)));
             }
             Err(e) => {
                 stats.records += 1;
@@ -326,44 +409,46 @@ fn read_whole(all: &[u8], origin: &Arc<str>, sink: &mut dyn EventSink, stats: &m
     }
 }
 
-fn key_of(raw: Option<&[u8]>, v: &Value) -> String {
+fn key_of(raw: Option<&[u8]>, v: &Doc) -> String {
     let mut h = Sha256::new();
     match raw {
         Some(b) => h.update(b),
-        None => h.update(serde_json::to_vec(v).unwrap_or_default()),
+        None => h.update(sonic_rs::to_vec(v).unwrap_or_default()),
     }
     h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
 /// Deliver an object: a `_search` response yields its hits, a hit yields its `_source`.
-fn deliver_value(v: Value, raw: Option<&[u8]>, prov: Provenance, sink: &mut dyn EventSink, stats: &mut ReadStats) {
-    if let Some(Value::Array(hits)) = v.get("hits").and_then(|h| h.get("hits")) {
+fn deliver_value(v: Doc, raw: Option<&[u8]>, prov: Provenance, sink: &mut dyn EventSink, stats: &mut ReadStats) {
+    if let Some(hits) = v.get("hits").and_then(|h| h.get("hits")).and_then(|h| h.as_array()) {
         for (i, hit) in hits.iter().enumerate() {
             let p = Provenance { origin: prov.origin.clone(), line: prov.line };
             if hit.get("_source").is_some() {
-                deliver_hit(hit.clone(), p, sink, stats);
+                deliver_hit(hit, p, sink, stats);
             } else {
                 stats.skip(p, format!("search hit {} has no _source", i + 1));
             }
         }
         return;
     }
-    if matches!(v.get("_source"), Some(Value::Object(_))) && (v.get("_id").is_some() || v.get("_index").is_some()) {
-        deliver_hit(v, prov, sink, stats);
+    if v.get("_source").is_some_and(|s| s.is_object()) && (v.get("_id").is_some() || v.get("_index").is_some()) {
+        deliver_hit(&v, prov, sink, stats);
         return;
     }
     let key = key_of(raw, &v);
     finish(v, key, None, prov, sink, stats);
 }
 
-fn deliver_hit(mut hit: Value, prov: Provenance, sink: &mut dyn EventSink, stats: &mut ReadStats) {
-    let source = hit.get_mut("_source").map(Value::take).unwrap_or(Value::Null);
-    if !source.is_object() {
-        stats.skip(prov, "search hit _source is not an object".into());
-        return;
-    }
-    let id = hit.get("_id").and_then(Value::as_str).map(str::to_string);
-    let index = hit.get("_index").and_then(Value::as_str).map(str::to_string);
+fn deliver_hit(hit: &Doc, prov: Provenance, sink: &mut dyn EventSink, stats: &mut ReadStats) {
+    let source = match hit.get("_source") {
+        Some(s) if s.is_object() => s.clone(),
+        _ => {
+            stats.skip(prov, "search hit _source is not an object".into());
+            return;
+        }
+    };
+    let id = hit.get("_id").and_then(|v| v.as_str()).map(str::to_string);
+    let index = hit.get("_index").and_then(|v| v.as_str()).map(str::to_string);
     let key = match (&index, &id) {
         (Some(ix), Some(id)) => format!("{ix}/{id}"),
         (None, Some(id)) => id.clone(),
@@ -372,8 +457,7 @@ fn deliver_hit(mut hit: Value, prov: Provenance, sink: &mut dyn EventSink, stats
     finish(source, key, index, prov, sink, stats);
 }
 
-fn finish(mut doc: Value, key: String, index: Option<String>, prov: Provenance, sink: &mut dyn EventSink, stats: &mut ReadStats) {
-    stats.redacted += imdsguard_ecs::redact::redact(&mut doc) as u64;
+fn finish(doc: Doc, key: String, index: Option<String>, prov: Provenance, sink: &mut dyn EventSink, stats: &mut ReadStats) {
     stats.events += 1;
     sink.event(Event { doc: Arc::new(doc), provenance: prov, key, index });
 }
