@@ -8,7 +8,7 @@
 //!
 //! Alert ids are deterministic: the same rule, event and term tuple always give the same
 //! `kibana.alert.uuid`, so re-running a hunt over the same input reproduces its alerts.
-//! Credentials are redacted once more before the document is returned.
+//! Credentials in the event are redacted before any of its content is copied into the alert.
 
 use imdsguard_ecs::{time, Document, Event, FieldPath};
 use imdsguard_rules::{Rule, RuleType};
@@ -132,7 +132,10 @@ pub fn build_alert(input: &AlertInput<'_>) -> Value {
 pub fn build_alert_counted(input: &AlertInput<'_>) -> (Value, usize) {
     let rule = input.rule;
     let event = input.event;
-    let converted: Value = serde_json::to_value(event.doc.as_ref()).unwrap_or(Value::Null);
+    // Redact the event's own content first: everything below that comes from the event is built
+    // from the redacted copy, and the rule's texts (which hold no event data) are not rescanned.
+    let mut converted: Value = serde_json::to_value(event.doc.as_ref()).unwrap_or(Value::Null);
+    let redacted = imdsguard_ecs::redact::redact(&mut converted);
     let doc: &Value = &converted;
     let mut out: Map<String, Value> = match doc {
         Value::Object(m) => m.clone(),
@@ -263,6 +266,53 @@ pub fn build_alert_counted(input: &AlertInput<'_>) -> (Value, usize) {
         out.insert("kibana.alert.building_block_type".into(), json!(b));
     }
     let mut v = Value::Object(out);
-    let n = imdsguard_ecs::redact::redact(&mut v);
+    // The new terms and ancestry are event values too; a second pass over the small fields that
+    // are not rule text keeps the guarantee even if a rule keys on a credential field.
+    let mut n = redacted;
+    if let Value::Object(m) = &mut v {
+        for (k, val) in m.iter_mut() {
+            if k.starts_with("kibana.alert.new_terms") || k.starts_with("kibana.alert.ancestors") {
+                n += imdsguard_ecs::redact::redact(val);
+            }
+        }
+    }
     (v, n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use imdsguard_ecs::Provenance;
+    use std::sync::Arc;
+
+    #[test]
+    fn alert_fields_and_redaction() {
+        let rules = imdsguard_rules::builtin();
+        let rule = &rules.rules[0];
+        let doc: sonic_rs::Value = sonic_rs::from_str(
+            r#"{"@timestamp":"2026-05-01T00:00:00Z","event":{"category":["network"]},"process":{"name":"curl"},
+               "destination":{"ip":"169.254.169.254","port":80},"host":{"name":"h"},
+               "http":{"response":{"body":{"content":"{\"AccessKeyId\":\"ASIAAAAAAAAAAAAAAAAA\",\"Token\":\"secret-token-value\"}"}}}}"#,
+        )
+        .expect("json");
+        let event = Event { doc: Arc::new(doc), provenance: Provenance { origin: Arc::from("f"), line: 3 }, key: "k1".into(), index: None };
+        let tuple = vec!["h".to_string(), "/usr/bin/curl".to_string()];
+        let input = AlertInput { rule, event: &event, time: Some(0), new_terms: Some(&tuple), builtin: true, now_millis: 0 };
+        let (a, n) = build_alert_counted(&input);
+        assert!(n >= 2, "{n}");
+        let text = a.to_string();
+        assert!(!text.contains("ASIAAAAAAAAAAAAAAAAA") && !text.contains("secret-token-value"), "{text}");
+        assert_eq!(a["kibana.alert.uuid"], alert_uuid(&rule.rule_id, "k1", Some(&tuple)));
+        assert_eq!(a["event"]["kind"], "signal");
+        assert_eq!(a["kibana.alert.original_event.category"], serde_json::json!(["network"]));
+        assert_eq!(a["kibana.alert.original_time"], "2026-05-01T00:00:00Z");
+        assert_eq!(a["kibana.alert.rule.category"], "New Terms Rule");
+        assert_eq!(
+            a["kibana.alert.reason"],
+            "network event with process curl, destination 169.254.169.254:80, on h created medium alert Suspicious Instance Metadata Service (IMDS) API Request."
+        );
+        // Same inputs, same id; another tuple, another id.
+        assert_eq!(build_alert(&input)["kibana.alert.uuid"], a["kibana.alert.uuid"]);
+        assert_ne!(alert_uuid(&rule.rule_id, "k1", None), alert_uuid(&rule.rule_id, "k1", Some(&tuple)));
+    }
 }
