@@ -3,7 +3,7 @@
 use crate::load::{field_table, load_rules, render_load_error, rule_files};
 use crate::FieldOpts;
 use clap::{Subcommand, ValueEnum};
-use imdsguard_engine::compile_rule;
+use imdsguard_engine::{compile_matcher, compile_rule};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -159,9 +159,10 @@ fn validate(paths: &[PathBuf], format: ListFormat, fields: &FieldOpts) -> anyhow
             ListFormat::Json => println!("{v}"),
             ListFormat::Table => {
                 let ok = v["ok"].as_bool().unwrap_or(false);
+                let runnable = v["runnable"].as_bool().unwrap_or(false);
                 println!(
                     "{} {} {} [{}] {}",
-                    if ok { "ok  " } else { "FAIL" },
+                    if !ok { "FAIL" } else if runnable { "ok  " } else { "ok* " },
                     v["path"].as_str().unwrap_or(""),
                     v["rule_id"].as_str().unwrap_or("-"),
                     v["type"].as_str().unwrap_or("-"),
@@ -185,24 +186,36 @@ fn validate(paths: &[PathBuf], format: ListFormat, fields: &FieldOpts) -> anyhow
         );
     }
     for rule in set.rules {
-        let (path, rule_id, ty, lang) = (rule.origin.clone(), rule.rule_id.clone(), rule.rule_type.as_str().to_string(), rule.language.clone());
+        let (path, rule_id, ty, lang) =
+            (rule.origin.clone(), rule.rule_id.clone(), rule.rule_type.as_str().to_string(), rule.effective_language().map(str::to_string));
         let query = rule.query.clone().unwrap_or_default();
-        match compile_rule(Arc::new(rule), &table, now) {
-            Ok(_) => {
+        // `ok`: the rule loads and its query (and filters) parse and compile. `runnable`: this
+        // version of imdsguard can run the rule type.
+        match compile_matcher(&rule, &table, now) {
+            Ok((_, warnings)) => {
                 ok_count += 1;
-                emit(serde_json::json!({"path": path, "rule_id": rule_id, "type": ty, "language": lang, "ok": true, "error": null}), None)
+                for w in &warnings {
+                    eprint!("{}", w.render(&query, &format!("{path} (query)")));
+                }
+                let runnable = compile_rule(Arc::new(rule), &table, now);
+                let note = runnable.as_ref().err().and_then(|d| d.first()).map(|d| d.message.clone());
+                emit(
+                    serde_json::json!({"path": path, "rule_id": rule_id, "type": ty, "language": lang, "ok": true, "error": null,
+                        "runnable": note.is_none(), "note": note, "warnings": warnings.len()}),
+                    None,
+                )
             }
             Err(diags) => {
                 bad += 1;
                 let rendered: String = diags.iter().map(|d| d.render(&query, &format!("{path} (query)"))).collect();
                 emit(
                     serde_json::json!({"path": path, "rule_id": rule_id, "type": ty, "language": lang, "ok": false,
-                        "error": diags.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("; ")}),
+                        "error": diags.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("; "), "runnable": false, "note": null}),
                     Some(rendered),
                 );
             }
         }
     }
-    eprintln!("{ok_count} rule(s) ok, {bad} failed");
+    eprintln!("{ok_count} rule(s) ok, {bad} failed (ok* = valid, but its rule type cannot run yet)");
     Ok(if bad == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -53,14 +53,43 @@ pub struct CompiledRule {
     pub warnings: Vec<Diagnostic>,
 }
 
-/// Compile `rule`. `now_millis` anchors date math in queries. Errors name what cannot run and why;
-/// the source the spans point into is the rule's `query`.
-pub fn compile_rule(rule: Arc<Rule>, table: &Arc<FieldTable>, now_millis: i64) -> Result<CompiledRule, Vec<Diagnostic>> {
+/// Compile the query of `rule` (and its Kibana filters) without looking at the rule type: what
+/// `rules validate` checks. Returns the matcher and non-fatal warnings.
+pub fn compile_matcher(rule: &Rule, table: &Arc<FieldTable>, now_millis: i64) -> Result<(Matcher, Vec<Diagnostic>), Vec<Diagnostic>> {
     let language = rule.language.as_deref().unwrap_or(match rule.rule_type {
         RuleType::Eql => "eql",
         RuleType::Esql => "esql",
         _ => "kuery",
     });
+    let query = rule.query.as_deref().unwrap_or("");
+    let (matcher, warnings) = match language {
+        "kuery" => {
+            let ast = imdsguard_kql::parse(query).map_err(|d| vec![d])?;
+            let mut lowering = KqlLowering::new(table, now_millis);
+            let expr = lowering.lower(&ast);
+            (Matcher::Ir(expr), lowering.warnings)
+        }
+        other => {
+            return Err(vec![Diagnostic::error("E001", format!("query language `{other}` is not supported yet"))
+                .with_help("supported languages: kuery")]);
+        }
+    };
+    let matcher = if rule.filters.is_empty() {
+        matcher
+    } else {
+        // Kibana filters are part of the rule's query: the rule never runs without them.
+        let filters = crate::lower_dsl::lower_filters(&rule.filters, table, now_millis)
+            .map_err(|e| vec![Diagnostic::error("E003", format!("rule filters: {e}"))])?;
+        let Matcher::Ir(q) = matcher;
+        Matcher::Ir(Expr::and(vec![q, filters]))
+    };
+    Ok((matcher, warnings))
+}
+
+/// Compile `rule`. `now_millis` anchors date math in queries. Errors name what cannot run and why;
+/// the source the spans point into is the rule's `query`.
+pub fn compile_rule(rule: Arc<Rule>, table: &Arc<FieldTable>, now_millis: i64) -> Result<CompiledRule, Vec<Diagnostic>> {
+    let (matcher, warnings) = compile_matcher(&rule, table, now_millis)?;
     let kind = match &rule.rule_type {
         RuleType::Query => RuleKind::Query,
         RuleType::NewTerms => {
@@ -88,28 +117,6 @@ pub fn compile_rule(rule: Arc<Rule>, table: &Arc<FieldTable>, now_millis: i64) -
             )
             .with_help("supported rule types: query, new_terms (KQL)")]);
         }
-    };
-    let query = rule.query.as_deref().unwrap_or("");
-    let (matcher, warnings) = match language {
-        "kuery" => {
-            let ast = imdsguard_kql::parse(query).map_err(|d| vec![d])?;
-            let mut lowering = KqlLowering::new(table, now_millis);
-            let expr = lowering.lower(&ast);
-            (Matcher::Ir(expr), lowering.warnings)
-        }
-        other => {
-            return Err(vec![Diagnostic::error("E001", format!("query language `{other}` is not supported yet"))
-                .with_help("supported languages: kuery")]);
-        }
-    };
-    let matcher = if rule.filters.is_empty() {
-        matcher
-    } else {
-        // Kibana filters are part of the rule's query: the rule never runs without them.
-        let filters = crate::lower_dsl::lower_filters(&rule.filters, table, now_millis)
-            .map_err(|e| vec![Diagnostic::error("E003", format!("rule filters: {e}"))])?;
-        let Matcher::Ir(q) = matcher;
-        Matcher::Ir(Expr::and(vec![q, filters]))
     };
     let mut time_fields = Vec::new();
     if let Some(ts) = &rule.timestamp_override {

@@ -288,7 +288,11 @@ impl<'a> KqlLowering<'a> {
                     FieldName::All => "*".into(),
                 };
                 let full = self.full_name(nested, &name);
-                if self.table.get(self.table.resolve_alias(&full)) != Some(FieldType::Nested) {
+                // A field the table does not know may be nested in the user's mapping: trust the rule.
+                let resolved = self.table.resolve_alias(&full).to_string();
+                let known = self.table.get(&resolved);
+                let known_object = known.is_none() && !self.table.matching(&format!("{resolved}.*")).is_empty();
+                if (known.is_some() && known != Some(FieldType::Nested)) || known_object {
                     self.warn(
                         field.span,
                         format!("`{full}` is not a nested field, so a nested query on it fails in Elasticsearch"),
@@ -351,7 +355,10 @@ impl<'a> KqlLowering<'a> {
                 let ty = self.table.get(&resolved);
                 // Kibana refuses a nested sub-field outside its nested group (and the reverse).
                 let nested_parent = self.table.nested_parent(&resolved).map(str::to_string);
-                if nested_parent.as_deref() != nested {
+                // Only judge what the table knows: a nested group the table does not know comes from
+                // a mapping we were not given.
+                let group_known = nested.is_none_or(|g| self.table.get(g) == Some(FieldType::Nested));
+                if group_known && nested_parent.as_deref() != nested {
                     let msg = match (&nested_parent, nested) {
                         (Some(p), None) => format!("`{resolved}` is a nested field (of `{p}`) but is not in a nested group: write {p}:{{ ... }}"),
                         (_, Some(group)) => format!("`{resolved}` is not a nested field of the nested group `{group}`"),
