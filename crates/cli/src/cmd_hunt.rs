@@ -96,10 +96,16 @@ pub fn compile_all(
     let mut builtin = Vec::new();
     let mut failed: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (rule, is_builtin) in rules {
+        let id = format!("{} ({})", rule.name, rule.origin);
         if !rule.enabled {
+            failed.entry("disabled (enabled = false)".into()).or_default().push(id);
             continue;
         }
-        let id = format!("{} ({})", rule.name, rule.origin);
+        if rule.is_deprecated() {
+            // Kibana does not install deprecated prebuilt rules.
+            failed.entry("deprecated (maturity = \"deprecated\")".into()).or_default().push(id);
+            continue;
+        }
         match compile_rule(Arc::new(rule), table, now) {
             Ok(c) => {
                 for w in &c.warnings {

@@ -268,3 +268,47 @@ fn builtin_pack_alerts_on_attacks_and_not_on_benign_examples() {
     let (alerts, _, _) = hunt(&[&attacks, "--state", ":memory:"]);
     assert_eq!(alerts.len(), 5);
 }
+
+/// A checkout of Elastic's detection-rules loads unchanged; rules that cannot run yet are counted
+/// by reason, deprecated ones are not run.
+#[test]
+fn hunt_with_the_detection_rules_repository() {
+    let rules = repo().join("../shared/corpus/elastic-rules/toml/rules");
+    assert!(rules.is_dir(), "corpus required at {}", rules.display());
+    let events = repo().join("examples/events").display().to_string();
+    let out = bin()
+        .args(["hunt", &events, "--state", ":memory:", "--format", "ndjson", "--summary-json", "--rules"])
+        .arg(&rules)
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let summary: Value = stderr.lines().rev().find_map(|l| serde_json::from_str(l).ok()).expect("summary json");
+    assert_eq!(summary["rule_load_errors"], 0, "{stderr}");
+    assert_eq!(summary["rules_not_run"]["deprecated (maturity = \"deprecated\")"], 124);
+    assert!(summary["rules_loaded"].as_u64().unwrap_or(0) >= 600, "{summary}");
+    // The seed rule from the repository replaces the built-in copy and alerts the same way.
+    assert_eq!(ndjson(&out.stdout).len(), 7);
+}
+
+/// `--mapping` types fields the ECS table does not know.
+#[test]
+fn user_mapping_types_custom_fields() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mapping = dir.path().join("mapping.json");
+    std::fs::write(&mapping, r#"{"logs-custom": {"mappings": {"properties": {"custom": {"properties": {"peer": {"type": "ip"}}}}}}}"#)
+        .expect("write");
+    let events = dir.path().join("e.ndjson");
+    std::fs::write(&events, "{\"custom\":{\"peer\":\"169.254.169.254\"}}\n{\"custom\":{\"peer\":\"10.0.0.1\"}}\n").expect("write");
+    let run = |with_mapping: bool| {
+        let mut c = bin();
+        c.args(["search", "custom.peer:169.254.0.0/16", "--ids", "custom.peer"]).arg(&events);
+        if with_mapping {
+            c.arg("--mapping").arg(&mapping);
+        }
+        let out = c.output().expect("run");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(run(true).trim(), "169.254.169.254", "an ip field matches a CIDR");
+    assert_eq!(run(false).trim(), "", "untyped, the value is a keyword and the CIDR text does not equal it");
+}
