@@ -6,14 +6,14 @@
 //! `python3 ../shared/bench/gen_events.py --count 1000000 --seed 42 --out events.ndjson`
 //! and run `taskset -c 0 imdsguard bench events.ndjson` (see scripts/bench.sh).
 
-use crate::cmd_hunt::compile_all;
+use crate::cmd_hunt::{compile_all, Sink};
 use crate::load::{field_table, load_rules};
 use crate::FieldOpts;
 use anyhow::Context;
 use imdsguard_alerts::{build_alert, AlertInput};
 use imdsguard_engine::history::MemoryHistory;
 use imdsguard_engine::Hunt;
-use imdsguard_sources::{read_input, read_stream, EventSink, ReadStats};
+use imdsguard_sources::{read_input, read_stream, ReadStats};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -36,20 +36,6 @@ pub struct BenchArgs {
     pub json: bool,
     #[command(flatten)]
     pub fields: FieldOpts,
-}
-
-struct Sink<'a> {
-    hunt: &'a mut Hunt,
-    prefilter: bool,
-}
-
-impl EventSink for Sink<'_> {
-    fn wants(&mut self, raw: &[u8]) -> bool {
-        !self.prefilter || self.hunt.is_candidate(raw)
-    }
-    fn event(&mut self, event: imdsguard_ecs::Event) {
-        self.hunt.evaluate(&event);
-    }
 }
 
 fn peak_rss_kib() -> Option<u64> {

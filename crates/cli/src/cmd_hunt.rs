@@ -72,9 +72,10 @@ pub fn state_path(arg: Option<&str>) -> Option<PathBuf> {
     }
 }
 
-struct Sink<'a> {
-    hunt: &'a mut Hunt,
-    prefilter: bool,
+/// Feeds a source into a hunt, prefiltering raw lines unless told not to.
+pub struct Sink<'a> {
+    pub hunt: &'a mut Hunt,
+    pub prefilter: bool,
 }
 
 impl EventSink for Sink<'_> {

@@ -1,6 +1,6 @@
 //! `imdsguard rules list|show|validate`.
 
-use crate::load::{field_table, load_rules, render_load_error, rule_files};
+use crate::load::{field_table, load_rules, render_load_error};
 use crate::FieldOpts;
 use clap::{Subcommand, ValueEnum};
 use imdsguard_engine::{compile_matcher, compile_rule};
@@ -138,20 +138,8 @@ pub fn run(cmd: RulesCommand) -> anyhow::Result<ExitCode> {
 fn validate(paths: &[PathBuf], format: ListFormat, fields: &FieldOpts) -> anyhow::Result<ExitCode> {
     let table = field_table(fields)?;
     let now = crate::load::now_millis(None)?;
-    let mut files = Vec::new();
-    let mut errors = Vec::new();
-    for p in paths {
-        rule_files(p, &mut files, &mut errors);
-    }
-    let mut texts = Vec::new();
-    for f in &files {
-        match std::fs::read_to_string(f) {
-            Ok(t) => texts.push((f.display().to_string(), t)),
-            Err(e) => errors.push(crate::load::io_error(f, &e)),
-        }
-    }
-    let set = imdsguard_rules::load_texts(texts.iter().map(|(o, t)| (o.as_str(), t.as_str())));
-    errors.extend(set.errors);
+    let set = crate::load::load_rule_paths(paths);
+    let errors = set.errors;
     let mut ok_count = 0usize;
     let mut bad = 0usize;
     let emit = |v: serde_json::Value, rendered: Option<String>| {

@@ -49,16 +49,9 @@ pub fn io_error(path: &Path, e: &std::io::Error) -> LoadError {
     }
 }
 
-/// Load rules from paths (plus the built-in pack unless `no_builtin`). Returns the rules, whether
-/// each is built in, and every load error.
-pub fn load_rules(paths: &[PathBuf], no_builtin: bool) -> (Vec<(Rule, bool)>, Vec<LoadError>) {
-    let mut rules = Vec::new();
+/// Load the rule files under `paths` (no built-in pack); unreadable files become load errors.
+pub fn load_rule_paths(paths: &[PathBuf]) -> RuleSet {
     let mut errors = Vec::new();
-    if !no_builtin {
-        let b = imdsguard_rules::builtin();
-        rules.extend(b.rules.into_iter().map(|r| (r, true)));
-        errors.extend(b.errors);
-    }
     let mut files = Vec::new();
     for p in paths {
         rule_files(p, &mut files, &mut errors);
@@ -70,7 +63,23 @@ pub fn load_rules(paths: &[PathBuf], no_builtin: bool) -> (Vec<(Rule, bool)>, Ve
             Err(e) => errors.push(io_error(f, &e)),
         }
     }
-    let set: RuleSet = imdsguard_rules::load_texts(texts.iter().map(|(o, t)| (o.as_str(), t.as_str())));
+    let mut set: RuleSet = imdsguard_rules::load_texts(texts.iter().map(|(o, t)| (o.as_str(), t.as_str())));
+    errors.append(&mut set.errors);
+    set.errors = errors;
+    set
+}
+
+/// Load rules from paths (plus the built-in pack unless `no_builtin`). Returns the rules, whether
+/// each is built in, and every load error.
+pub fn load_rules(paths: &[PathBuf], no_builtin: bool) -> (Vec<(Rule, bool)>, Vec<LoadError>) {
+    let mut rules = Vec::new();
+    let mut errors = Vec::new();
+    if !no_builtin {
+        let b = imdsguard_rules::builtin();
+        rules.extend(b.rules.into_iter().map(|r| (r, true)));
+        errors.extend(b.errors);
+    }
+    let set = load_rule_paths(paths);
     errors.extend(set.errors);
     // A user rule with the same rule_id as a built-in one replaces it.
     for r in set.rules {
