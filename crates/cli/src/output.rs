@@ -130,6 +130,7 @@ pub fn write_alerts(w: &mut dyn Write, alerts: &[Value], format: Format) -> anyh
                     writeln!(w, "  mitre:     {t}")?;
                 }
                 writeln!(w, "  source:    {}", provenance(a))?;
+                writeln!(w, "  guide:     imdsguard rules show {}", column(a, "kibana.alert.rule.rule_id"))?;
                 writeln!(w, "  alert id:  {}", column(a, "kibana.alert.uuid"))?;
             }
         }
