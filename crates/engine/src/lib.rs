@@ -13,6 +13,7 @@
 //! Pure: no I/O, no clock (callers pass `now`), no async.
 
 pub mod compile;
+pub mod eql;
 pub mod history;
 pub mod hunt;
 pub mod lower_dsl;

@@ -1,0 +1,1 @@
+//! The EQL function library (being written).

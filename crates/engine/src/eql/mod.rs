@@ -1,0 +1,5 @@
+//! EQL with Elasticsearch's semantics: lowering of the `imdsguard-eql` syntax tree, the
+//! three-valued runtime, the function library, and (later) sequences and samples.
+
+pub mod functions;
+pub mod value;
