@@ -193,6 +193,16 @@ fn validate(paths: &[PathBuf], format: ListFormat, fields: &FieldOpts) -> anyhow
                     None,
                 )
             }
+            Err(diags) if diags.iter().all(|d| d.code == "E001") => {
+                // Valid, but uses a feature this version cannot run yet (e.g. an EQL sequence).
+                ok_count += 1;
+                let note = diags.first().map(|d| d.message.clone());
+                emit(
+                    serde_json::json!({"path": path, "rule_id": rule_id, "type": ty, "language": lang, "ok": true, "error": null,
+                        "runnable": false, "note": note, "warnings": 0}),
+                    None,
+                )
+            }
             Err(diags) => {
                 bad += 1;
                 let rendered: String = diags.iter().map(|d| d.render(&query, &format!("{path} (query)"))).collect();

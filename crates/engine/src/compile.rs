@@ -23,17 +23,21 @@ pub enum RuleKind {
 #[derive(Debug, Clone)]
 pub enum Matcher {
     Ir(Expr),
+    /// A single-event EQL query.
+    Eql(crate::eql::expr::EqlExpr),
 }
 
 impl Matcher {
     pub fn matches(&self, doc: &dyn imdsguard_ecs::Document) -> bool {
         match self {
             Matcher::Ir(e) => e.matches(doc),
+            Matcher::Eql(e) => e.matches(doc),
         }
     }
     pub fn needles(&self) -> Needles {
         match self {
             Matcher::Ir(e) => e.needles(),
+            Matcher::Eql(e) => e.needles(),
         }
     }
 }
@@ -69,9 +73,32 @@ pub fn compile_matcher(rule: &Rule, table: &Arc<FieldTable>, now_millis: i64) ->
             let expr = lowering.lower(&ast);
             (Matcher::Ir(expr), lowering.warnings)
         }
+        "eql" => {
+            let q = imdsguard_eql::parse(query).map_err(|d| vec![d])?;
+            if let Some(p) = q.pipes.first() {
+                return Err(vec![Diagnostic::error("E023", "pipes are not allowed in detection rules").with_span(p.span)]);
+            }
+            match &q.body {
+                imdsguard_eql::ast::QueryBody::Event(ev) => {
+                    let settings = crate::eql::lower::EqlSettings {
+                        event_category_field: rule.extra.get("event_category_override").and_then(|v| v.as_str()).unwrap_or("event.category").to_string(),
+                        ..Default::default()
+                    };
+                    let mut lowering = crate::eql::lower::EqlLowering::new(table, &settings);
+                    let e = lowering.event_query(ev).map_err(|d| vec![d])?;
+                    (Matcher::Eql(e), lowering.warnings)
+                }
+                imdsguard_eql::ast::QueryBody::Sequence(s) => {
+                    return Err(vec![Diagnostic::error("E001", "EQL sequences are not supported yet").with_span(s.span)]);
+                }
+                imdsguard_eql::ast::QueryBody::Sample(s) => {
+                    return Err(vec![Diagnostic::error("E001", "EQL samples are not supported yet").with_span(s.span)]);
+                }
+            }
+        }
         other => {
             return Err(vec![Diagnostic::error("E001", format!("query language `{other}` is not supported yet"))
-                .with_help("supported languages: kuery")]);
+                .with_help("supported languages: kuery, eql (single-event queries)")]);
         }
     };
     let matcher = if rule.filters.is_empty() {
@@ -80,8 +107,12 @@ pub fn compile_matcher(rule: &Rule, table: &Arc<FieldTable>, now_millis: i64) ->
         // Kibana filters are part of the rule's query: the rule never runs without them.
         let filters = crate::lower_dsl::lower_filters(&rule.filters, table, now_millis)
             .map_err(|e| vec![Diagnostic::error("E003", format!("rule filters: {e}"))])?;
-        let Matcher::Ir(q) = matcher;
-        Matcher::Ir(Expr::and(vec![q, filters]))
+        match matcher {
+            Matcher::Ir(q) => Matcher::Ir(Expr::and(vec![q, filters])),
+            Matcher::Eql(_) => {
+                return Err(vec![Diagnostic::error("E003", "Kibana filters on EQL rules are not supported yet")]);
+            }
+        }
     };
     Ok((matcher, warnings))
 }
@@ -91,7 +122,7 @@ pub fn compile_matcher(rule: &Rule, table: &Arc<FieldTable>, now_millis: i64) ->
 pub fn compile_rule(rule: Arc<Rule>, table: &Arc<FieldTable>, now_millis: i64) -> Result<CompiledRule, Vec<Diagnostic>> {
     let (matcher, warnings) = compile_matcher(&rule, table, now_millis)?;
     let kind = match &rule.rule_type {
-        RuleType::Query => RuleKind::Query,
+        RuleType::Query | RuleType::Eql => RuleKind::Query,
         RuleType::NewTerms => {
             let Some(nt) = &rule.new_terms else {
                 return Err(vec![Diagnostic::error("E010", "new_terms rule without new_terms fields")]);
