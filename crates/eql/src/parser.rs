@@ -13,7 +13,7 @@ use imdsguard_syntax::{Diagnostic, Span};
 
 /// Deepest nesting of sub-expressions accepted (parentheses, `not`, unary signs, call arguments,
 /// list items, and each operator of an arithmetic chain).
-pub const MAX_DEPTH: usize = 128;
+pub const MAX_DEPTH: usize = 64;
 /// Longest query accepted, in bytes.
 pub const MAX_QUERY_BYTES: usize = 1 << 20;
 

@@ -233,7 +233,7 @@ mod tests {
 
     #[test]
     fn sequences_and_samples_round_trip() {
-        round("sequence by a, b with maxspan=5m [process where true] by c ![file where x] with runs=2 until [any where y]");
+        round("sequence by a, b with maxspan=5m [process where true] by c ![file where x] by d with runs=2 until [any where y] by e");
         round("sample by h [any where a] by o [any where b] by p");
         round("sequence [a where (x or y) and z] [b where not (p and q)]");
     }
