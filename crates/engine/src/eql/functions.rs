@@ -25,6 +25,34 @@
 //! * **Numbers**: `Int` is a Java `long`, `Float` a Java `double`. Integer arithmetic is exact
 //!   (overflow is an error, as with `Math.addExact`), mixed arithmetic is done in `f64`.
 //! * **Errors** ([`EvalError`]) name the function and the 1-based argument position.
+//!
+//! Where the reference page and ES's code disagree, or the code has a quirk, this module does:
+//!
+//! * `indexOf~("subdomain.example.com", "D")`: the page says 4, the answer is 3.
+//! * `stringContains~("start regsvr32.exe", "Regsvr32")`: the page says false, the answer
+//!   is true (the `~` form lower-cases both sides).
+//! * `number("  1337  ")`: the page says 1337; ES's `Long.valueOf` rejects the blanks and
+//!   `Double.valueOf` trims them, so the result is the float 1337.0 (equal to 1337 in `==`).
+//! * `divide` of two integers: the page says it rounds *down*; Java truncates towards zero
+//!   (`divide(-7, 2)` is -3).
+//! * `modulo`: the page says float arguments "return 0"; Java's `%` on doubles is used
+//!   (`modulo(10.5, 3)` is 1.5; the page's `modulo(10, 0.5)` is 0.0 either way).
+//! * Null in arguments other than the source: the page documents null for
+//!   `indexOf(s, ".", null)`, `stringContains(s, null)` and `cidrMatch(ip, null)`, while the
+//!   processors would search from 0, or fail with "A string/char is required". The documented
+//!   null is used, and extended to every argument (`between`'s delimiters and `greedy`,
+//!   `substring`'s positions) for which ES has no documented behaviour.
+//! * `indexOf(s, "", start)` with `start` past the end returns the length (Java's `indexOf`),
+//!   not null as the page says for a start "higher than the length".
+//! * Greedy `between` whose last right delimiter starts before the end of the left one fails in
+//!   ES (`StringIndexOutOfBoundsException`); here it is an [`EvalError`].
+//! * Integer arithmetic overflows only past `i64`; ES makes integer *literals* Java `int`s, so
+//!   `add(2147483647, 1)` fails there with "integer overflow" and gives 2147483648 here.
+//! * Position arguments wrap like `Number.intValue()` (`substring("abc", 9223372036854775807)`
+//!   is "c"), as in ES.
+//! * `cidrMatch` validates every block; ES stops at the first matching one.
+//! * `number` and CIDR prefixes accept ASCII digits only (Java also accepts other Unicode
+//!   decimal digits).
 
 use std::net::IpAddr;
 
@@ -100,7 +128,9 @@ impl Func {
             None => (name, false),
         };
         let lower = base.to_lowercase();
-        let func = Func::ALL.into_iter().find(|f| f.name().to_ascii_lowercase() == lower)?;
+        let func = Func::ALL
+            .into_iter()
+            .find(|f| f.name().to_ascii_lowercase() == lower)?;
         if case_insensitive && !func.has_case_insensitive_form() {
             return None;
         }
@@ -112,7 +142,11 @@ impl Func {
     pub fn has_case_insensitive_form(self) -> bool {
         matches!(
             self,
-            Func::Between | Func::EndsWith | Func::IndexOf | Func::StartsWith | Func::StringContains
+            Func::Between
+                | Func::EndsWith
+                | Func::IndexOf
+                | Func::StartsWith
+                | Func::StringContains
         )
     }
 
@@ -120,7 +154,9 @@ impl Func {
     /// (`concat` takes one or more values, `cidrMatch` an address and one or more blocks).
     pub fn arity(self) -> (usize, Option<usize>) {
         match self {
-            Func::Add | Func::Divide | Func::Modulo | Func::Multiply | Func::Subtract => (2, Some(2)),
+            Func::Add | Func::Divide | Func::Modulo | Func::Multiply | Func::Subtract => {
+                (2, Some(2))
+            }
             Func::EndsWith | Func::StartsWith | Func::StringContains => (2, Some(2)),
             Func::Between => (3, Some(4)),
             Func::CidrMatch => (2, None),
@@ -292,7 +328,11 @@ fn str_arg(func: Func, args: &[Scalar], index: usize) -> Result<&str, EvalError>
     match args.get(index) {
         Some(Scalar::Str(s)) => Ok(s),
         Some(other) => Err(type_error(func, index, "a string", other)),
-        None => Err(EvalError(format!("{}: missing argument {}", func.name(), index + 1))),
+        None => Err(EvalError(format!(
+            "{}: missing argument {}",
+            func.name(),
+            index + 1
+        ))),
     }
 }
 
@@ -303,11 +343,19 @@ fn java_int_arg(func: Func, args: &[Scalar], index: usize) -> Result<i32, EvalEr
         Some(Scalar::Int(i)) => Ok(*i as i32),
         Some(Scalar::Float(f)) => Ok(*f as i32),
         Some(other) => Err(type_error(func, index, "a number", other)),
-        None => Err(EvalError(format!("{}: missing argument {}", func.name(), index + 1))),
+        None => Err(EvalError(format!(
+            "{}: missing argument {}",
+            func.name(),
+            index + 1
+        ))),
     }
 }
 
-fn fold_case(a: &str, b: &str, case_insensitive: bool) -> (std::string::String, std::string::String) {
+fn fold_case(
+    a: &str,
+    b: &str,
+    case_insensitive: bool,
+) -> (std::string::String, std::string::String) {
     if case_insensitive {
         (a.to_lowercase(), b.to_lowercase())
     } else {
@@ -347,7 +395,9 @@ fn java_last_index_of(haystack: &[u16], needle: &[u16]) -> Option<usize> {
     if needle.len() > haystack.len() {
         return None;
     }
-    haystack.windows(needle.len()).rposition(|window| window == needle)
+    haystack
+        .windows(needle.len())
+        .rposition(|window| window == needle)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -412,7 +462,11 @@ fn between(
         return Ok(Scalar::Str(source.to_owned()));
     }
     let (matched, left) = fold_case(source, left, case_insensitive);
-    let right = if case_insensitive { right.to_lowercase() } else { right.to_owned() };
+    let right = if case_insensitive {
+        right.to_lowercase()
+    } else {
+        right.to_owned()
+    };
     let (matched, left, right) = (utf16(&matched), utf16(&left), utf16(&right));
     let Some(left_at) = java_index_of(&matched, &left, 0) else {
         return Ok(Scalar::Str(std::string::String::new()));
@@ -435,7 +489,9 @@ fn between(
             original.len()
         )));
     }
-    Ok(Scalar::Str(std::string::String::from_utf16_lossy(&original[start..end])))
+    Ok(Scalar::Str(std::string::String::from_utf16_lossy(
+        &original[start..end],
+    )))
 }
 
 /// ES `StringUtils.substringSlice`: Python-like slicing over UTF-16 units. Negative positions
@@ -508,7 +564,7 @@ fn java_double_to_string(x: f64) -> std::string::String {
             let int_len = exponent as usize + 1;
             if digits.len() <= int_len {
                 out.push_str(&digits);
-                out.extend(std::iter::repeat('0').take(int_len - digits.len()));
+                out.push_str(&"0".repeat(int_len - digits.len()));
                 out.push_str(".0");
             } else {
                 out.push_str(&digits[..int_len]);
@@ -517,7 +573,7 @@ fn java_double_to_string(x: f64) -> std::string::String {
             }
         } else {
             out.push_str("0.");
-            out.extend(std::iter::repeat('0').take((-exponent - 1) as usize));
+            out.push_str(&"0".repeat((-exponent - 1) as usize));
             out.push_str(&digits);
         }
     } else {
@@ -558,7 +614,11 @@ fn number(args: &[Scalar]) -> Result<Scalar, EvalError> {
         Some(Scalar::Int(base)) if i32::try_from(*base).is_ok() => *base,
         Some(other) => return Err(type_error(func, 1, "an integer base", other)),
     };
-    let body = if hex_prefix && radix == 16 { &value[2..] } else { value };
+    let body = if hex_prefix && radix == 16 {
+        &value[2..]
+    } else {
+        value
+    };
     let parsed = if radix == 10 {
         java_parse_long(body, 10)
             .map(Scalar::Int)
@@ -570,7 +630,9 @@ fn number(args: &[Scalar]) -> Result<Scalar, EvalError> {
             .map(Scalar::Int)
     };
     parsed.ok_or_else(|| {
-        EvalError(format!("number: unable to convert [{body}] to number of base [{radix}]"))
+        EvalError(format!(
+            "number: unable to convert [{body}] to number of base [{radix}]"
+        ))
     })
 }
 
@@ -677,7 +739,9 @@ fn parse_hex_float(s: &str) -> Option<f64> {
             i += 1;
             continue;
         }
-        let Some(d) = (c as char).to_digit(16) else { break };
+        let Some(d) = (c as char).to_digit(16) else {
+            break;
+        };
         digits += 1;
         if mantissa < (1 << 60) {
             mantissa = mantissa * 16 + u64::from(d);
@@ -719,7 +783,12 @@ fn parse_hex_float(s: &str) -> Option<f64> {
     if sticky {
         mantissa |= 1;
     }
-    let exponent = exponent + if exp_negative { -binary_exponent } else { binary_exponent };
+    let exponent = exponent
+        + if exp_negative {
+            -binary_exponent
+        } else {
+            binary_exponent
+        };
     let mut value = mantissa as f64;
     let mut remaining = exponent;
     while remaining != 0 && value != 0.0 && value.is_finite() {
@@ -760,7 +829,9 @@ fn parse_ip(s: &str) -> Result<IpAddr, EvalError> {
     match s.parse::<IpAddr>() {
         Ok(IpAddr::V6(v6)) => Ok(v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)),
         Ok(v4) => Ok(v4),
-        Err(_) => Err(EvalError(format!("cidrMatch: '{s}' is not an IP string literal."))),
+        Err(_) => Err(EvalError(format!(
+            "cidrMatch: '{s}' is not an IP string literal."
+        ))),
     }
 }
 
@@ -794,7 +865,9 @@ fn parse_block(block: &str) -> Result<(Vec<u8>, Vec<u8>), EvalError> {
         fields.pop();
     }
     let [address_text, prefix_text] = fields[..] else {
-        return Err(EvalError(format!("cidrMatch: expected [ip/prefix] but was [{block}]")));
+        return Err(EvalError(format!(
+            "cidrMatch: expected [ip/prefix] but was [{block}]"
+        )));
     };
     let address = parse_ip(address_text)?;
     if address_text.contains(':') && address.is_ipv4() {
@@ -896,15 +969,15 @@ mod tests {
             r!(Add, [N, i(4)] => N),
             r!(Add, [i(4), N] => N),
             // between
-            r!(Between, [s(path), s(r"System32\"), s(".exe")] => s("cmd")),
-            r!(Between, [s(path), s(r"system32\"), s(".exe")] => s("")),
-            r!(Between, [s(path), s(r"workspace\"), s(".exe")] => s("")),
-            r!(~Between, [s(path), s(r"system32\"), s(".exe")] => s("cmd")),
-            r!(Between, [s(path), s(r"\"), s(r"\"), b(false)] => s("Windows")),
-            r!(Between, [s(path), s(r"\"), s(r"\"), b(true)] => s(r"Windows\System32")),
-            r!(Between, [s(""), s(r"System32\"), s(".exe")] => s("")),
+            r!(Between, [s(path), s("System32\\"), s(".exe")] => s("cmd")),
+            r!(Between, [s(path), s("system32\\"), s(".exe")] => s("")),
+            r!(Between, [s(path), s("workspace\\"), s(".exe")] => s("")),
+            r!(~Between, [s(path), s("system32\\"), s(".exe")] => s("cmd")),
+            r!(Between, [s(path), s("\\"), s("\\"), b(false)] => s("Windows")),
+            r!(Between, [s(path), s("\\"), s("\\"), b(true)] => s("Windows\\System32")),
+            r!(Between, [s(""), s("System32\\"), s(".exe")] => s("")),
             r!(Between, [s(""), s(""), s("")] => s("")),
-            r!(Between, [N, s(r"System32\"), s(".exe")] => N),
+            r!(Between, [N, s("System32\\"), s(".exe")] => N),
             // cidrMatch
             r!(CidrMatch, [s("192.168.152.12"), s("192.168.0.0/16")] => b(true)),
             r!(CidrMatch, [s("192.168.152.12"), s("192.168.0.0/16"), s("10.0.0.0/8")] => b(true)),
@@ -980,7 +1053,7 @@ mod tests {
             r!(IndexOf, [s(domain), s("."), i(30)] => N),
             r!(IndexOf, [N, s("."), i(9)] => N),
             r!(IndexOf, [s(domain), N, i(9)] => N),
-            // Documented null; ES's processor would search from 0 (see the report in the module).
+            // Documented null; ES's processor would search from 0 (see the module documentation).
             r!(IndexOf, [s(domain), s("."), N] => N),
             // length
             r!(Length, [s("explorer.exe")] => i(12)),
@@ -1284,11 +1357,18 @@ mod tests {
                     if row.ci { "~" } else { "" },
                     row.args,
                     got,
-                    row.want.as_ref().map_or("an error".to_owned(), |w| format!("{w:?}"))
+                    row.want
+                        .as_ref()
+                        .map_or("an error".to_owned(), |w| format!("{w:?}"))
                 ));
             }
         }
-        assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+        assert!(
+            failures.is_empty(),
+            "{} failures:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
         count
     }
 
@@ -1305,8 +1385,13 @@ mod tests {
     #[test]
     fn errors_name_function_and_position() {
         let err = call(Func::Add, false, &[s("a"), i(1)]).err().map(|e| e.0);
-        assert_eq!(err.as_deref(), Some("add: argument 1 must be a number, got string [a]"));
-        let err = call(Func::Substring, false, &[s("a"), b(true)]).err().map(|e| e.0);
+        assert_eq!(
+            err.as_deref(),
+            Some("add: argument 1 must be a number, got string [a]")
+        );
+        let err = call(Func::Substring, false, &[s("a"), b(true)])
+            .err()
+            .map(|e| e.0);
         assert_eq!(
             err.as_deref(),
             Some("substring: argument 2 must be a number, got boolean [true]")
@@ -1322,7 +1407,10 @@ mod tests {
         assert_eq!(Func::resolve("between~"), Some((Func::Between, true)));
         assert_eq!(Func::resolve("indexOf~"), Some((Func::IndexOf, true)));
         assert_eq!(Func::resolve("startsWith~"), Some((Func::StartsWith, true)));
-        assert_eq!(Func::resolve("stringContains~"), Some((Func::StringContains, true)));
+        assert_eq!(
+            Func::resolve("stringContains~"),
+            Some((Func::StringContains, true))
+        );
         assert_eq!(Func::resolve("add~"), None);
         assert_eq!(Func::resolve("length~"), None);
         assert_eq!(Func::resolve("wildcard"), None);
