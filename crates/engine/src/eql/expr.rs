@@ -53,6 +53,8 @@ pub enum EqlExpr {
     FieldPred { path: FieldPath, pred: Pred, negated: bool },
     /// A typed predicate on the value of any expression (e.g. `string(x) : "a*"`); null stays null.
     ValuePred { expr: Box<EqlExpr>, pred: Pred },
+    /// The expression's value is not null (`x != null` for a computed x); never null itself.
+    IsNotNull(Box<EqlExpr>),
     /// The field has at least one value (`f != null`); never null itself.
     IsPresent(FieldPath),
     /// A regular expression (Lucene syntax, whole value) on a field's values.
@@ -202,6 +204,7 @@ impl EqlExpr {
                 Some(hit != *negated)
             }
             EqlExpr::IsPresent(path) => Some(doc.exists(path)),
+            EqlExpr::IsNotNull(e) => Some(!e.value(doc).is_null()),
             EqlExpr::ValuePred { expr, pred } => {
                 let vals = expr.values(doc);
                 if vals.is_empty() {

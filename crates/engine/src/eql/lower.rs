@@ -163,6 +163,23 @@ impl<'a> EqlLowering<'a> {
     }
 
     fn compare(&mut self, op: ast::CmpOp, left: &ast::Expr, right: &ast::Expr, span: Span) -> Result<EqlExpr, Diagnostic> {
+        // `x == null` / `x != null` (either side) test whether x is null, for any expression x.
+        let null_side = |e: &ast::Expr| matches!(e, ast::Expr::Literal(ast::Literal { value: ast::Value::Null, .. }));
+        if null_side(left) || null_side(right) {
+            let other = if null_side(left) { right } else { left };
+            if null_side(other) {
+                return Ok(EqlExpr::Lit(Scalar::Bool(op == ast::CmpOp::Eq)));
+            }
+            let present = match other {
+                ast::Expr::Field(f) => EqlExpr::IsPresent(self.field(&f.name).0),
+                e => EqlExpr::IsNotNull(Box::new(self.expr(e)?)),
+            };
+            return Ok(match op {
+                ast::CmpOp::Eq => EqlExpr::Not(Box::new(present)),
+                ast::CmpOp::Neq => present,
+                _ => EqlExpr::Lit(Scalar::Null),
+            });
+        }
         // Normalise `literal OP field` to `field OP' literal`.
         let (field, lit, op) = match (left, right) {
             (ast::Expr::Field(f), ast::Expr::Literal(l)) => (Some(f), Some(l), op),
@@ -184,6 +201,12 @@ impl<'a> EqlLowering<'a> {
                 return Err(err(span, format!("cannot compare the numeric field `{}` with the string {:?}", f.name, value)));
             }
             let pred = match op {
+                // A date term is a range over the value's precision (ES rounds the upper bound up).
+                ast::CmpOp::Eq | ast::CmpOp::Neq if ty.is_some_and(|t| t.is_date()) => {
+                    let lo = imdsguard_ecs::time::parse_date_math(&value, 0).map_err(|e| err(l.span, e.to_string()))?;
+                    let hi = imdsguard_ecs::time::parse_date_math_round_up(&value, 0).map_err(|e| err(l.span, e.to_string()))?;
+                    Pred::DateRange { lower: imdsguard_ir::Bound::Included(lo), upper: imdsguard_ir::Bound::Included(hi) }
+                }
                 ast::CmpOp::Eq | ast::CmpOp::Neq => match term_pred(ty, &value, false).map_err(|m| err(l.span, m))? {
                     Some(p) => p,
                     None => return Ok(EqlExpr::Lit(Scalar::Bool(op == ast::CmpOp::Neq))),
@@ -272,7 +295,7 @@ impl<'a> EqlLowering<'a> {
                     .map(|p| {
                         let v = text(&p.value);
                         if v.contains(['*', '?']) {
-                            Pred::StrGlob(Glob::parse(&v, true, ci))
+                            Pred::StrGlob(eql_glob(&v, ci))
                         } else {
                             Pred::StrEq { value: v, case_insensitive: ci }
                         }
@@ -302,7 +325,7 @@ impl<'a> EqlLowering<'a> {
             if is_stringish(ty) {
                 let has_wild = wildcards && value.contains(['*', '?']);
                 preds.push(if has_wild {
-                    Pred::StrGlob(Glob::parse(&value, true, ci))
+                    Pred::StrGlob(eql_glob(&value, ci))
                 } else {
                     Pred::StrEq { value, case_insensitive: ci }
                 });
@@ -312,6 +335,29 @@ impl<'a> EqlLowering<'a> {
         }
         Ok(EqlExpr::FieldPred { path, pred: Pred::AnyOf(preds), negated: false })
     }
+}
+
+/// An EQL wildcard pattern: `*` and `?` are wildcards, every other character (backslashes
+/// included) is literal.
+pub fn eql_glob(pattern: &str, case_insensitive: bool) -> Glob {
+    use imdsguard_ir::glob::GlobToken;
+    let mut tokens = Vec::new();
+    let mut lit = String::new();
+    for c in pattern.chars() {
+        match c {
+            '*' | '?' => {
+                if !lit.is_empty() {
+                    tokens.push(GlobToken::Lit(std::mem::take(&mut lit)));
+                }
+                tokens.push(if c == '*' { GlobToken::Star } else { GlobToken::One });
+            }
+            c => lit.push(c),
+        }
+    }
+    if !lit.is_empty() {
+        tokens.push(GlobToken::Lit(lit));
+    }
+    Glob::new(tokens, case_insensitive)
 }
 
 /// Translate a Lucene regular expression (the syntax Elasticsearch's `regex` uses) into an

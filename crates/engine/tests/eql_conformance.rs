@@ -1,0 +1,214 @@
+//! Elasticsearch's own EQL conformance suite (`../shared/conformance/eql`), run data-driven.
+//!
+//! Loading follows `../shared/README.md`: the endgame data gets `@timestamp = timestamp / 10000 -
+//! 11644473600000`, its mapping aliases `event.category` to `event_type` and `event.sequence` to
+//! `serial_event_id` (the tiebreaker); `data/extra` and `data/missing-events` use `sequence` as the
+//! id, `data/sample*` use `id`; non-strict bits of the files are fixed up in memory.
+//!
+//! Every failure is printed, one line each, with a total. Event queries must all pass (apart from
+//! the skip list below, each with its reason). Sequence and sample queries are counted as pending
+//! until the sequence engine lands (issue 3 is in progress); the count is printed and pinned.
+
+use imdsguard_ecs::{Document, FieldPath, FieldTable};
+use imdsguard_engine::eql::lower::{EqlLowering, EqlSettings};
+use imdsguard_eql::ast::{PipeKind, QueryBody};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+fn suite_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/eql")
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("the EQL conformance suite is required at {}: {e}", p.display()))
+}
+
+struct DataSet {
+    docs: Vec<(sonic_rs::Value, i64, f64)>, // (doc, id, tiebreaker)
+    table: Arc<FieldTable>,
+    timestamp: FieldPath,
+}
+
+fn load(data: &str, mapping: &str, id_field: &str, endgame: bool) -> DataSet {
+    let dir = suite_dir();
+    let text = read(&dir.join(data));
+    let cleaned: String = text.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n");
+    let items: Vec<Value> = serde_json::from_str(&cleaned).unwrap_or_else(|e| panic!("{data}: {e}"));
+    let mut table = FieldTable::empty();
+    let mapping_text = read(&dir.join(mapping)).replace("[runtime_random_keyword_type]", "keyword");
+    let mapping_json: Value = serde_json::from_str(&mapping_text).unwrap_or_else(|e| panic!("{mapping}: {e}"));
+    table.extend_from_mapping(&mapping_json).unwrap_or_else(|e| panic!("{mapping}: {e}"));
+    if endgame {
+        table.insert("@timestamp", imdsguard_ecs::FieldType::Date);
+    }
+    let mut docs = Vec::new();
+    for mut item in items {
+        if endgame {
+            if let Some(ts) = item.get("timestamp").and_then(Value::as_i64) {
+                item["@timestamp"] = Value::from(ts / 10000 - 11_644_473_600_000);
+            }
+        }
+        let id = item.get(id_field).and_then(Value::as_i64).unwrap_or(-1);
+        let tiebreaker = item.get(id_field).and_then(Value::as_f64).unwrap_or(0.0);
+        let doc: sonic_rs::Value = sonic_rs::from_str(&item.to_string()).expect("re-encode");
+        docs.push((doc, id, tiebreaker));
+    }
+    DataSet { docs, table: Arc::new(table), timestamp: FieldPath::new("@timestamp") }
+}
+
+struct Case {
+    file: &'static str,
+    name: String,
+    query: String,
+    expected: Vec<Vec<i64>>,
+    size: Option<usize>,
+}
+
+fn cases(file: &'static str) -> Vec<Case> {
+    let mut text = read(&suite_dir().join(file));
+    if file == "test_extra.toml" {
+        // Bare `null` inside join_keys arrays is not strict TOML.
+        text = text.replace(", null", ", \"null\"").replace("[null", "[\"null\"");
+    }
+    let doc: toml::Table = text.parse().unwrap_or_else(|e| panic!("{file}: {e}"));
+    let mut out = Vec::new();
+    for q in doc.get("queries").and_then(|q| q.as_array()).into_iter().flatten() {
+        let name = q.get("name").and_then(|v| v.as_str()).unwrap_or("?").to_string();
+        let query = q.get("query").and_then(|v| v.as_str()).unwrap_or("").to_string();
+        let ids = q.get("expected_event_ids").and_then(|v| v.as_array()).cloned().unwrap_or_default();
+        let expected = if ids.iter().all(|v| v.is_array()) && !ids.is_empty() {
+            ids.iter().map(|alt| alt.as_array().into_iter().flatten().filter_map(|x| x.as_integer()).collect()).collect()
+        } else {
+            vec![ids.iter().filter_map(|x| x.as_integer()).collect()]
+        };
+        let size = q.get("size").and_then(|v| v.as_integer()).map(|n| n as usize);
+        out.push(Case { file, name, query, expected, size });
+    }
+    out
+}
+
+/// Queries that cannot pass here, with the reason. Keep it short.
+const SKIP: &[(&str, &str)] = &[
+    (
+        "optionalDefaultNullValueFieldEqualNull",
+        "needs the mapping's `null_value` (Elasticsearch indexes an explicit null as \"NULL\"); field tables do not model null_value yet",
+    ),
+    ("optionalDefaultNullValueFieldEqualDefaultValue", "same: `null_value` substitution at index time"),
+];
+
+#[derive(Default)]
+struct Tally {
+    passed: usize,
+    failed: Vec<String>,
+    pending: Vec<String>,
+    skipped: usize,
+}
+
+fn run(ds: &DataSet, case: &Case, tally: &mut Tally) {
+    if let Some((_, why)) = SKIP.iter().find(|(n, _)| *n == case.name) {
+        println!("skip {}::{}: {why}", case.file, case.name);
+        tally.skipped += 1;
+        return;
+    }
+    let q = match imdsguard_eql::parse(&case.query) {
+        Ok(q) => q,
+        Err(d) => {
+            tally.failed.push(format!("{}::{} does not parse: {}", case.file, case.name, d));
+            return;
+        }
+    };
+    let ev = match &q.body {
+        QueryBody::Event(ev) => ev,
+        QueryBody::Sequence(_) | QueryBody::Sample(_) => {
+            tally.pending.push(format!("{}::{}", case.file, case.name));
+            return;
+        }
+    };
+    let settings = EqlSettings::default();
+    let mut lowering = EqlLowering::new(&ds.table, &settings);
+    let expr = match lowering.event_query(ev) {
+        Ok(e) => e,
+        Err(d) => {
+            tally.failed.push(format!("{}::{} does not lower: {}", case.file, case.name, d.render(&case.query, "query")));
+            return;
+        }
+    };
+    let mut hits: Vec<(i64, f64, i64)> = Vec::new();
+    for (doc, id, tb) in &ds.docs {
+        if expr.matches(doc) {
+            let mut ts = i64::MIN;
+            doc.any_value(&ds.timestamp, &mut |v| {
+                ts = imdsguard_ecs::time::value_to_millis(v).unwrap_or(i64::MIN);
+                true
+            });
+            hits.push((ts, *tb, *id));
+        }
+    }
+    hits.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    let mut ids: Vec<i64> = hits.iter().map(|h| h.2).collect();
+    for pipe in &q.pipes {
+        let n = pipe.count as usize;
+        match pipe.kind {
+            PipeKind::Head => ids.truncate(n),
+            PipeKind::Tail => {
+                let start = ids.len().saturating_sub(n);
+                ids = ids.split_off(start);
+            }
+        }
+    }
+    if let Some(n) = case.size {
+        ids.truncate(n);
+    }
+    if case.expected.iter().any(|alt| *alt == ids) {
+        tally.passed += 1;
+    } else {
+        tally.failed.push(format!(
+            "{}::{}: expected {:?}, got {:?} for {}",
+            case.file,
+            case.name,
+            case.expected,
+            ids,
+            case.query.trim().replace('\n', " ")
+        ));
+    }
+}
+
+#[test]
+fn elasticsearch_eql_conformance_suite() {
+    let endgame = load("test_data.json", "mapping-default.json", "serial_event_id", true);
+    let extra = load("data/extra.data", "data/extra.mapping", "sequence", false);
+    let missing = load("data/missing-events.data", "data/missing-events.mapping", "sequence", false);
+    let sample = load("data/sample1.data", "data/sample1.mapping", "id", false);
+    let mut tally = Tally::default();
+    let mut total = 0;
+    for (file, ds) in [
+        ("test_queries.toml", &endgame),
+        ("test_queries_date.toml", &endgame),
+        ("test_extra.toml", &extra),
+        ("test_missing_events.toml", &missing),
+        ("test_sample.toml", &sample),
+        ("test_sample_multi.toml", &sample),
+    ] {
+        for case in cases(file) {
+            total += 1;
+            run(ds, &case, &mut tally);
+        }
+    }
+    for f in &tally.failed {
+        println!("FAIL {f}");
+    }
+    println!(
+        "EQL conformance: {total} queries: {} passed, {} failed, {} pending (sequence/sample), {} skipped",
+        tally.passed,
+        tally.failed.len(),
+        tally.pending.len(),
+        tally.skipped
+    );
+    assert_eq!(total, 237, "the suite has 237 queries");
+    assert!(SKIP.len() * 20 < total, "the skip list must stay under 5% of the suite");
+    assert!(tally.failed.is_empty(), "{} event queries failed:\n{}", tally.failed.len(), tally.failed.join("\n"));
+    // Pinned until the sequence and sample engine lands; lower it as queries start to pass.
+    assert_eq!(tally.pending.len(), 133, "sequence/sample queries not yet run");
+    assert_eq!(tally.passed, 102);
+}
