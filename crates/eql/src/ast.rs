@@ -151,17 +151,42 @@ pub enum Expr {
     /// `not a`.
     Not(Box<Expr>, Span),
     /// `a == b`, `a != b`, `a < b`, `a <= b`, `a > b`, `a >= b` (never chained).
-    Compare { op: CmpOp, left: Box<Expr>, right: Box<Expr>, span: Span },
+    Compare {
+        op: CmpOp,
+        left: Box<Expr>,
+        right: Box<Expr>,
+        span: Span,
+    },
     /// `a in (x, y)`, `a in~ (...)`, `a not in (...)`, `a not in~ (...)`. `expr` is a primary
     /// expression (a field, call, literal or parenthesised expression), as in the grammar.
-    In { expr: Box<Expr>, negated: bool, insensitive: bool, list: Vec<Expr>, span: Span },
+    In {
+        expr: Box<Expr>,
+        negated: bool,
+        insensitive: bool,
+        list: Vec<Expr>,
+        span: Span,
+    },
     /// `a : "x*"`, `a like ("x", "y")`, `a regex~ "..."`: the right side is one constant or a
     /// parenthesised list of constants (a one-element list and a single constant are the same).
-    Match { expr: Box<Expr>, op: MatchOp, patterns: Vec<Literal>, span: Span },
+    Match {
+        expr: Box<Expr>,
+        op: MatchOp,
+        patterns: Vec<Literal>,
+        span: Span,
+    },
     /// `a + b`, `a - b`, `a * b`, `a / b`, `a % b` (left-associative).
-    Arith { op: ArithOp, left: Box<Expr>, right: Box<Expr>, span: Span },
+    Arith {
+        op: ArithOp,
+        left: Box<Expr>,
+        right: Box<Expr>,
+        span: Span,
+    },
     /// `-a` or `+a`.
-    Unary { op: UnaryOp, expr: Box<Expr>, span: Span },
+    Unary {
+        op: UnaryOp,
+        expr: Box<Expr>,
+        span: Span,
+    },
     Call(Call),
     Field(Field),
     Literal(Literal),

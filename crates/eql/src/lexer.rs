@@ -295,7 +295,9 @@ impl Lexer<'_> {
                 let d = q001(format!("unexpected character {:?}", c.to_string()), span, "not part of EQL");
                 Err(match c {
                     '!' => d.with_help("`!` only appears in `!=` and in `![` (a missing event in a sequence)"),
-                    '~' => d.with_help("`~` follows a function name or `in`, `like`, `regex` directly, without a space"),
+                    '~' => {
+                        d.with_help("`~` follows a function name or `in`, `like`, `regex` directly, without a space")
+                    }
                     '&' | '|' => d.with_help("write `and` / `or`"),
                     _ => d,
                 })
@@ -444,7 +446,9 @@ impl Lexer<'_> {
                         Span::new(start, start + 1),
                         "string starts here",
                     )
-                    .with_help("strings end on the line they start; use \\n, \\r or a \"\"\"raw string\"\"\" on one line"));
+                    .with_help(
+                        "strings end on the line they start; use \\n, \\r or a \"\"\"raw string\"\"\" on one line",
+                    ));
                 }
                 b'\\' if self.at(i + 1).is_none() => {
                     return Err(q001(
@@ -505,7 +509,11 @@ impl Lexer<'_> {
                     None if (0xD800..0xE000).contains(&v) => {
                         Err(q001(format!("invalid unicode escape: {hex} is a surrogate code point"), span, "surrogate"))
                     }
-                    None => Err(q001(format!("invalid unicode escape: {hex} is beyond U+10FFFF"), span, "no such character")),
+                    None => Err(q001(
+                        format!("invalid unicode escape: {hex} is beyond U+10FFFF"),
+                        span,
+                        "no such character",
+                    )),
                 }
             }
             _ => {

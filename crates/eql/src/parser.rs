@@ -5,8 +5,8 @@
 //! failing token, and what it found there.
 
 use crate::ast::{
-    ArithOp, Call, Category, CategoryKind, CmpOp, EventQuery, Expr, Field, Literal, MatchOp, MaxSpan, Pipe,
-    PipeKind, Query, QueryBody, Sample, Sequence, Step, TimeUnit, UnaryOp, Value,
+    ArithOp, Call, Category, CategoryKind, CmpOp, EventQuery, Expr, Field, Literal, MatchOp, MaxSpan, Pipe, PipeKind,
+    Query, QueryBody, Sample, Sequence, Step, TimeUnit, UnaryOp, Value,
 };
 use crate::lexer::{q001, q004, tokenize, Kw, Punct, Tok, Token};
 use imdsguard_syntax::{Diagnostic, Span};
@@ -414,7 +414,9 @@ impl Parser<'_> {
         }
         if steps.len() < 2 {
             let d = self.fail("\"[\"");
-            return Err(d.with_help("a sample needs at least two bracketed events: sample by f [a where x] [b where y]"));
+            return Err(
+                d.with_help("a sample needs at least two bracketed events: sample by f [a where x] [b where y]")
+            );
         }
         if steps.len() > MAX_SAMPLE_STEPS {
             return Err(q001(
@@ -461,7 +463,11 @@ impl Parser<'_> {
             };
             self.bump();
             if n == 0 || n > MAX_RUNS {
-                return Err(q001(format!("`runs` must be between 1 and {MAX_RUNS}, found {n}"), n_span, "out of range"));
+                return Err(q001(
+                    format!("`runs` must be between 1 and {MAX_RUNS}, found {n}"),
+                    n_span,
+                    "out of range",
+                ));
             }
             runs = Some(n as u32);
         }
@@ -708,8 +714,7 @@ impl Parser<'_> {
                 let span = prim.span().to(close);
                 Ok(Expr::In { expr: Box::new(prim), negated: negated_in, insensitive, list, span })
             }
-            Tok::Punct(Punct::Seq)
-            | Tok::Kw(Kw::Like | Kw::LikeInsensitive | Kw::Regex | Kw::RegexInsensitive) => {
+            Tok::Punct(Punct::Seq) | Tok::Kw(Kw::Like | Kw::LikeInsensitive | Kw::Regex | Kw::RegexInsensitive) => {
                 let op = match self.bump().tok {
                     Tok::Kw(Kw::Like) => MatchOp::Like,
                     Tok::Kw(Kw::LikeInsensitive) => MatchOp::LikeInsensitive,

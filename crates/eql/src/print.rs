@@ -3,9 +3,7 @@
 //! grammar's precedence needs them (and around a nested `and`/`or` of the same kind, which the
 //! parser would otherwise flatten).
 
-use crate::ast::{
-    CategoryKind, EventQuery, Expr, Field, Literal, PipeKind, Query, QueryBody, Step, UnaryOp, Value,
-};
+use crate::ast::{CategoryKind, EventQuery, Expr, Field, Literal, PipeKind, Query, QueryBody, Step, UnaryOp, Value};
 use crate::lexer::keyword;
 
 /// EQL text for a query.

@@ -73,7 +73,9 @@ fn every_query_of_the_elasticsearch_eql_suite_parses() {
                     match imdsguard_eql::parse(&printed) {
                         Ok(back) if back.without_spans() == ast.without_spans() => {}
                         Ok(_) => failures.push(format!("{file} {name}: printed as {printed:?}, a different tree")),
-                        Err(d) => failures.push(format!("{file} {name}: printed as:\n{}", d.render(&printed, "printed"))),
+                        Err(d) => {
+                            failures.push(format!("{file} {name}: printed as:\n{}", d.render(&printed, "printed")))
+                        }
                     }
                 }
                 Err(d) => failures.push(format!("{file} {name}:\n{}", d.render(query, name))),

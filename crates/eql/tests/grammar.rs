@@ -73,12 +73,8 @@ fn category(q: &EventQuery) -> String {
 }
 
 fn step(s: &Step) -> String {
-    let mut out = format!(
-        "({} {} {}",
-        if s.missing { "missing" } else { "step" },
-        category(&s.query),
-        sexpr(&s.query.condition)
-    );
+    let mut out =
+        format!("({} {} {}", if s.missing { "missing" } else { "step" }, category(&s.query), sexpr(&s.query.condition));
     if !s.by.is_empty() {
         out.push_str(&format!(" (by {})", list(&s.by)));
     }
@@ -418,7 +414,12 @@ fn invalid_queries_point_at_the_problem() {
         ("sample by h [a where x]", "Q001", 23, "\"[\""),
         ("sample by h [a where x] ![b where y]", "Q001", 24, "only allowed in sequences"),
         ("sample by h [a where x] [b where y] with runs=2", "Q001", 36, "end of input"),
-        ("sample by h [a where 1] [b where 2] [c where 3] [d where 4] [e where 5] [f where 6]", "Q001", 72, "at most 5"),
+        (
+            "sample by h [a where 1] [b where 2] [c where 3] [d where 4] [e where 5] [f where 6]",
+            "Q001",
+            72,
+            "at most 5",
+        ),
         // pipes
         ("process where true | head", "Q001", 25, "non-negative integer"),
         ("process where true | head -1", "Q001", 26, "non-negative integer"),
