@@ -31,6 +31,14 @@ fn field<'a>(a: &'a Value, k: &str) -> &'a Value {
     a.get(k).unwrap_or(&Value::Null)
 }
 
+const SEED_000: &str = "ad02da2f-443d-454c-a12e-d9e6c65831ff";
+const SEED_001: &str = "73dd1f2c-3c24-4e13-a64b-dfd510e9fd98";
+const SEED_002: &str = "4e1e6d2a-9b1c-4c2e-8a7b-1d52a005e001";
+
+fn of_rule<'a>(alerts: &'a [Value], rule_id: &str) -> Vec<&'a Value> {
+    alerts.iter().filter(|a| field(a, "kibana.alert.rule.rule_id") == rule_id).collect()
+}
+
 #[test]
 fn examples_raise_the_expected_alerts_with_kibana_fields() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -46,7 +54,8 @@ fn examples_raise_the_expected_alerts_with_kibana_fields() {
     assert_eq!(code, 0, "{stderr}");
     // web-1 curl (once: the second request is not a new term), batch-7 python from /tmp, web-2 java (SSRF),
     // win-app-3 powershell, web-2 wget (dotted keys), web-2 curl (packetbeat).
-    let mut got: Vec<(String, String)> = alerts
+    let seed000 = of_rule(&alerts, SEED_000);
+    let mut got: Vec<(String, String)> = seed000
         .iter()
         .map(|a| {
             let nt = field(a, "kibana.alert.new_terms").as_array().cloned().unwrap_or_default();
@@ -75,8 +84,20 @@ fn examples_raise_the_expected_alerts_with_kibana_fields() {
         ],
         "{stderr}"
     );
-    for a in &alerts {
-        assert_eq!(field(a, "kibana.alert.rule.rule_id"), "ad02da2f-443d-454c-a12e-d9e6c65831ff");
+    // Seed 001 (EQL, Packetbeat HTTP): the credentials request in the packetbeat file.
+    assert_eq!(of_rule(&alerts, SEED_001).len(), 1, "{stderr}");
+    assert_eq!(of_rule(&alerts, SEED_001)[0]["url"]["path"], "/latest/meta-data/iam/security-credentials/web-app-role");
+    // Seed 002 (EQL, any network connection to the metadata address or a process whose command line
+    // names it, minus cloud agents): every attack, and the look-alikes of seed 000 that do reach the
+    // metadata service (port 8080, macOS node, VS Code server, editor helper, nginx, the curl process
+    // event), but not the SSM agent, the ECS task-metadata address or an ordinary destination.
+    assert_eq!(of_rule(&alerts, SEED_002).len(), 13, "{stderr}");
+    for a in of_rule(&alerts, SEED_002) {
+        assert_ne!(a["process"]["name"], "amazon-ssm-agent");
+        assert_eq!(field(a, "kibana.alert.severity"), "high");
+        assert_eq!(field(a, "kibana.alert.risk_score"), 73);
+    }
+    for a in &seed000 {
         assert_eq!(field(a, "kibana.alert.rule.type"), "new_terms");
         assert_eq!(field(a, "kibana.alert.severity"), "medium");
         assert_eq!(field(a, "kibana.alert.risk_score"), 47);
@@ -95,14 +116,16 @@ fn examples_raise_the_expected_alerts_with_kibana_fields() {
             assert!(!text.contains(secret), "secret {secret} leaked in {text}");
         }
     }
-    assert!(stderr.contains("6 alert(s)"), "{stderr}");
+    assert!(stderr.contains("20 alert(s)"), "{stderr}");
 
     // Next day, same state: web-1's curl is known; batch-7's curl is new.
     let day2 = repo().join("examples/events/2026-05-02.ndjson").display().to_string();
     let (alerts2, stderr2, _) = hunt(&[&day2, "--state", &state_s]);
-    assert_eq!(alerts2.len(), 1, "{stderr2}");
-    assert_eq!(field(&alerts2[0], "kibana.alert.new_terms")[1], "/usr/bin/curl");
-    assert_eq!(field(&alerts2[0], "host")["name"], "batch-7");
+    let new2 = of_rule(&alerts2, SEED_000);
+    assert_eq!(new2.len(), 1, "{stderr2}");
+    assert_eq!(field(new2[0], "kibana.alert.new_terms")[1], "/usr/bin/curl");
+    assert_eq!(field(new2[0], "host")["name"], "batch-7");
+    assert_eq!(of_rule(&alerts2, SEED_002).len(), 2, "the query rule alerts on both requests");
 
     // Re-running day 1 with the same state gives the same alerts and ids.
     let (again, _, _) = hunt(&args);
@@ -123,7 +146,7 @@ fn malformed_lines_are_reported_and_the_rest_is_processed() {
     std::fs::write(&f, format!("{{not json\n{first}\n42\n")).expect("write");
     let (alerts, stderr, code) = hunt(&[f.to_str().expect("utf8"), "--state", ":memory:"]);
     assert_eq!(code, 0);
-    assert_eq!(alerts.len(), 1, "{stderr}");
+    assert_eq!(of_rule(&alerts, SEED_000).len(), 1, "{stderr}");
     assert!(stderr.contains("mixed.ndjson:1: invalid JSON"), "{stderr}");
     assert!(stderr.contains("mixed.ndjson:3: not a JSON object"), "{stderr}");
     assert!(stderr.contains("2 unreadable") || stderr.contains(", 2 unreadable"), "{stderr}");
@@ -141,13 +164,14 @@ fn stdin_and_formats() {
         assert!(out.status.success());
         let s = String::from_utf8_lossy(&out.stdout);
         match format {
-            "json" => assert_eq!(serde_json::from_str::<Value>(&s).expect("json array").as_array().map(Vec::len), Some(5)),
+            // 5 new_terms alerts (seed 000) + 6 query alerts (seed 002).
+            "json" => assert_eq!(serde_json::from_str::<Value>(&s).expect("json array").as_array().map(Vec::len), Some(11)),
             "csv" => {
                 assert!(s.starts_with("original_time,severity,risk_score,rule_name"), "{s}");
-                assert_eq!(s.lines().count(), 6, "{s}");
+                assert_eq!(s.lines().count(), 12, "{s}");
             }
             "table" => assert!(s.contains("[MEDIUM 47] Suspicious Instance Metadata Service (IMDS) API Request"), "{s}"),
-            _ => assert_eq!(ndjson(&out.stdout).len(), 5),
+            _ => assert_eq!(ndjson(&out.stdout).len(), 11),
         }
     }
 }
@@ -263,10 +287,12 @@ fn rules_validate_accepts_all_729_active_kql_rules_of_the_corpus() {
 fn builtin_pack_alerts_on_attacks_and_not_on_benign_examples() {
     let benign = repo().join("examples/events/2026-05-01-benign.ndjson").display().to_string();
     let (alerts, stderr, _) = hunt(&[&benign, "--state", ":memory:"]);
-    assert!(alerts.is_empty(), "benign look-alikes alerted: {stderr}");
+    assert!(of_rule(&alerts, SEED_000).is_empty(), "look-alikes alerted the new_terms rule: {stderr}");
+    assert!(of_rule(&alerts, SEED_001).is_empty(), "no HTTP credential request among the look-alikes: {stderr}");
     let attacks = repo().join("examples/events/2026-05-01-attacks.ndjson").display().to_string();
     let (alerts, _, _) = hunt(&[&attacks, "--state", ":memory:"]);
-    assert_eq!(alerts.len(), 5);
+    assert_eq!(of_rule(&alerts, SEED_000).len(), 5);
+    assert_eq!(of_rule(&alerts, SEED_002).len(), 6);
 }
 
 /// A checkout of Elastic's detection-rules loads unchanged; rules that cannot run yet are counted
@@ -287,8 +313,10 @@ fn hunt_with_the_detection_rules_repository() {
     assert_eq!(summary["rule_load_errors"], 0, "{stderr}");
     assert_eq!(summary["rules_not_run"]["deprecated (maturity = \"deprecated\")"], 124);
     assert!(summary["rules_loaded"].as_u64().unwrap_or(0) >= 600, "{summary}");
-    // The seed rule from the repository replaces the built-in copy and alerts the same way.
-    assert_eq!(ndjson(&out.stdout).len(), 7);
+    // The seed rules from the repository replace the built-in copies and alert the same way.
+    let alerts = ndjson(&out.stdout);
+    assert_eq!(of_rule(&alerts, SEED_000).len(), 7);
+    assert_eq!(of_rule(&alerts, SEED_001).len(), 1);
 }
 
 /// `--mapping` types fields the ECS table does not know.

@@ -174,10 +174,20 @@ fn find_value(text: &str, rule_id: &str) -> Option<Span> {
 }
 
 /// The files of the built-in pack: `(file name, text)`, embedded at build time.
-pub const BUILTIN_FILES: &[(&str, &str)] = &[(
-    "credential_access_suspicious_instance_metadata_service_api_request.toml",
-    include_str!("../builtin/credential_access_suspicious_instance_metadata_service_api_request.toml"),
-)];
+pub const BUILTIN_FILES: &[(&str, &str)] = &[
+    (
+        "credential_access_suspicious_instance_metadata_service_api_request.toml",
+        include_str!("../builtin/credential_access_suspicious_instance_metadata_service_api_request.toml"),
+    ),
+    (
+        "credential_access_cloud_imds_credential_http_request.toml",
+        include_str!("../builtin/credential_access_cloud_imds_credential_http_request.toml"),
+    ),
+    (
+        "credential_access_detect_cloud_instance_metadata_api.toml",
+        include_str!("../builtin/credential_access_detect_cloud_instance_metadata_api.toml"),
+    ),
+];
 
 /// Loads the embedded built-in pack (see `builtin/README.md`); origins are `builtin:<file>`.
 pub fn builtin() -> RuleSet {
