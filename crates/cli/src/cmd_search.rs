@@ -15,6 +15,13 @@ use std::process::ExitCode;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Language {
     Kql,
+    Eql,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ResultPosition {
+    Head,
+    Tail,
 }
 
 #[derive(clap::Args, Debug)]
@@ -39,9 +46,24 @@ pub struct SearchArgs {
     /// Time used for `now` in date math (RFC 3339).
     #[arg(long, value_name = "TIME")]
     pub now: Option<String>,
-    /// Stop after this many matches.
+    /// KQL: stop after this many matches.
     #[arg(long, value_name = "N")]
     pub limit: Option<u64>,
+    /// EQL: the field holding the event category (Elasticsearch's `event_category_field`).
+    #[arg(long, default_value = "event.category")]
+    pub event_category_field: String,
+    /// EQL: the field holding the event time (`timestamp_field`).
+    #[arg(long, default_value = "@timestamp")]
+    pub timestamp_field: String,
+    /// EQL: the field that orders events with equal timestamps (`tiebreaker_field`).
+    #[arg(long)]
+    pub tiebreaker_field: Option<String>,
+    /// EQL: maximum number of results (`size`, default 10 as in Elasticsearch).
+    #[arg(long, default_value_t = 10)]
+    pub size: usize,
+    /// EQL: return the first or the last matches (`result_position`).
+    #[arg(long, value_enum, default_value = "head")]
+    pub result_position: ResultPosition,
     #[command(flatten)]
     pub fields: FieldOpts,
 }
@@ -77,7 +99,9 @@ impl EventSink for Sink<'_> {
 pub fn run(args: SearchArgs) -> anyhow::Result<ExitCode> {
     let table = field_table(&args.fields)?;
     let now = now_millis(args.now.as_deref())?;
-    let Language::Kql = args.language;
+    if args.language == Language::Eql {
+        return run_eql(args, table);
+    }
     let ast = match imdsguard_kql::parse(&args.query) {
         Ok(a) => a,
         Err(d) => {
@@ -122,5 +146,117 @@ pub fn run(args: SearchArgs) -> anyhow::Result<ExitCode> {
         eprintln!("cannot read {p}: {e}");
     }
     eprintln!("{matches} match(es) in {} record(s); {} skipped", stats.records, stats.skipped);
+    Ok(if stats.unreadable.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Collects the events matching an EQL event query (prefiltered on raw bytes).
+struct EqlSink<'a> {
+    expr: &'a imdsguard_engine::eql::expr::EqlExpr,
+    prefilter: Prefilter,
+    timestamp: imdsguard_ecs::FieldPath,
+    tiebreaker: Option<imdsguard_ecs::FieldPath>,
+    hits: Vec<(i64, Option<f64>, u64, imdsguard_ecs::Event)>,
+    seq: u64,
+}
+
+impl EventSink for EqlSink<'_> {
+    fn wants(&mut self, raw: &[u8]) -> bool {
+        self.prefilter.is_candidate(raw)
+    }
+    fn event(&mut self, event: imdsguard_ecs::Event) {
+        use imdsguard_ecs::Document;
+        self.seq += 1;
+        if !self.expr.matches(event.doc.as_ref()) {
+            return;
+        }
+        let mut ts = i64::MIN;
+        event.doc.any_value(&self.timestamp, &mut |v| {
+            ts = imdsguard_ecs::time::value_to_millis(v).unwrap_or(i64::MIN);
+            true
+        });
+        let tb = self.tiebreaker.as_ref().and_then(|p| {
+            let mut out = None;
+            event.doc.any_value(p, &mut |v| {
+                out = v.as_f64();
+                true
+            });
+            out
+        });
+        self.hits.push((ts, tb, self.seq, event));
+    }
+}
+
+/// `search --language eql`: Elasticsearch's EQL search over files (event queries; results in
+/// timestamp then tiebreaker order, `head`/`tail` pipes, `size`, `result_position`).
+fn run_eql(args: SearchArgs, table: std::sync::Arc<imdsguard_ecs::FieldTable>) -> anyhow::Result<ExitCode> {
+    use imdsguard_engine::eql::lower::{EqlLowering, EqlSettings};
+    use imdsguard_eql::ast::{PipeKind, QueryBody};
+    let q = match imdsguard_eql::parse(&args.query) {
+        Ok(q) => q,
+        Err(d) => {
+            eprint!("{}", d.render(&args.query, "query"));
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let settings = EqlSettings {
+        event_category_field: args.event_category_field.clone(),
+        timestamp_field: args.timestamp_field.clone(),
+        tiebreaker_field: args.tiebreaker_field.clone(),
+    };
+    let QueryBody::Event(ev) = &q.body else {
+        eprintln!("error: EQL sequences and samples are not supported by `search` yet (event queries are)");
+        return Ok(ExitCode::from(2));
+    };
+    let mut lowering = EqlLowering::new(&table, &settings);
+    let expr = match lowering.event_query(ev) {
+        Ok(e) => e,
+        Err(d) => {
+            eprint!("{}", d.render(&args.query, "query"));
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let mut sink = EqlSink {
+        prefilter: Prefilter::new([expr.needles()]),
+        expr: &expr,
+        timestamp: imdsguard_ecs::FieldPath::new(table.resolve_alias(&settings.timestamp_field)),
+        tiebreaker: settings.tiebreaker_field.as_deref().map(|t| imdsguard_ecs::FieldPath::new(table.resolve_alias(t))),
+        hits: Vec::new(),
+        seq: 0,
+    };
+    let mut stats = ReadStats::default();
+    for f in expand_inputs(&args.paths, &mut stats) {
+        read_input(&f, &mut sink, &mut stats, Box::new(|_| {}));
+    }
+    let mut hits = sink.hits;
+    hits.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.unwrap_or(f64::MIN).total_cmp(&b.1.unwrap_or(f64::MIN))).then(a.2.cmp(&b.2)));
+    for pipe in &q.pipes {
+        let n = usize::try_from(pipe.count).unwrap_or(usize::MAX);
+        match pipe.kind {
+            PipeKind::Head => hits.truncate(n),
+            PipeKind::Tail => {
+                let start = hits.len().saturating_sub(n);
+                hits = hits.split_off(start);
+            }
+        }
+    }
+    match args.result_position {
+        ResultPosition::Head => hits.truncate(args.size),
+        ResultPosition::Tail => {
+            let start = hits.len().saturating_sub(args.size);
+            hits = hits.split_off(start);
+        }
+    }
+    let mut out = open_output(args.output.as_deref())?;
+    for (_, _, _, e) in &hits {
+        write_event(out.as_mut(), &e.doc, args.ids.as_deref(), args.pretty)?;
+    }
+    out.flush()?;
+    for s in &stats.skipped_examples {
+        eprintln!("skipped {}: {}", s.provenance, s.reason);
+    }
+    for (p, e) in &stats.unreadable {
+        eprintln!("cannot read {p}: {e}");
+    }
+    eprintln!("{} match(es) shown in {} record(s); {} skipped", hits.len(), stats.records, stats.skipped);
     Ok(if stats.unreadable.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

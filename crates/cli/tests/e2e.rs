@@ -340,3 +340,27 @@ fn user_mapping_types_custom_fields() {
     assert_eq!(run(true).trim(), "169.254.169.254", "an ip field matches a CIDR");
     assert_eq!(run(false).trim(), "", "untyped, the value is a keyword and the CIDR text does not equal it");
 }
+
+/// `search --language eql` with Elasticsearch's request settings prints ids in timestamp and
+/// tiebreaker order, applying pipes, size and result position.
+#[test]
+fn search_eql_on_the_conformance_data() {
+    let data = repo().join("../shared/conformance/eql/test_data.json");
+    let run = |query: &str, extra: &[&str]| {
+        let out = bin()
+            .args(["search", "--language", "eql", query])
+            .arg(&data)
+            .args(["--ids", "serial_event_id", "--timestamp-field", "timestamp", "--event-category-field", "event_type"])
+            .args(["--tiebreaker-field", "serial_event_id"])
+            .args(extra)
+            .output()
+            .expect("run");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect::<Vec<_>>()
+    };
+    assert_eq!(run("process where serial_event_id < 4", &[]), vec!["1", "2", "3"]);
+    assert_eq!(run("process where true | head 6", &[]), vec!["1", "2", "3", "4", "5", "6"]);
+    assert_eq!(run("process where true", &["--size", "2", "--result-position", "tail"]).len(), 2);
+    assert_eq!(run("process where process_name : \"SYSTEM\"", &[]), vec!["2"]);
+    assert!(run("process where process_name == \"SYSTEM\"", &[]).is_empty(), "== is case-sensitive");
+}
