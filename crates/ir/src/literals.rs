@@ -120,6 +120,28 @@ fn ipv4_needles(v4: std::net::Ipv4Addr) -> Needles {
     Needles::AnyOf(out)
 }
 
+/// Needles of an `and`: the most selective part's (any part must match, so any part's needles
+/// are required; one that can never match makes the whole never match).
+pub fn conjunction(parts: impl IntoIterator<Item = Needles>) -> Needles {
+    let mut best: Option<Vec<Needle>> = None;
+    for part in parts {
+        if let Needles::AnyOf(n) = part {
+            if n.is_empty() {
+                return Needles::AnyOf(n);
+            }
+            if best.as_ref().is_none_or(|b| score(&n) > score(b)) {
+                best = Some(n);
+            }
+        }
+    }
+    best.map_or(Needles::Any, Needles::AnyOf)
+}
+
+/// Needles of an `or`: the union (any part without needles makes the whole need none).
+pub fn disjunction(parts: impl IntoIterator<Item = Needles>) -> Needles {
+    union(parts)
+}
+
 fn union(parts: impl IntoIterator<Item = Needles>) -> Needles {
     let mut all = Vec::new();
     for p in parts {
@@ -165,21 +187,8 @@ impl Expr {
         match self {
             Expr::Const(true) => Needles::Any,
             Expr::Const(false) => Needles::AnyOf(vec![]),
-            Expr::And(items) => {
-                let mut best: Option<Vec<Needle>> = None;
-                for item in items {
-                    if let Needles::AnyOf(n) = item.needles() {
-                        if n.is_empty() {
-                            return Needles::AnyOf(n);
-                        }
-                        if best.as_ref().is_none_or(|b| score(&n) > score(b)) {
-                            best = Some(n);
-                        }
-                    }
-                }
-                best.map_or(Needles::Any, Needles::AnyOf)
-            }
-            Expr::Or(items) => union(items.iter().map(Expr::needles)),
+            Expr::And(items) => conjunction(items.iter().map(Expr::needles)),
+            Expr::Or(items) => disjunction(items.iter().map(Expr::needles)),
             Expr::Not(_) | Expr::Exists(_) => Needles::Any,
             Expr::Match(_, p) => p.needles(),
             Expr::MatchGlob { typed, .. } | Expr::AnyField(typed) => typed_needles(typed),
