@@ -42,7 +42,9 @@ pub enum FieldType {
     Flattened,
     GeoPoint,
     Binary,
-    /// Any other type (e.g. `version`, `histogram`): matched like a keyword.
+    /// `version`: semantic versions, ordered by their numeric parts.
+    Version,
+    /// Any other type (e.g. `histogram`): matched like a keyword.
     Other,
 }
 
@@ -73,6 +75,7 @@ impl FieldType {
             "flattened" => FieldType::Flattened,
             "geo_point" => FieldType::GeoPoint,
             "binary" => FieldType::Binary,
+            "version" => FieldType::Version,
             _ => FieldType::Other,
         }
     }

@@ -49,6 +49,7 @@ const ALL_TYPES: &[Option<FieldType>] = &[
     Some(FieldType::Flattened),
     Some(FieldType::GeoPoint),
     Some(FieldType::Binary),
+    Some(FieldType::Version),
     Some(FieldType::Other),
 ];
 
@@ -162,7 +163,7 @@ pub fn term_pred(ty: Option<FieldType>, value: &str, phrase: bool) -> Result<Opt
         Some(t) => t,
     };
     Ok(Some(match t {
-        FieldType::Keyword | FieldType::ConstantKeyword | FieldType::Wildcard | FieldType::Other => {
+        FieldType::Keyword | FieldType::ConstantKeyword | FieldType::Wildcard | FieldType::Version | FieldType::Other => {
             Pred::StrEq { value: value.to_string(), case_insensitive: false }
         }
         FieldType::Flattened => Pred::StrEq { value: value.to_string(), case_insensitive: false },
@@ -565,6 +566,10 @@ pub fn range_pred(ty: Option<FieldType>, op: RangeOp, text: &str, now: i64) -> R
             };
             let (lower, upper) = bounds(op, k);
             Ok(Pred::Ip(IpPred::Range { lower, upper }))
+        }
+        Some(FieldType::Version) => {
+            let (lower, upper) = bounds(op, text.to_string());
+            Ok(Pred::VersionRange(StrBounds { lower, upper }))
         }
         Some(FieldType::Boolean) => Err("range queries are not supported on boolean fields".into()),
         Some(FieldType::GeoPoint | FieldType::Binary | FieldType::Object | FieldType::Nested) => {

@@ -106,7 +106,35 @@ impl Pred {
                 text::tokens(&s).iter().any(|t| g.matches(t))
             }
             Pred::AnyOf(preds) => preds.iter().any(|p| p.test(v)),
+            Pred::VersionRange(b) => {
+                let k = version_key(&v.as_keyword());
+                let lower_ok = match &b.lower {
+                    Bound::Unbounded => true,
+                    Bound::Included(l) => k >= version_key(l),
+                    Bound::Excluded(l) => k > version_key(l),
+                };
+                let upper_ok = match &b.upper {
+                    Bound::Unbounded => true,
+                    Bound::Included(u) => k <= version_key(u),
+                    Bound::Excluded(u) => k < version_key(u),
+                };
+                lower_ok && upper_ok
+            }
         }
+    }
+}
+
+/// Semantic-version order: numeric dot-separated parts compared as numbers; a pre-release
+/// (`1.0.0-beta`) sorts before its release; anything non-numeric compares as text.
+fn version_key(s: &str) -> (Vec<u64>, u8, String) {
+    let (main, pre) = match s.split_once('-') {
+        Some((m, p)) => (m, Some(p)),
+        None => (s.split('+').next().unwrap_or(s), None),
+    };
+    let nums = main.split('.').map(|p| p.parse::<u64>().unwrap_or(u64::MAX)).collect();
+    match pre {
+        Some(p) => (nums, 0, p.to_string()),
+        None => (nums, 1, String::new()),
     }
 }
 

@@ -82,6 +82,8 @@ pub enum Pred {
     TextPhrase(Vec<String>),
     /// Wildcard term on an analysed field: some token of the value matches (pattern lower-cased).
     TextGlob(Glob),
+    /// Range on a `version` field (semantic-version order).
+    VersionRange(StrBounds),
     /// Any of several predicates (a `query_string` split on whitespace).
     AnyOf(Vec<Pred>),
 }

@@ -91,6 +91,7 @@ impl Pred {
             },
             Pred::AnyOf(preds) => union(preds.iter().map(Pred::needles)),
             Pred::StrRange(_)
+            | Pred::VersionRange(_)
             | Pred::NumEq { .. }
             | Pred::NumRange(_)
             | Pred::BoolEq(_)

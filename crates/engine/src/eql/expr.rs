@@ -233,6 +233,14 @@ impl EqlExpr {
             }
             EqlExpr::Cmp { op, lhs, rhs } => {
                 let (a, b) = (lhs.values(doc), rhs.values(doc));
+                if a.is_empty() && b.is_empty() && (lhs.is_optional_field() || rhs.is_optional_field()) {
+                    // `?x == ?y` with both absent: equal (Elasticsearch's optional-field semantics).
+                    return match op {
+                        CmpOp::Eq => Some(true),
+                        CmpOp::Ne => Some(false),
+                        _ => None,
+                    };
+                }
                 if a.is_empty() || b.is_empty() {
                     return None;
                 }
@@ -258,6 +266,10 @@ impl EqlExpr {
                 _ => None,
             },
         }
+    }
+
+    fn is_optional_field(&self) -> bool {
+        matches!(self, EqlExpr::Field { optional: true, .. })
     }
 
     /// Whether the condition matches (null does not).

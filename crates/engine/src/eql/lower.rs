@@ -115,6 +115,32 @@ impl<'a> EqlLowering<'a> {
         })
     }
 
+    /// A `sequence` query: steps expanded for `runs`, keys from the sequence's and each step's `by`.
+    pub fn sequence(&mut self, s: &ast::Sequence) -> Result<super::sequence::SequenceSpec, Diagnostic> {
+        use super::sequence::{SequenceSpec, StepSpec};
+        let seq_keys: Vec<EqlExpr> = s.by.iter().map(|k| self.expr(k)).collect::<Result<_, _>>()?;
+        let step_spec = |this: &mut Self, st: &ast::Step| -> Result<StepSpec, Diagnostic> {
+            let mut keys = seq_keys.clone();
+            for k in &st.by {
+                keys.push(this.expr(k)?);
+            }
+            Ok(StepSpec { filter: this.event_query(&st.query)?, keys, missing: st.missing })
+        };
+        let mut steps = Vec::new();
+        for st in &s.steps {
+            let spec = step_spec(self, st)?;
+            for _ in 0..st.runs.unwrap_or(1).max(1) {
+                steps.push(spec.clone());
+            }
+        }
+        let until = match &s.until {
+            Some(u) => Some(step_spec(self, u)?),
+            None => None,
+        };
+        let maxspan_ms = s.maxspan.map(|m| i64::try_from(m.millis()).unwrap_or(i64::MAX));
+        Ok(SequenceSpec { steps, until, maxspan_ms })
+    }
+
     pub fn expr(&mut self, e: &ast::Expr) -> Result<EqlExpr, Diagnostic> {
         Ok(match e {
             ast::Expr::Or(items, _) => EqlExpr::Or(items.iter().map(|i| self.expr(i)).collect::<Result<_, _>>()?),

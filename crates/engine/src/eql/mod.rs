@@ -4,4 +4,5 @@
 pub mod expr;
 pub mod functions;
 pub mod lower;
+pub mod sequence;
 pub mod value;
