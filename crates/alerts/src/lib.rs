@@ -29,6 +29,45 @@ pub struct AlertInput<'a> {
     pub builtin: bool,
     /// Detection time (epoch ms): the alert's `@timestamp`.
     pub now_millis: i64,
+    /// For EQL sequences: the sequence this alert belongs to.
+    pub group: Option<AlertGroup<'a>>,
+}
+
+/// An EQL sequence, as Kibana groups its alerts.
+pub struct AlertGroup<'a> {
+    /// `kibana.alert.group.id`, shared by the sequence's alerts.
+    pub id: &'a str,
+    /// The event's position (`kibana.alert.group.index`) for a building-block alert; `None` for
+    /// the shell alert that stands for the whole sequence.
+    pub index: Option<usize>,
+    /// For the shell alert: every event of the sequence, in order.
+    pub members: &'a [Event],
+}
+
+/// The fields whose values are equal in every document (Kibana builds a sequence's shell alert
+/// from them).
+pub fn intersection(docs: &[Value]) -> Value {
+    let Some((first, rest)) = docs.split_first() else { return Value::Object(Map::new()) };
+    let mut out = Map::new();
+    if let Value::Object(m) = first {
+        for (k, v) in m {
+            let others: Vec<&Value> = rest.iter().filter_map(|d| d.get(k)).collect();
+            if others.len() != rest.len() {
+                continue;
+            }
+            if let Value::Object(_) = v {
+                let mut all = vec![v.clone()];
+                all.extend(others.iter().map(|o| (*o).clone()));
+                let inner = intersection(&all);
+                if inner.as_object().is_some_and(|o| !o.is_empty()) {
+                    out.insert(k.clone(), inner);
+                }
+            } else if others.iter().all(|o| *o == v) {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    Value::Object(out)
 }
 
 /// The deterministic alert id: hex SHA-256 of rule id, event key and new terms.
@@ -134,7 +173,14 @@ pub fn build_alert_counted(input: &AlertInput<'_>) -> (Value, usize) {
     let event = input.event;
     // Redact the event's own content first: everything below that comes from the event is built
     // from the redacted copy, and the rule's texts (which hold no event data) are not rescanned.
-    let mut converted: Value = serde_json::to_value(event.doc.as_ref()).unwrap_or(Value::Null);
+    let shell = input.group.as_ref().filter(|g| g.index.is_none());
+    let mut converted: Value = match shell {
+        Some(g) => {
+            let docs: Vec<Value> = g.members.iter().map(|m| serde_json::to_value(m.doc.as_ref()).unwrap_or(Value::Null)).collect();
+            intersection(&docs)
+        }
+        None => serde_json::to_value(event.doc.as_ref()).unwrap_or(Value::Null),
+    };
     let redacted = imdsguard_ecs::redact::redact(&mut converted);
     let doc: &Value = &converted;
     let mut out: Map<String, Value> = match doc {
@@ -157,8 +203,17 @@ pub fn build_alert_counted(input: &AlertInput<'_>) -> (Value, usize) {
             original_event.insert(rest.to_string(), v.clone());
         }
     }
-    let original_time = first_value(doc, "@timestamp");
-    let uuid = alert_uuid(&rule.rule_id, &event.key, input.new_terms);
+    let original_time = match shell {
+        Some(g) => g.members.first().and_then(|m| {
+            let v: Value = serde_json::to_value(m.doc.as_ref()).ok()?;
+            first_value(&v, "@timestamp")
+        }),
+        None => first_value(doc, "@timestamp"),
+    };
+    let uuid = match &input.group {
+        Some(g) => alert_uuid(&rule.rule_id, &format!("{}/{}", g.id, g.index.map(|i| i.to_string()).unwrap_or_else(|| "shell".into())), None),
+        None => alert_uuid(&rule.rule_id, &event.key, input.new_terms),
+    };
     let now = time::format_millis(input.now_millis);
     match out.get_mut("event") {
         Some(Value::Object(ev)) => {
@@ -262,6 +317,26 @@ pub fn build_alert_counted(input: &AlertInput<'_>) -> (Value, usize) {
     if let Some(t) = input.new_terms {
         out.insert("kibana.alert.new_terms".into(), json!(t));
     }
+    if let Some(g) = &input.group {
+        out.insert("kibana.alert.group.id".into(), json!(g.id));
+        match g.index {
+            Some(i) => {
+                out.insert("kibana.alert.group.index".into(), json!(i));
+                out.insert("kibana.alert.building_block_type".into(), json!("default"));
+            }
+            None => {
+                let ancestors: Vec<Value> = g
+                    .members
+                    .iter()
+                    .map(|m| {
+                        json!({"id": m.key, "type": "event", "depth": 0,
+                            "index": m.index.clone().unwrap_or_else(|| m.provenance.origin.to_string())})
+                    })
+                    .collect();
+                out.insert("kibana.alert.ancestors".into(), Value::Array(ancestors));
+            }
+        }
+    }
     if let Some(b) = &rule.building_block_type {
         out.insert("kibana.alert.building_block_type".into(), json!(b));
     }
@@ -297,7 +372,7 @@ mod tests {
         .expect("json");
         let event = Event { doc: Arc::new(doc), provenance: Provenance { origin: Arc::from("f"), line: 3 }, key: "k1".into(), index: None };
         let tuple = vec!["h".to_string(), "/usr/bin/curl".to_string()];
-        let input = AlertInput { rule, event: &event, time: Some(0), new_terms: Some(&tuple), builtin: true, now_millis: 0 };
+        let input = AlertInput { rule, event: &event, time: Some(0), new_terms: Some(&tuple), builtin: true, now_millis: 0, group: None };
         let (a, n) = build_alert_counted(&input);
         assert!(n >= 2, "{n}");
         let text = a.to_string();

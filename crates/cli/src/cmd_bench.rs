@@ -85,6 +85,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 new_terms: m.new_terms.as_deref(),
                 builtin: builtin[m.rule],
                 now_millis: now,
+                group: None,
             })
         })
         .count();

@@ -187,6 +187,7 @@ pub fn run(args: HuntArgs) -> anyhow::Result<ExitCode> {
                 new_terms: m.new_terms.as_deref(),
                 builtin: builtin[m.rule],
                 now_millis: now,
+                group: m.sequence.as_ref().map(|s| imdsguard_alerts::AlertGroup { id: &s.group_id, index: s.index, members: &s.members }),
             });
             redacted += n;
             a

@@ -364,3 +364,50 @@ fn search_eql_on_the_conformance_data() {
     assert_eq!(run("process where process_name : \"SYSTEM\"", &[]), vec!["2"]);
     assert!(run("process where process_name == \"SYSTEM\"", &[]).is_empty(), "== is case-sensitive");
 }
+
+/// An EQL sequence rule: one building-block alert per event of each sequence plus a shell alert,
+/// all sharing `kibana.alert.group.id`; `maxspan` and join keys respected.
+#[test]
+fn eql_sequence_rule_alerts_like_kibana() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rule = dir.path().join("seq.ndjson");
+    std::fs::write(
+        &rule,
+        serde_json::json!({"rule_id": "seq-1", "name": "curl then IMDS", "description": "d", "severity": "high", "risk_score": 73,
+            "type": "eql", "language": "eql",
+            "query": "sequence by host.id with maxspan=1m [process where process.name == \"curl\"] [network where destination.ip == \"169.254.169.254\"]"})
+        .to_string()
+            + "\n",
+    )
+    .expect("write");
+    let ev = |t: &str, host: &str, doc: Value| {
+        let mut d = doc;
+        d["@timestamp"] = Value::from(t);
+        d["host"] = serde_json::json!({"id": host});
+        d.to_string()
+    };
+    let p = |name: &str| serde_json::json!({"event": {"category": ["process"], "type": ["start"]}, "process": {"name": name}});
+    let n = || serde_json::json!({"event": {"category": ["network"]}, "destination": {"ip": "169.254.169.254", "port": 80}});
+    let events = [
+        ev("2026-05-01T10:00:00Z", "h1", p("curl")),
+        ev("2026-05-01T10:00:10Z", "h2", n()),  // other host: no sequence
+        ev("2026-05-01T10:00:20Z", "h1", n()),  // completes h1
+        ev("2026-05-01T10:05:00Z", "h3", p("curl")),
+        ev("2026-05-01T10:07:00Z", "h3", n()),  // beyond maxspan
+    ]
+    .join("\n");
+    let file = dir.path().join("events.ndjson");
+    std::fs::write(&file, events + "\n").expect("write");
+    let (alerts, stderr, code) = hunt(&[file.to_str().expect("utf8"), "--no-builtin", "--rules", rule.to_str().expect("utf8"), "--state", ":memory:"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(alerts.len(), 3, "{stderr}");
+    let group = field(&alerts[0], "kibana.alert.group.id").clone();
+    assert!(group.is_string());
+    assert!(alerts.iter().all(|a| field(a, "kibana.alert.group.id") == &group));
+    let blocks: Vec<&Value> = alerts.iter().filter(|a| field(a, "kibana.alert.building_block_type") == "default").collect();
+    assert_eq!(blocks.len(), 2);
+    let shell = alerts.iter().find(|a| field(a, "kibana.alert.group.index").is_null()).expect("shell alert");
+    assert_eq!(field(shell, "kibana.alert.ancestors").as_array().map(Vec::len), Some(2));
+    assert_eq!(shell["host"]["id"], "h1", "the shell keeps the fields common to the sequence");
+    assert_eq!(field(shell, "kibana.alert.original_time"), "2026-05-01T10:00:00Z");
+}

@@ -14,6 +14,9 @@ use std::sync::Arc;
 pub enum RuleKind {
     /// Every matching event alerts.
     Query,
+    /// An EQL sequence: each completed sequence alerts once per event (building blocks) plus a
+    /// shell alert sharing `kibana.alert.group.id`, as Kibana writes them.
+    Sequence(Box<crate::eql::sequence::SequenceSpec>),
     /// A matching event alerts when its combination of `fields` values was not seen in matching
     /// events during the history window before it.
     NewTerms { fields: Vec<FieldPath>, history_window_ms: i64 },
@@ -25,6 +28,9 @@ pub enum Matcher {
     Ir(Expr),
     /// A single-event EQL query.
     Eql(crate::eql::expr::EqlExpr),
+    /// An EQL sequence: an event is kept when it matches some step or `until`; sequences are
+    /// assembled when the hunt finishes.
+    EqlSequence(Box<crate::eql::sequence::SequenceSpec>),
 }
 
 impl Matcher {
@@ -32,12 +38,18 @@ impl Matcher {
         match self {
             Matcher::Ir(e) => e.matches(doc),
             Matcher::Eql(e) => e.matches(doc),
+            Matcher::EqlSequence(s) => {
+                s.steps.iter().any(|st| st.filter.matches(doc)) || s.until.as_ref().is_some_and(|u| u.filter.matches(doc))
+            }
         }
     }
     pub fn needles(&self) -> Needles {
         match self {
             Matcher::Ir(e) => e.needles(),
             Matcher::Eql(e) => e.needles(),
+            Matcher::EqlSequence(s) => imdsguard_ir::literals::disjunction(
+                s.steps.iter().chain(s.until.iter()).map(|st| st.filter.needles()),
+            ),
         }
     }
 }
@@ -89,7 +101,17 @@ pub fn compile_matcher(rule: &Rule, table: &Arc<FieldTable>, now_millis: i64) ->
                     (Matcher::Eql(e), lowering.warnings)
                 }
                 imdsguard_eql::ast::QueryBody::Sequence(s) => {
-                    return Err(vec![Diagnostic::error("E001", "EQL sequences are not supported yet").with_span(s.span)]);
+                    if s.steps.iter().any(|st| st.missing) {
+                        return Err(vec![Diagnostic::error("E001", "EQL sequences with missing events (![...]) are not supported yet")
+                            .with_span(s.span)]);
+                    }
+                    let settings = crate::eql::lower::EqlSettings {
+                        event_category_field: rule.extra.get("event_category_override").and_then(|v| v.as_str()).unwrap_or("event.category").to_string(),
+                        ..Default::default()
+                    };
+                    let mut lowering = crate::eql::lower::EqlLowering::new(table, &settings);
+                    let spec = lowering.sequence(s).map_err(|d| vec![d])?;
+                    (Matcher::EqlSequence(Box::new(spec)), lowering.warnings)
                 }
                 imdsguard_eql::ast::QueryBody::Sample(s) => {
                     return Err(vec![Diagnostic::error("E001", "EQL samples are not supported yet").with_span(s.span)]);
@@ -109,7 +131,7 @@ pub fn compile_matcher(rule: &Rule, table: &Arc<FieldTable>, now_millis: i64) ->
             .map_err(|e| vec![Diagnostic::error("E003", format!("rule filters: {e}"))])?;
         match matcher {
             Matcher::Ir(q) => Matcher::Ir(Expr::and(vec![q, filters])),
-            Matcher::Eql(_) => {
+            Matcher::Eql(_) | Matcher::EqlSequence(_) => {
                 return Err(vec![Diagnostic::error("E003", "Kibana filters on EQL rules are not supported yet")]);
             }
         }
@@ -122,7 +144,11 @@ pub fn compile_matcher(rule: &Rule, table: &Arc<FieldTable>, now_millis: i64) ->
 pub fn compile_rule(rule: Arc<Rule>, table: &Arc<FieldTable>, now_millis: i64) -> Result<CompiledRule, Vec<Diagnostic>> {
     let (matcher, warnings) = compile_matcher(&rule, table, now_millis)?;
     let kind = match &rule.rule_type {
-        RuleType::Query | RuleType::Eql => RuleKind::Query,
+        RuleType::Eql => match &matcher {
+            Matcher::EqlSequence(spec) => RuleKind::Sequence(spec.clone()),
+            _ => RuleKind::Query,
+        },
+        RuleType::Query => RuleKind::Query,
         RuleType::NewTerms => {
             let Some(nt) = &rule.new_terms else {
                 return Err(vec![Diagnostic::error("E010", "new_terms rule without new_terms fields")]);

@@ -32,6 +32,19 @@ pub struct Match {
     pub new_terms: Option<Vec<String>>,
     /// Input order.
     pub seq: u64,
+    /// For sequence rules: which sequence and where in it this alert stands.
+    pub sequence: Option<SequenceRef>,
+}
+
+/// The place of an alert in an EQL sequence.
+#[derive(Debug, Clone)]
+pub struct SequenceRef {
+    /// Shared by every alert of one sequence (`kibana.alert.group.id`).
+    pub group_id: String,
+    /// Position of the event in the sequence (`kibana.alert.group.index`); `None` for the shell.
+    pub index: Option<usize>,
+    /// For the shell alert: the keys of every event of the sequence (its ancestors).
+    pub members: Vec<Event>,
 }
 
 /// Per-rule counters.
@@ -50,6 +63,10 @@ pub struct RuleStats {
     pub missing_terms: u64,
     /// Term combinations beyond [`MAX_TUPLES_PER_EVENT`] ignored.
     pub tuples_truncated: u64,
+    /// Partial sequences dropped because they outlived `maxspan`.
+    pub sequences_expired: u64,
+    /// Partial sequences dropped to bound memory.
+    pub sequences_evicted: u64,
 }
 
 /// Counters for a whole hunt.
@@ -114,7 +131,7 @@ impl Hunt {
             }
             self.stats.rules[i].matched += 1;
             let time = rule.event_time(event.doc.as_ref());
-            self.matches[i].push(Match { rule: i, event: event.clone(), time, new_terms: None, seq });
+            self.matches[i].push(Match { rule: i, event: event.clone(), time, new_terms: None, seq, sequence: None });
         }
     }
 
@@ -133,6 +150,34 @@ impl Hunt {
             ms.sort_by_key(|m| (m.time.unwrap_or(i64::MIN), m.seq));
             let mut emitted: Vec<Match> = match &rule.kind {
                 RuleKind::Query => ms,
+                RuleKind::Sequence(spec) => {
+                    use crate::eql::sequence::{run, Ordered, SequenceLimits};
+                    let docs: Vec<&dyn imdsguard_ecs::Document> = ms.iter().map(|m| m.event.doc.as_ref() as &dyn imdsguard_ecs::Document).collect();
+                    let order: Vec<Ordered> = ms
+                        .iter()
+                        .enumerate()
+                        .map(|(i, m)| Ordered { index: i, timestamp: m.time.unwrap_or(i64::MIN), tiebreaker: 0.0, seq: m.seq })
+                        .collect();
+                    let (seqs, sstats) = run(spec, &docs, order, SequenceLimits::default());
+                    stats.sequences_expired += sstats.expired;
+                    stats.sequences_evicted += sstats.evicted;
+                    let mut out = Vec::new();
+                    for events in seqs {
+                        let members: Vec<Event> = events.iter().map(|i| ms[*i].event.clone()).collect();
+                        let group_id = sequence_group_id(&rule.rule.rule_id, &members);
+                        for (pos, i) in events.iter().enumerate() {
+                            let m = &ms[*i];
+                            out.push(Match {
+                                sequence: Some(SequenceRef { group_id: group_id.clone(), index: Some(pos), members: Vec::new() }),
+                                ..m.clone()
+                            });
+                        }
+                        if let Some(last) = events.last().map(|i| &ms[*i]) {
+                            out.push(Match { sequence: Some(SequenceRef { group_id, index: None, members }), ..last.clone() });
+                        }
+                    }
+                    out
+                }
                 RuleKind::NewTerms { fields, history_window_ms } => {
                     let mut out = Vec::new();
                     for m in ms {
@@ -167,9 +212,12 @@ impl Hunt {
                     out
                 }
             };
-            // One alert per (event, tuple).
+            // One alert per (event, tuple) — per (event, sequence) for sequences.
             let mut seen_keys = HashSet::new();
-            emitted.retain(|m| seen_keys.insert((m.event.key.clone(), m.new_terms.clone())));
+            emitted.retain(|m| {
+                let group = m.sequence.as_ref().map(|s| (s.group_id.clone(), s.index));
+                seen_keys.insert((m.event.key.clone(), m.new_terms.clone(), group))
+            });
             // max_signals per execution window of event time.
             let mut per_window: HashMap<i64, u32> = HashMap::new();
             let mut capped = HashSet::new();
@@ -191,6 +239,18 @@ impl Hunt {
         alerts.sort_by_key(|m| (m.time.unwrap_or(i64::MIN), m.seq, m.rule));
         Ok((alerts, self.stats, self.rules))
     }
+}
+
+/// A stable id for a sequence: hash of the rule and its events' keys.
+fn sequence_group_id(rule_id: &str, members: &[Event]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(rule_id.as_bytes());
+    for m in members {
+        h.update([0]);
+        h.update(m.key.as_bytes());
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Cartesian product of the value lists, at most `cap` combinations; returns how many were cut.
