@@ -151,7 +151,7 @@ pub fn run(args: SearchArgs) -> anyhow::Result<ExitCode> {
 
 /// Collects the events matching an EQL event query (prefiltered on raw bytes).
 struct EqlSink<'a> {
-    expr: &'a imdsguard_engine::eql::expr::EqlExpr,
+    expr: &'a dyn Fn(&dyn imdsguard_ecs::Document) -> bool,
     prefilter: Prefilter,
     timestamp: imdsguard_ecs::FieldPath,
     tiebreaker: Option<imdsguard_ecs::FieldPath>,
@@ -166,7 +166,7 @@ impl EventSink for EqlSink<'_> {
     fn event(&mut self, event: imdsguard_ecs::Event) {
         use imdsguard_ecs::Document;
         self.seq += 1;
-        if !self.expr.matches(event.doc.as_ref()) {
+        if !(self.expr)(event.doc.as_ref()) {
             return;
         }
         let mut ts = i64::MIN;
@@ -203,21 +203,32 @@ fn run_eql(args: SearchArgs, table: std::sync::Arc<imdsguard_ecs::FieldTable>) -
         timestamp_field: args.timestamp_field.clone(),
         tiebreaker_field: args.tiebreaker_field.clone(),
     };
-    let QueryBody::Event(ev) = &q.body else {
-        eprintln!("error: EQL sequences and samples are not supported by `search` yet (event queries are)");
-        return Ok(ExitCode::from(2));
-    };
     let mut lowering = EqlLowering::new(&table, &settings);
-    let expr = match lowering.event_query(ev) {
-        Ok(e) => e,
+    let lowered = match &q.body {
+        QueryBody::Event(ev) => lowering.event_query(ev).map(Lowered::Event),
+        QueryBody::Sequence(s) => lowering.sequence(s).map(Lowered::Sequence),
+        QueryBody::Sample(_) => {
+            eprintln!("error: EQL samples are not supported by `search` yet (event queries and sequences are)");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let lowered = match lowered {
+        Ok(l) => l,
         Err(d) => {
             eprint!("{}", d.render(&args.query, "query"));
             return Ok(ExitCode::from(2));
         }
     };
+    let (needles, filter): (_, Box<dyn Fn(&dyn imdsguard_ecs::Document) -> bool>) = match &lowered {
+        Lowered::Event(e) => (e.needles(), Box::new(move |d| e.matches(d))),
+        Lowered::Sequence(s) => (
+            imdsguard_ir::literals::disjunction(s.steps.iter().chain(s.until.iter()).map(|st| st.filter.needles())),
+            Box::new(move |d| s.steps.iter().any(|st| st.filter.matches(d)) || s.until.as_ref().is_some_and(|u| u.filter.matches(d))),
+        ),
+    };
     let mut sink = EqlSink {
-        prefilter: Prefilter::new([expr.needles()]),
-        expr: &expr,
+        prefilter: Prefilter::new([needles]),
+        expr: &filter,
         timestamp: imdsguard_ecs::FieldPath::new(table.resolve_alias(&settings.timestamp_field)),
         tiebreaker: settings.tiebreaker_field.as_deref().map(|t| imdsguard_ecs::FieldPath::new(table.resolve_alias(t))),
         hits: Vec::new(),
@@ -229,6 +240,9 @@ fn run_eql(args: SearchArgs, table: std::sync::Arc<imdsguard_ecs::FieldTable>) -
     }
     let mut hits = sink.hits;
     hits.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.unwrap_or(f64::MIN).total_cmp(&b.1.unwrap_or(f64::MIN))).then(a.2.cmp(&b.2)));
+    if let Lowered::Sequence(spec) = &lowered {
+        return write_sequences(&args, spec, hits, &q.pipes, &stats);
+    }
     for pipe in &q.pipes {
         let n = usize::try_from(pipe.count).unwrap_or(usize::MAX);
         match pipe.kind {
@@ -258,5 +272,89 @@ fn run_eql(args: SearchArgs, table: std::sync::Arc<imdsguard_ecs::FieldTable>) -
         eprintln!("cannot read {p}: {e}");
     }
     eprintln!("{} match(es) shown in {} record(s); {} skipped", hits.len(), stats.records, stats.skipped);
+    Ok(if stats.unreadable.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+enum Lowered {
+    Event(imdsguard_engine::eql::expr::EqlExpr),
+    Sequence(imdsguard_engine::eql::sequence::SequenceSpec),
+}
+
+type Hit = (i64, Option<f64>, u64, imdsguard_ecs::Event);
+
+/// Assemble and print sequences: with `--ids`, one line per sequence with the ids separated by
+/// spaces; otherwise one JSON array of the sequence's events per line.
+fn write_sequences(
+    args: &SearchArgs,
+    spec: &imdsguard_engine::eql::sequence::SequenceSpec,
+    hits: Vec<Hit>,
+    pipes: &[imdsguard_eql::ast::Pipe],
+    stats: &ReadStats,
+) -> anyhow::Result<ExitCode> {
+    use imdsguard_engine::eql::sequence::{run, Ordered, SequenceLimits};
+    use imdsguard_eql::ast::PipeKind;
+    let docs: Vec<&dyn imdsguard_ecs::Document> = hits.iter().map(|h| h.3.doc.as_ref() as &dyn imdsguard_ecs::Document).collect();
+    let order: Vec<Ordered> = hits
+        .iter()
+        .enumerate()
+        .map(|(i, h)| Ordered { index: i, timestamp: h.0, tiebreaker: h.1.unwrap_or(0.0), seq: h.2 })
+        .collect();
+    let (mut seqs, sstats) = run(spec, &docs, order, SequenceLimits::default());
+    for pipe in pipes {
+        let n = usize::try_from(pipe.count).unwrap_or(usize::MAX);
+        match pipe.kind {
+            PipeKind::Head => seqs.truncate(n),
+            PipeKind::Tail => {
+                let start = seqs.len().saturating_sub(n);
+                seqs = seqs.split_off(start);
+            }
+        }
+    }
+    match args.result_position {
+        ResultPosition::Head => seqs.truncate(args.size),
+        ResultPosition::Tail => {
+            let start = seqs.len().saturating_sub(args.size);
+            seqs = seqs.split_off(start);
+        }
+    }
+    let mut out = open_output(args.output.as_deref())?;
+    for s in &seqs {
+        match &args.ids {
+            Some(field) => {
+                let ids: Vec<String> = s
+                    .iter()
+                    .map(|i| {
+                        let mut v = Vec::new();
+                        let mut buf = Vec::new();
+                        let _ = write_event(&mut buf, &hits[*i].3.doc, Some(field), false);
+                        v.push(String::from_utf8_lossy(&buf).trim().to_string());
+                        v.join(",")
+                    })
+                    .collect();
+                writeln!(out, "{}", ids.join(" "))?;
+            }
+            None => {
+                let mut parts = Vec::new();
+                for i in s {
+                    let mut buf = Vec::new();
+                    write_event(&mut buf, &hits[*i].3.doc, None, false)?;
+                    parts.push(String::from_utf8_lossy(&buf).trim().to_string());
+                }
+                writeln!(out, "[{}]", parts.join(","))?;
+            }
+        }
+    }
+    out.flush()?;
+    for s in &stats.skipped_examples {
+        eprintln!("skipped {}: {}", s.provenance, s.reason);
+    }
+    eprintln!(
+        "{} sequence(s) shown ({} completed, {} expired by maxspan) in {} record(s); {} skipped",
+        seqs.len(),
+        sstats.completed,
+        sstats.expired,
+        stats.records,
+        stats.skipped
+    );
     Ok(if stats.unreadable.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

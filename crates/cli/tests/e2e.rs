@@ -411,3 +411,18 @@ fn eql_sequence_rule_alerts_like_kibana() {
     assert_eq!(shell["host"]["id"], "h1", "the shell keeps the fields common to the sequence");
     assert_eq!(field(shell, "kibana.alert.original_time"), "2026-05-01T10:00:00Z");
 }
+
+/// `search --language eql` prints one line per sequence, its ids separated by spaces.
+#[test]
+fn search_eql_sequences_print_one_line_per_sequence() {
+    let data = repo().join("../shared/conformance/eql/test_data.json");
+    let out = bin()
+        .args(["search", "--language", "eql", "sequence [process where true] by unique_pid [process where opcode == 1] by unique_ppid | head 3"])
+        .arg(&data)
+        .args(["--ids", "serial_event_id", "--event-category-field", "event_type", "--tiebreaker-field", "serial_event_id"])
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(s.lines().collect::<Vec<_>>(), vec!["48 53", "53 54", "54 56"], "{s}");
+}
