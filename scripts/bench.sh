@@ -12,4 +12,7 @@ fi
 cargo build --release -p imdsguard
 pin=()
 command -v taskset >/dev/null && pin=(taskset -c 0)
+echo "== built-in pack (new_terms KQL seed + the two EQL seeds)"
 "${pin[@]}" target/release/imdsguard bench "$data" --runs 5
+echo "== one EQL sequence rule"
+"${pin[@]}" target/release/imdsguard bench "$data" --runs 3 --no-builtin --rules scripts/bench-rules/sequence_process_then_imds.ndjson
