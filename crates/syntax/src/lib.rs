@@ -6,7 +6,7 @@
 //! (see [`Diagnostic::render`] for the plain caret rendering used in machine output and tests).
 //!
 //! Diagnostic codes are allocated per crate in ranges and never reused (see `docs/diagnostics.md`):
-//! `K0xx` KQL, `R0xx` rules, `E0xx` engine / lowering, `S0xx` sources.
+//! `K0xx` KQL, `Q0xx` EQL, `R0xx` rules, `E0xx` engine / lowering, `S0xx` sources.
 
 use std::fmt;
 
