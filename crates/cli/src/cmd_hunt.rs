@@ -41,6 +41,10 @@ pub struct HuntArgs {
     /// Parse every event instead of prefiltering raw bytes (same alerts, slower; for testing).
     #[arg(long, hide = true)]
     pub no_prefilter: bool,
+    /// Most events a sequence rule keeps for assembling sequences (memory bound); beyond it events
+    /// are dropped and counted in the summary.
+    #[arg(long, value_name = "N", default_value_t = imdsguard_engine::hunt::DEFAULT_MAX_SEQUENCE_EVENTS)]
+    pub max_sequence_events: usize,
     /// Do not print the closing summary.
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -137,6 +141,7 @@ pub fn run(args: HuntArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("no runnable rules ({} failed to load, {} cannot run yet)", load_errors.len(), failed.values().map(Vec::len).sum::<usize>());
     }
     let mut hunt = Hunt::new(compiled);
+    hunt.set_max_sequence_events(args.max_sequence_events);
 
     let mut stats = ReadStats::default();
     let files = expand_inputs(&args.paths, &mut stats);
@@ -216,6 +221,8 @@ pub fn run(args: HuntArgs) -> anyhow::Result<ExitCode> {
             "per_rule": rules.iter().zip(&hstats.rules).filter(|(_, s)| s.matched > 0).map(|(r, s)| serde_json::json!({
                 "rule_id": r.rule.rule_id, "name": r.rule.name, "matched": s.matched, "alerts": s.alerts,
                 "max_signals_dropped": s.max_signals_dropped, "no_timestamp": s.no_timestamp, "missing_terms": s.missing_terms,
+                "sequences_expired": s.sequences_expired, "sequences_evicted": s.sequences_evicted,
+                "sequence_events_dropped": s.sequence_events_dropped,
             })).collect::<Vec<_>>(),
         });
         if args.summary_json {
@@ -272,6 +279,15 @@ fn print_summary(
         }
         if s.missing_terms > 0 {
             eprintln!("    {} matching event(s) missing a new_terms field", s.missing_terms);
+        }
+        if s.sequence_events_dropped > 0 || s.sequences_evicted > 0 {
+            eprintln!(
+                "    warning: sequence state bounded: {} event(s) dropped (--max-sequence-events), {} partial sequence(s) evicted",
+                s.sequence_events_dropped, s.sequences_evicted
+            );
+        }
+        if s.sequences_expired > 0 {
+            eprintln!("    {} partial sequence(s) expired by maxspan", s.sequences_expired);
         }
     }
     eprintln!("{alerts} alert(s)");

@@ -410,6 +410,22 @@ fn eql_sequence_rule_alerts_like_kibana() {
     assert_eq!(field(shell, "kibana.alert.ancestors").as_array().map(Vec::len), Some(2));
     assert_eq!(shell["host"]["id"], "h1", "the shell keeps the fields common to the sequence");
     assert_eq!(field(shell, "kibana.alert.original_time"), "2026-05-01T10:00:00Z");
+
+    // The memory bound: beyond --max-sequence-events, events are dropped and counted.
+    let (alerts, stderr, _) = hunt(&[
+        file.to_str().expect("utf8"),
+        "--no-builtin",
+        "--rules",
+        rule.to_str().expect("utf8"),
+        "--state",
+        ":memory:",
+        "--max-sequence-events",
+        "1",
+        "--summary-json",
+    ]);
+    assert!(alerts.is_empty());
+    let summary: Value = stderr.lines().rev().find_map(|l| serde_json::from_str(l).ok()).expect("summary");
+    assert_eq!(summary["per_rule"][0]["sequence_events_dropped"], 4, "{summary}");
 }
 
 /// `search --language eql` prints one line per sequence, its ids separated by spaces.

@@ -67,6 +67,8 @@ pub struct RuleStats {
     pub sequences_expired: u64,
     /// Partial sequences dropped to bound memory.
     pub sequences_evicted: u64,
+    /// Step-matching events a sequence rule could not keep (over `--max-sequence-events`).
+    pub sequence_events_dropped: u64,
 }
 
 /// Counters for a whole hunt.
@@ -86,7 +88,11 @@ pub struct Hunt {
     matches: Vec<Vec<Match>>,
     stats: HuntStats,
     seq: u64,
+    max_sequence_events: usize,
 }
+
+/// Default for [`Hunt::set_max_sequence_events`].
+pub const DEFAULT_MAX_SEQUENCE_EVENTS: usize = 2_000_000;
 
 impl Hunt {
     pub fn new(rules: Vec<CompiledRule>) -> Hunt {
@@ -98,7 +104,14 @@ impl Hunt {
             matches: vec![Vec::new(); n],
             stats: HuntStats { rules: vec![RuleStats::default(); n], ..HuntStats::default() },
             seq: 0,
+            max_sequence_events: DEFAULT_MAX_SEQUENCE_EVENTS,
         }
+    }
+
+    /// Cap on the events a sequence rule keeps until the end of the hunt (memory bound); events
+    /// beyond it are dropped and counted in [`RuleStats::sequence_events_dropped`].
+    pub fn set_max_sequence_events(&mut self, n: usize) {
+        self.max_sequence_events = n;
     }
 
     pub fn rules(&self) -> &[CompiledRule] {
@@ -130,6 +143,10 @@ impl Hunt {
                 continue;
             }
             self.stats.rules[i].matched += 1;
+            if matches!(rule.kind, RuleKind::Sequence(_)) && self.matches[i].len() >= self.max_sequence_events {
+                self.stats.rules[i].sequence_events_dropped += 1;
+                continue;
+            }
             let time = rule.event_time(event.doc.as_ref());
             self.matches[i].push(Match { rule: i, event: event.clone(), time, new_terms: None, seq, sequence: None });
         }
