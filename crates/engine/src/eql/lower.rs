@@ -141,6 +141,33 @@ impl<'a> EqlLowering<'a> {
         Ok(SequenceSpec { steps, until, maxspan_ms })
     }
 
+    /// A `sample` query: one filter per step, keys from the sample's and each step's `by`, each
+    /// with its field's mapped type (join keys compare indexed values: dates as instants, addresses
+    /// as addresses).
+    pub fn sample(&mut self, s: &ast::Sample) -> Result<super::sample::SampleSpec, Diagnostic> {
+        use super::sample::{SampleKey, SampleSpec, SampleStep};
+        let key = |this: &mut Self, k: &ast::Expr| -> Result<SampleKey, Diagnostic> {
+            let ty = match k {
+                ast::Expr::Field(f) => this.field(&f.name).1,
+                _ => None,
+            };
+            Ok(SampleKey { expr: this.expr(k)?, ty })
+        };
+        let mut shared = Vec::new();
+        for k in &s.by {
+            shared.push(key(self, k)?);
+        }
+        let mut steps = Vec::new();
+        for st in &s.steps {
+            let mut keys = shared.clone();
+            for k in &st.by {
+                keys.push(key(self, k)?);
+            }
+            steps.push(SampleStep { filter: self.event_query(&st.query)?, keys });
+        }
+        Ok(SampleSpec { steps })
+    }
+
     pub fn expr(&mut self, e: &ast::Expr) -> Result<EqlExpr, Diagnostic> {
         Ok(match e {
             ast::Expr::Or(items, _) => EqlExpr::Or(items.iter().map(|i| self.expr(i)).collect::<Result<_, _>>()?),

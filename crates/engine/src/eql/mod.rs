@@ -4,5 +4,6 @@
 pub mod expr;
 pub mod functions;
 pub mod lower;
+pub mod sample;
 pub mod sequence;
 pub mod value;
