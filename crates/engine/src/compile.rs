@@ -101,10 +101,6 @@ pub fn compile_matcher(rule: &Rule, table: &Arc<FieldTable>, now_millis: i64) ->
                     (Matcher::Eql(e), lowering.warnings)
                 }
                 imdsguard_eql::ast::QueryBody::Sequence(s) => {
-                    if s.steps.iter().any(|st| st.missing) {
-                        return Err(vec![Diagnostic::error("E001", "EQL sequences with missing events (![...]) are not supported yet")
-                            .with_span(s.span)]);
-                    }
                     let settings = crate::eql::lower::EqlSettings {
                         event_category_field: rule.extra.get("event_category_override").and_then(|v| v.as_str()).unwrap_or("event.category").to_string(),
                         ..Default::default()

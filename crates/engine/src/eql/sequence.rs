@@ -8,6 +8,26 @@
 //! sequences. Stages are tried from the last to the first so that one event never fills two
 //! stages of the same sequence. Partial sequences are bounded by [`SequenceLimits`]; what is
 //! dropped is counted.
+//!
+//! Missing events (`![...]`) follow Elasticsearch: the present steps are matched as above with
+//! the missing steps skipped (stage `i` extends the closest present stage before it), and each
+//! completed sequence is then checked against the events matching the missing steps, with the
+//! sequence's join key (the missing step's own keys compared with the sequence's key values).
+//! Times compare in milliseconds, strictly:
+//!
+//! - a missing step between two present steps rejects the sequence if one of its events lies
+//!   strictly between the timestamps of the present steps around it;
+//! - leading missing steps (before the first present step) look for their latest event strictly
+//!   before the sequence's first event, trailing ones (after the last present step) for their
+//!   earliest event strictly after the sequence's last event;
+//! - with only leading steps the sequence is kept unless such an event lies within `maxspan` of
+//!   the sequence's last event; with only trailing steps, unless one lies within `maxspan` of its
+//!   first event; with both, unless there is both a leading and a trailing event and the two are
+//!   at most `maxspan` apart (some `maxspan` window around the sequence would then hold one of
+//!   them wherever it is placed). "Within" means a distance of at most `maxspan`.
+//!
+//! A missing step contributes no event to the result: [`run`] returns the present events only,
+//! in step order (use [`StepSpec::missing`] to put placeholders back).
 
 use super::expr::EqlExpr;
 use imdsguard_ecs::Document;
@@ -19,7 +39,7 @@ pub struct StepSpec {
     pub filter: EqlExpr,
     /// Join keys: the sequence's `by` followed by the step's own `by`.
     pub keys: Vec<EqlExpr>,
-    /// `![...]`: a missing event (not supported yet by the matcher).
+    /// `![...]`: a missing event (no event may match it, see the module documentation).
     pub missing: bool,
 }
 
@@ -61,6 +81,9 @@ pub struct SequenceStats {
     pub until_dropped: u64,
     /// Partial sequences dropped to respect `max_partial`.
     pub evicted: u64,
+    /// Sequences whose present events all matched but which an event of a missing step rejected
+    /// (not counted in `completed`).
+    pub missing_rejected: u64,
 }
 
 /// Upper bound on the join-key combinations taken from one event (multi-valued keys multiply).
@@ -110,12 +133,104 @@ pub fn join_keys(keys: &[EqlExpr], doc: &dyn Document) -> Vec<Vec<Option<String>
 
 struct Partial {
     events: Vec<usize>,
+    /// Timestamps of `events`.
+    times: Vec<i64>,
     start: i64,
     born: u64,
 }
 
-/// Run a sequence over events (already filtered to those that match some step or `until`, in
-/// any order); returns completed sequences as lists of indices into `docs`, in completion order.
+type Key = Vec<Option<String>>;
+
+/// Per step, for missing steps only: join key -> timestamps (ascending) of the events matching
+/// the step with that key.
+struct MissingIndex {
+    steps: Vec<Option<HashMap<Key, Vec<i64>>>>,
+}
+
+impl MissingIndex {
+    fn build(spec: &SequenceSpec, docs: &[&dyn Document], order: &[Ordered]) -> MissingIndex {
+        let mut steps: Vec<Option<HashMap<Key, Vec<i64>>>> =
+            spec.steps.iter().map(|st| st.missing.then(HashMap::new)).collect();
+        for (i, step) in spec.steps.iter().enumerate() {
+            let Some(map) = steps[i].as_mut() else { continue };
+            for ev in order {
+                let doc = docs[ev.index];
+                if !step.filter.matches(doc) {
+                    continue;
+                }
+                for key in join_keys(&step.keys, doc) {
+                    let times = map.entry(key).or_default();
+                    if times.last() != Some(&ev.timestamp) {
+                        times.push(ev.timestamp);
+                    }
+                }
+            }
+        }
+        MissingIndex { steps }
+    }
+
+    /// Whether the missing steps let a sequence of present events (at `times`, one per present
+    /// step, in step order) with join key `key` stand (Elasticsearch's rules, module docs).
+    fn allows(&self, spec: &SequenceSpec, key: &Key, times: &[i64]) -> bool {
+        let n = spec.steps.len();
+        // Timestamp of each present step; `None` for missing steps.
+        let mut at: Vec<Option<i64>> = Vec::with_capacity(n);
+        let mut next = times.iter();
+        for st in &spec.steps {
+            at.push(if st.missing { None } else { next.next().copied() });
+        }
+        let first = at.iter().flatten().next().copied();
+        let last = at.iter().rev().flatten().next().copied();
+        let (Some(first), Some(last)) = (first, last) else { return true };
+        let mut leading_step = false;
+        let mut trailing_step = false;
+        let mut last_leading: Option<i64> = None;
+        let mut first_trailing: Option<i64> = None;
+        for i in 0..n {
+            let Some(Some(map)) = self.steps.get(i) else { continue };
+            let before = at[..i].iter().rev().flatten().next().copied();
+            let after = at[i + 1..].iter().flatten().next().copied();
+            let ts: &[i64] = map.get(key).map(Vec::as_slice).unwrap_or(&[]);
+            match (before, after) {
+                (Some(b), Some(a)) => {
+                    let from = ts.partition_point(|t| *t <= b);
+                    if ts.get(from).is_some_and(|t| *t < a) {
+                        return false;
+                    }
+                }
+                (None, _) => {
+                    leading_step = true;
+                    let k = ts.partition_point(|t| *t < first);
+                    if k > 0 {
+                        last_leading = last_leading.max(Some(ts[k - 1]));
+                    }
+                }
+                (_, None) => {
+                    trailing_step = true;
+                    let k = ts.partition_point(|t| *t <= last);
+                    if let Some(t) = ts.get(k) {
+                        first_trailing = Some(first_trailing.map_or(*t, |f| f.min(*t)));
+                    }
+                }
+            }
+        }
+        // Two instants farther apart than maxspan (an absent one is "far").
+        let far = |from: Option<i64>, to: Option<i64>| match (from, to) {
+            (Some(f), Some(t)) => spec.maxspan_ms.is_some_and(|m| t.saturating_sub(f) > m),
+            _ => true,
+        };
+        match (leading_step, trailing_step) {
+            (false, false) => true,
+            (true, false) => far(last_leading, Some(last)),
+            (false, true) => far(Some(first), first_trailing),
+            (true, true) => far(last_leading, first_trailing),
+        }
+    }
+}
+
+/// Run a sequence over events (already filtered to those that match some step, missing ones
+/// included, or `until`, in any order); returns completed sequences as lists of indices into
+/// `docs`, in completion order, one per present (not missing) step.
 pub fn run(
     spec: &SequenceSpec,
     docs: &[&dyn Document],
@@ -123,8 +238,11 @@ pub fn run(
     limits: SequenceLimits,
 ) -> (Vec<Vec<usize>>, SequenceStats) {
     order.sort_by(|a, b| a.timestamp.cmp(&b.timestamp).then(a.tiebreaker.total_cmp(&b.tiebreaker)).then(a.seq.cmp(&b.seq)));
-    let n = spec.steps.len();
-    let mut stages: Vec<HashMap<Vec<Option<String>>, Partial>> = (0..n).map(|_| HashMap::new()).collect();
+    // Stages are the present steps; missing steps are checked once a sequence completes.
+    let present: Vec<&StepSpec> = spec.steps.iter().filter(|st| !st.missing).collect();
+    let missing = (present.len() < spec.steps.len()).then(|| MissingIndex::build(spec, docs, &order));
+    let n = present.len();
+    let mut stages: Vec<HashMap<Key, Partial>> = (0..n).map(|_| HashMap::new()).collect();
     let mut out = Vec::new();
     let mut stats = SequenceStats::default();
     let mut live = 0usize;
@@ -132,14 +250,14 @@ pub fn run(
     for ev in &order {
         let doc = docs[ev.index];
         for i in (0..n).rev() {
-            let step = &spec.steps[i];
+            let step = present[i];
             if !step.filter.matches(doc) {
                 continue;
             }
             for key in join_keys(&step.keys, doc) {
                 let partial = if i == 0 {
                     born += 1;
-                    Some(Partial { events: vec![ev.index], start: ev.timestamp, born })
+                    Some(Partial { events: vec![ev.index], times: vec![ev.timestamp], start: ev.timestamp, born })
                 } else {
                     match stages[i - 1].remove(&key) {
                         Some(mut p) => {
@@ -149,6 +267,7 @@ pub fn run(
                                 None
                             } else {
                                 p.events.push(ev.index);
+                                p.times.push(ev.timestamp);
                                 Some(p)
                             }
                         }
@@ -157,6 +276,10 @@ pub fn run(
                 };
                 let Some(p) = partial else { continue };
                 if i == n - 1 {
+                    if missing.as_ref().is_some_and(|m| !m.allows(spec, &key, &p.times)) {
+                        stats.missing_rejected += 1;
+                        continue;
+                    }
                     stats.completed += 1;
                     out.push(p.events);
                 } else {
@@ -194,4 +317,130 @@ pub fn run(
         }
     }
     (out, stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eql::lower::{EqlLowering, EqlSettings};
+    use imdsguard_ecs::FieldTable;
+    use serde_json::{json, Value};
+
+    fn spec(query: &str) -> SequenceSpec {
+        let q = imdsguard_eql::parse(query).expect("parses");
+        let imdsguard_eql::ast::QueryBody::Sequence(s) = &q.body else { panic!("not a sequence") };
+        let table = std::sync::Arc::new(FieldTable::ecs());
+        let settings = EqlSettings::default();
+        EqlLowering::new(&table, &settings).sequence(s).expect("lowers")
+    }
+
+    /// Events as (time in ms, tag, key); returns each sequence as its tags' times, with -1 in
+    /// place of a missing step.
+    fn matches(query: &str, events: &[(i64, &str, &str)]) -> Vec<Vec<i64>> {
+        let spec = spec(query);
+        let docs: Vec<Value> = events
+            .iter()
+            .map(|(t, tag, key)| json!({"@timestamp": t, "event": {"category": "process"}, "tags": tag, "host": {"id": key}}))
+            .collect();
+        let refs: Vec<&dyn Document> = docs.iter().map(|d| d as &dyn Document).collect();
+        let order = events
+            .iter()
+            .enumerate()
+            .map(|(i, (t, _, _))| Ordered { index: i, timestamp: *t, tiebreaker: 0.0, seq: i as u64 })
+            .collect();
+        let (seqs, _) = run(&spec, &refs, order, SequenceLimits::default());
+        seqs.iter()
+            .map(|s| {
+                let mut present = s.iter();
+                spec.steps.iter().map(|st| if st.missing { -1 } else { present.next().map_or(-1, |i| events[*i].0) }).collect()
+            })
+            .collect()
+    }
+
+    const BETWEEN: &str = r#"sequence by host.id with maxspan=10s
+        [process where tags == "a"] ![process where tags == "m"] [process where tags == "b"]"#;
+
+    #[test]
+    fn missing_between_rejects_only_strictly_between_with_the_same_key() {
+        // No `m`: matched.
+        assert_eq!(matches(BETWEEN, &[(1, "a", "h"), (5, "b", "h")]), vec![vec![1, -1, 5]]);
+        // `m` between a and b with the same key: rejected.
+        assert_eq!(matches(BETWEEN, &[(1, "a", "h"), (3, "m", "h"), (5, "b", "h")]), Vec::<Vec<i64>>::new());
+        // `m` of another key does not count.
+        assert_eq!(matches(BETWEEN, &[(1, "a", "h"), (3, "m", "x"), (5, "b", "h")]), vec![vec![1, -1, 5]]);
+        // At the same millisecond as a or b it is not between them.
+        assert_eq!(matches(BETWEEN, &[(1, "a", "h"), (1, "m", "h"), (5, "m", "h"), (5, "b", "h")]), vec![vec![1, -1, 5]]);
+        // Outside the sequence it does not matter.
+        assert_eq!(matches(BETWEEN, &[(0, "m", "h"), (1, "a", "h"), (5, "b", "h"), (6, "m", "h")]), vec![vec![1, -1, 5]]);
+        // maxspan still bounds the present events.
+        assert_eq!(matches(BETWEEN, &[(1, "a", "h"), (20_000, "b", "h")]), Vec::<Vec<i64>>::new());
+    }
+
+    #[test]
+    fn a_rejected_sequence_consumes_its_partial_sequence() {
+        // As in Elasticsearch, b at 5 completes (and the `m` at 3 rejects) the sequence started by
+        // a at 1; b at 6 has nothing left to complete.
+        assert_eq!(matches(BETWEEN, &[(1, "a", "h"), (3, "m", "h"), (5, "b", "h"), (6, "b", "h")]), Vec::<Vec<i64>>::new());
+        // A newer start after the missing event still matches.
+        assert_eq!(matches(BETWEEN, &[(1, "a", "h"), (3, "m", "h"), (4, "a", "h"), (5, "b", "h")]), vec![vec![4, -1, 5]]);
+    }
+
+    #[test]
+    fn trailing_missing_looks_within_maxspan_of_the_first_event() {
+        let q = r#"sequence by host.id with maxspan=10s [process where tags == "a"] ![process where tags == "m"]"#;
+        assert_eq!(matches(q, &[(1000, "a", "h")]), vec![vec![1000, -1]]);
+        assert_eq!(matches(q, &[(1000, "a", "h"), (11_000, "m", "h")]), Vec::<Vec<i64>>::new());
+        assert_eq!(matches(q, &[(1000, "a", "h"), (11_001, "m", "h")]), vec![vec![1000, -1]]);
+        assert_eq!(matches(q, &[(1000, "a", "h"), (2000, "m", "x")]), vec![vec![1000, -1]]);
+        // Several starts: each is judged on its own.
+        assert_eq!(matches(q, &[(1000, "a", "h"), (5000, "a", "h"), (12_000, "m", "h")]), vec![vec![1000, -1]]);
+    }
+
+    #[test]
+    fn leading_missing_looks_within_maxspan_of_the_last_event() {
+        let q = r#"sequence by host.id with maxspan=10s ![process where tags == "m"] [process where tags == "a"] [process where tags == "b"]"#;
+        assert_eq!(matches(q, &[(20_000, "a", "h"), (25_000, "b", "h")]), vec![vec![-1, 20_000, 25_000]]);
+        // m 10s before b (the sequence's last event): rejected; just over 10s: kept.
+        assert_eq!(matches(q, &[(15_000, "m", "h"), (20_000, "a", "h"), (25_000, "b", "h")]), Vec::<Vec<i64>>::new());
+        assert_eq!(matches(q, &[(14_999, "m", "h"), (20_000, "a", "h"), (25_000, "b", "h")]), vec![vec![-1, 20_000, 25_000]]);
+        // Only the latest m before the first event counts; one at the first event's millisecond does not.
+        assert_eq!(matches(q, &[(1000, "m", "h"), (20_000, "m", "h"), (20_000, "a", "h"), (25_000, "b", "h")]), vec![vec![-1, 20_000, 25_000]]);
+    }
+
+    #[test]
+    fn leading_and_trailing_missing_need_a_free_window() {
+        let q = r#"sequence by host.id with maxspan=10s ![process where tags == "m"] [process where tags == "a"] ![process where tags == "m"]"#;
+        // m on both sides, 10s apart: no 10s window around a is free of m.
+        assert_eq!(matches(q, &[(10_000, "m", "h"), (15_000, "a", "h"), (20_000, "m", "h")]), Vec::<Vec<i64>>::new());
+        // More than 10s apart: kept.
+        assert_eq!(matches(q, &[(10_000, "m", "h"), (15_000, "a", "h"), (20_001, "m", "h")]), vec![vec![-1, 15_000, -1]]);
+        // m on one side only, however close: kept (the window can sit on the other side).
+        assert_eq!(matches(q, &[(14_000, "m", "h"), (15_000, "a", "h")]), vec![vec![-1, 15_000, -1]]);
+        assert_eq!(matches(q, &[(15_000, "a", "h"), (16_000, "m", "h")]), vec![vec![-1, 15_000, -1]]);
+    }
+
+    #[test]
+    fn missing_step_with_runs_and_its_own_keys() {
+        let q = r#"sequence with maxspan=10s
+            [process where tags == "a"] by host.id
+            ![process where tags == "m"] by user.name with runs=2
+            [process where tags == "b"] by host.id"#;
+        let spec = spec(q);
+        assert_eq!(spec.steps.iter().filter(|s| s.missing).count(), 2);
+        let docs = [
+            json!({"@timestamp": 1, "event": {"category": "process"}, "tags": "a", "host": {"id": "h"}}),
+            json!({"@timestamp": 2, "event": {"category": "process"}, "tags": "m", "user": {"name": "h"}}),
+            json!({"@timestamp": 3, "event": {"category": "process"}, "tags": "b", "host": {"id": "h"}}),
+            json!({"@timestamp": 4, "event": {"category": "process"}, "tags": "a", "host": {"id": "g"}}),
+            json!({"@timestamp": 5, "event": {"category": "process"}, "tags": "m", "user": {"name": "x"}, "host": {"id": "g"}}),
+            json!({"@timestamp": 6, "event": {"category": "process"}, "tags": "b", "host": {"id": "g"}}),
+        ];
+        let refs: Vec<&dyn Document> = docs.iter().map(|d| d as &dyn Document).collect();
+        let order = (0..docs.len()).map(|i| Ordered { index: i, timestamp: i as i64 + 1, tiebreaker: 0.0, seq: i as u64 }).collect();
+        let (seqs, stats) = run(&spec, &refs, order, SequenceLimits::default());
+        // The m whose user.name equals the key "h" rejects h's sequence; g's m has user.name "x".
+        assert_eq!(seqs, vec![vec![3, 5]]);
+        assert_eq!(stats.completed, 1);
+        assert_eq!(stats.missing_rejected, 1);
+    }
 }
