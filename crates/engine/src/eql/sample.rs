@@ -335,6 +335,35 @@ mod tests {
     }
 
     #[test]
+    fn bounded_keys_return_an_exact_prefix() {
+        use imdsguard_ecs::FieldPath;
+        let step = |cat: &str| SampleStep {
+            filter: EqlExpr::Cmp {
+                op: super::super::expr::CmpOp::Eq,
+                lhs: Box::new(EqlExpr::Field { path: FieldPath::new("c"), optional: false }),
+                rhs: Box::new(EqlExpr::Lit(Scalar::Str(cat.into()))),
+            },
+            keys: vec![SampleKey { expr: EqlExpr::Field { path: FieldPath::new("k"), optional: false }, ty: Some(FieldType::Keyword) }],
+        };
+        let spec = SampleSpec { steps: vec![step("a"), step("b")] };
+        // Keys e, d, c, b, a arrive in that order, each with an `a` then a `b` event.
+        let mut docs: Vec<serde_json::Value> = ["e", "d", "c", "b", "a"]
+            .iter()
+            .flat_map(|k| [serde_json::json!({"k": k, "c": "a"}), serde_json::json!({"k": k, "c": "b"})])
+            .collect();
+        // A late event for an evicted key.
+        docs.push(serde_json::json!({"k": "e", "c": "a"}));
+        let refs: Vec<&dyn Document> = docs.iter().map(|d| d as &dyn Document).collect();
+        let order = || (0..docs.len()).map(|i| Ordered { index: i, timestamp: 0, tiebreaker: 0.0, seq: i as u64 }).collect::<Vec<_>>();
+        let (all, stats) = run(&spec, &refs, order(), 1, SampleLimits::default());
+        assert_eq!(all, vec![vec![8, 9], vec![6, 7], vec![4, 5], vec![2, 3], vec![0, 1]]);
+        assert_eq!(stats.keys_evicted, 0);
+        let (some, stats) = run(&spec, &refs, order(), 1, SampleLimits { max_keys: 2 });
+        assert_eq!(some, all[..2].to_vec());
+        assert_eq!((stats.keys_evicted, stats.refused), (3, 1));
+    }
+
+    #[test]
     fn key_parts_order_like_composite_buckets() {
         let ip = |s: &str| key_part(Some(FieldType::Ip), &Scalar::Str(s.into())).expect("an address");
         assert!(ip("10.0.0.5") < ip("10.0.0.10"));
