@@ -207,10 +207,7 @@ fn run_eql(args: SearchArgs, table: std::sync::Arc<imdsguard_ecs::FieldTable>) -
     let lowered = match &q.body {
         QueryBody::Event(ev) => lowering.event_query(ev).map(Lowered::Event),
         QueryBody::Sequence(s) => lowering.sequence(s).map(Lowered::Sequence),
-        QueryBody::Sample(_) => {
-            eprintln!("error: EQL samples are not supported by `search` yet (event queries and sequences are)");
-            return Ok(ExitCode::from(2));
-        }
+        QueryBody::Sample(s) => lowering.sample(s).map(Lowered::Sample),
     };
     let lowered = match lowered {
         Ok(l) => l,
@@ -224,6 +221,10 @@ fn run_eql(args: SearchArgs, table: std::sync::Arc<imdsguard_ecs::FieldTable>) -
         Lowered::Sequence(s) => (
             imdsguard_ir::literals::disjunction(s.steps.iter().chain(s.until.iter()).map(|st| st.filter.needles())),
             Box::new(move |d| s.steps.iter().any(|st| st.filter.matches(d)) || s.until.as_ref().is_some_and(|u| u.filter.matches(d))),
+        ),
+        Lowered::Sample(s) => (
+            imdsguard_ir::literals::disjunction(s.steps.iter().map(|st| st.filter.needles())),
+            Box::new(move |d| s.steps.iter().any(|st| st.filter.matches(d))),
         ),
     };
     let mut sink = EqlSink {
@@ -240,8 +241,8 @@ fn run_eql(args: SearchArgs, table: std::sync::Arc<imdsguard_ecs::FieldTable>) -
     }
     let mut hits = sink.hits;
     hits.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.unwrap_or(f64::MIN).total_cmp(&b.1.unwrap_or(f64::MIN))).then(a.2.cmp(&b.2)));
-    if let Lowered::Sequence(spec) = &lowered {
-        return write_sequences(&args, spec, hits, &q.pipes, &stats);
+    if matches!(lowered, Lowered::Sequence(_) | Lowered::Sample(_)) {
+        return write_sequences(&args, &lowered, hits, &q.pipes, &stats);
     }
     for pipe in &q.pipes {
         let n = usize::try_from(pipe.count).unwrap_or(usize::MAX);
@@ -278,15 +279,16 @@ fn run_eql(args: SearchArgs, table: std::sync::Arc<imdsguard_ecs::FieldTable>) -
 enum Lowered {
     Event(imdsguard_engine::eql::expr::EqlExpr),
     Sequence(imdsguard_engine::eql::sequence::SequenceSpec),
+    Sample(imdsguard_engine::eql::sample::SampleSpec),
 }
 
 type Hit = (i64, Option<f64>, u64, imdsguard_ecs::Event);
 
-/// Assemble and print sequences: with `--ids`, one line per sequence with the ids separated by
-/// spaces; otherwise one JSON array of the sequence's events per line.
+/// Assemble and print sequences or samples: with `--ids`, one line per sequence (sample) with
+/// the ids separated by spaces; otherwise one JSON array of its events per line.
 fn write_sequences(
     args: &SearchArgs,
-    spec: &imdsguard_engine::eql::sequence::SequenceSpec,
+    lowered: &Lowered,
     hits: Vec<Hit>,
     pipes: &[imdsguard_eql::ast::Pipe],
     stats: &ReadStats,
@@ -299,7 +301,17 @@ fn write_sequences(
         .enumerate()
         .map(|(i, h)| Ordered { index: i, timestamp: h.0, tiebreaker: h.1.unwrap_or(0.0), seq: h.2 })
         .collect();
-    let (mut seqs, sstats) = run(spec, &docs, order, SequenceLimits::default());
+    let (mut seqs, completed, expired) = match lowered {
+        Lowered::Sequence(spec) => {
+            let (s, st) = run(spec, &docs, order, SequenceLimits::default());
+            (s, st.completed, st.expired)
+        }
+        Lowered::Sample(spec) => {
+            let (s, st) = imdsguard_engine::eql::sample::run(spec, &docs, order, 1, Default::default());
+            (s, st.samples, 0)
+        }
+        Lowered::Event(_) => (Vec::new(), 0, 0),
+    };
     for pipe in pipes {
         let n = usize::try_from(pipe.count).unwrap_or(usize::MAX);
         match pipe.kind {
@@ -349,10 +361,10 @@ fn write_sequences(
         eprintln!("skipped {}: {}", s.provenance, s.reason);
     }
     eprintln!(
-        "{} sequence(s) shown ({} completed, {} expired by maxspan) in {} record(s); {} skipped",
+        "{} sequence(s)/sample(s) shown ({} found, {} expired by maxspan) in {} record(s); {} skipped",
         seqs.len(),
-        sstats.completed,
-        sstats.expired,
+        completed,
+        expired,
         stats.records,
         stats.skipped
     );

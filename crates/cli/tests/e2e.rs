@@ -442,3 +442,41 @@ fn search_eql_sequences_print_one_line_per_sequence() {
     let s = String::from_utf8_lossy(&out.stdout);
     assert_eq!(s.lines().collect::<Vec<_>>(), vec!["48 53", "53 54", "54 56"], "{s}");
 }
+
+/// Every active EQL rule of Elastic's corpus (single events, sequences, missing events, samples)
+/// is valid and runs.
+#[test]
+fn all_1024_active_eql_rules_of_the_corpus_run() {
+    let corpus = repo().join("../shared/corpus/elastic-rules/rules.jsonl");
+    let text = std::fs::read_to_string(&corpus).unwrap_or_else(|e| panic!("corpus required at {}: {e}", corpus.display()));
+    let active_eql: std::collections::HashSet<String> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|r| r["language"] == "eql" && r["deprecated"] == false)
+        .filter_map(|r| r["rule_id"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(active_eql.len(), 1024);
+    let out = bin().args(["rules", "validate", "--format", "json"]).arg(&corpus).output().expect("run");
+    let rows = ndjson(&out.stdout);
+    let bad: Vec<String> = rows
+        .iter()
+        .filter(|r| active_eql.contains(r["rule_id"].as_str().unwrap_or("")))
+        .filter(|r| r["ok"] != true || r["runnable"] != true)
+        .map(|r| format!("{} {}: {} {}", r["rule_id"], r["path"], r["error"], r["note"]))
+        .collect();
+    assert!(bad.is_empty(), "{} active EQL rules do not run:\n{}", bad.len(), bad.join("\n"));
+}
+
+#[test]
+fn search_eql_samples() {
+    let data = repo().join("../shared/conformance/eql/data/sample1.data");
+    let out = bin()
+        .args(["search", "--language", "eql", "sample by host [any where uptime > 0] [any where port > 100]"])
+        .arg(&data)
+        .args(["--ids", "id"])
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(s.lines().collect::<Vec<_>>(), vec!["17 11", "13 110"], "{s}");
+}

@@ -17,6 +17,8 @@ pub enum RuleKind {
     /// An EQL sequence: each completed sequence alerts once per event (building blocks) plus a
     /// shell alert sharing `kibana.alert.group.id`, as Kibana writes them.
     Sequence(Box<crate::eql::sequence::SequenceSpec>),
+    /// An EQL sample: alerted like a sequence (building blocks and a shell per sample).
+    Sample(Box<crate::eql::sample::SampleSpec>),
     /// A matching event alerts when its combination of `fields` values was not seen in matching
     /// events during the history window before it.
     NewTerms { fields: Vec<FieldPath>, history_window_ms: i64 },
@@ -31,6 +33,8 @@ pub enum Matcher {
     /// An EQL sequence: an event is kept when it matches some step or `until`; sequences are
     /// assembled when the hunt finishes.
     EqlSequence(Box<crate::eql::sequence::SequenceSpec>),
+    /// An EQL sample: an event is kept when it matches some step.
+    EqlSample(Box<crate::eql::sample::SampleSpec>),
 }
 
 impl Matcher {
@@ -41,6 +45,7 @@ impl Matcher {
             Matcher::EqlSequence(s) => {
                 s.steps.iter().any(|st| st.filter.matches(doc)) || s.until.as_ref().is_some_and(|u| u.filter.matches(doc))
             }
+            Matcher::EqlSample(s) => s.steps.iter().any(|st| st.filter.matches(doc)),
         }
     }
     pub fn needles(&self) -> Needles {
@@ -50,6 +55,7 @@ impl Matcher {
             Matcher::EqlSequence(s) => imdsguard_ir::literals::disjunction(
                 s.steps.iter().chain(s.until.iter()).map(|st| st.filter.needles()),
             ),
+            Matcher::EqlSample(s) => imdsguard_ir::literals::disjunction(s.steps.iter().map(|st| st.filter.needles())),
         }
     }
 }
@@ -110,7 +116,13 @@ pub fn compile_matcher(rule: &Rule, table: &Arc<FieldTable>, now_millis: i64) ->
                     (Matcher::EqlSequence(Box::new(spec)), lowering.warnings)
                 }
                 imdsguard_eql::ast::QueryBody::Sample(s) => {
-                    return Err(vec![Diagnostic::error("E001", "EQL samples are not supported yet").with_span(s.span)]);
+                    let settings = crate::eql::lower::EqlSettings {
+                        event_category_field: rule.extra.get("event_category_override").and_then(|v| v.as_str()).unwrap_or("event.category").to_string(),
+                        ..Default::default()
+                    };
+                    let mut lowering = crate::eql::lower::EqlLowering::new(table, &settings);
+                    let spec = lowering.sample(s).map_err(|d| vec![d])?;
+                    (Matcher::EqlSample(Box::new(spec)), lowering.warnings)
                 }
             }
         }
@@ -127,7 +139,7 @@ pub fn compile_matcher(rule: &Rule, table: &Arc<FieldTable>, now_millis: i64) ->
             .map_err(|e| vec![Diagnostic::error("E003", format!("rule filters: {e}"))])?;
         match matcher {
             Matcher::Ir(q) => Matcher::Ir(Expr::and(vec![q, filters])),
-            Matcher::Eql(_) | Matcher::EqlSequence(_) => {
+            Matcher::Eql(_) | Matcher::EqlSequence(_) | Matcher::EqlSample(_) => {
                 return Err(vec![Diagnostic::error("E003", "Kibana filters on EQL rules are not supported yet")]);
             }
         }
@@ -142,6 +154,7 @@ pub fn compile_rule(rule: Arc<Rule>, table: &Arc<FieldTable>, now_millis: i64) -
     let kind = match &rule.rule_type {
         RuleType::Eql => match &matcher {
             Matcher::EqlSequence(spec) => RuleKind::Sequence(spec.clone()),
+            Matcher::EqlSample(spec) => RuleKind::Sample(spec.clone()),
             _ => RuleKind::Query,
         },
         RuleType::Query => RuleKind::Query,

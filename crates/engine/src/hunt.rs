@@ -143,7 +143,7 @@ impl Hunt {
                 continue;
             }
             self.stats.rules[i].matched += 1;
-            if matches!(rule.kind, RuleKind::Sequence(_)) && self.matches[i].len() >= self.max_sequence_events {
+            if matches!(rule.kind, RuleKind::Sequence(_) | RuleKind::Sample(_)) && self.matches[i].len() >= self.max_sequence_events {
                 self.stats.rules[i].sequence_events_dropped += 1;
                 continue;
             }
@@ -167,7 +167,7 @@ impl Hunt {
             ms.sort_by_key(|m| (m.time.unwrap_or(i64::MIN), m.seq));
             let mut emitted: Vec<Match> = match &rule.kind {
                 RuleKind::Query => ms,
-                RuleKind::Sequence(spec) => {
+                RuleKind::Sequence(_) | RuleKind::Sample(_) => {
                     use crate::eql::sequence::{run, Ordered, SequenceLimits};
                     let docs: Vec<&dyn imdsguard_ecs::Document> = ms.iter().map(|m| m.event.doc.as_ref() as &dyn imdsguard_ecs::Document).collect();
                     let order: Vec<Ordered> = ms
@@ -175,11 +175,22 @@ impl Hunt {
                         .enumerate()
                         .map(|(i, m)| Ordered { index: i, timestamp: m.time.unwrap_or(i64::MIN), tiebreaker: 0.0, seq: m.seq })
                         .collect();
-                    let (seqs, sstats) = run(spec, &docs, order, SequenceLimits::default());
-                    stats.sequences_expired += sstats.expired;
-                    stats.sequences_evicted += sstats.evicted;
+                    let groups = match &rule.kind {
+                        RuleKind::Sequence(spec) => {
+                            let (seqs, sstats) = run(spec, &docs, order, SequenceLimits::default());
+                            stats.sequences_expired += sstats.expired;
+                            stats.sequences_evicted += sstats.evicted;
+                            seqs
+                        }
+                        RuleKind::Sample(spec) => {
+                            let (samples, sstats) = crate::eql::sample::run(spec, &docs, order, 1, Default::default());
+                            stats.sequences_evicted += sstats.keys_evicted + sstats.refused;
+                            samples
+                        }
+                        _ => Vec::new(),
+                    };
                     let mut out = Vec::new();
-                    for events in seqs {
+                    for events in groups {
                         let members: Vec<Event> = events.iter().map(|i| ms[*i].event.clone()).collect();
                         let group_id = sequence_group_id(&rule.rule.rule_id, &members);
                         for (pos, i) in events.iter().enumerate() {
