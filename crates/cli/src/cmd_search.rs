@@ -190,7 +190,7 @@ impl EventSink for EqlSink<'_> {
 /// timestamp then tiebreaker order, `head`/`tail` pipes, `size`, `result_position`).
 fn run_eql(args: SearchArgs, table: std::sync::Arc<imdsguard_ecs::FieldTable>) -> anyhow::Result<ExitCode> {
     use imdsguard_engine::eql::lower::{EqlLowering, EqlSettings};
-    use imdsguard_eql::ast::{PipeKind, QueryBody};
+    use imdsguard_eql::ast::QueryBody;
     let q = match imdsguard_eql::parse(&args.query) {
         Ok(q) => q,
         Err(d) => {
@@ -244,23 +244,8 @@ fn run_eql(args: SearchArgs, table: std::sync::Arc<imdsguard_ecs::FieldTable>) -
     if matches!(lowered, Lowered::Sequence(_) | Lowered::Sample(_)) {
         return write_sequences(&args, &lowered, hits, &q.pipes, &stats);
     }
-    for pipe in &q.pipes {
-        let n = usize::try_from(pipe.count).unwrap_or(usize::MAX);
-        match pipe.kind {
-            PipeKind::Head => hits.truncate(n),
-            PipeKind::Tail => {
-                let start = hits.len().saturating_sub(n);
-                hits = hits.split_off(start);
-            }
-        }
-    }
-    match args.result_position {
-        ResultPosition::Head => hits.truncate(args.size),
-        ResultPosition::Tail => {
-            let start = hits.len().saturating_sub(args.size);
-            hits = hits.split_off(start);
-        }
-    }
+    imdsguard_engine::eql::apply_pipes(&mut hits, &q.pipes);
+    imdsguard_engine::eql::keep(&mut hits, args.size, args.result_position == ResultPosition::Tail);
     let mut out = open_output(args.output.as_deref())?;
     for (_, _, _, e) in &hits {
         write_event(out.as_mut(), &e.doc, args.ids.as_deref(), args.pretty)?;
@@ -294,7 +279,6 @@ fn write_sequences(
     stats: &ReadStats,
 ) -> anyhow::Result<ExitCode> {
     use imdsguard_engine::eql::sequence::{run, Ordered, SequenceLimits};
-    use imdsguard_eql::ast::PipeKind;
     let docs: Vec<&dyn imdsguard_ecs::Document> = hits.iter().map(|h| h.3.doc.as_ref() as &dyn imdsguard_ecs::Document).collect();
     let order: Vec<Ordered> = hits
         .iter()
@@ -312,23 +296,8 @@ fn write_sequences(
         }
         Lowered::Event(_) => (Vec::new(), 0, 0),
     };
-    for pipe in pipes {
-        let n = usize::try_from(pipe.count).unwrap_or(usize::MAX);
-        match pipe.kind {
-            PipeKind::Head => seqs.truncate(n),
-            PipeKind::Tail => {
-                let start = seqs.len().saturating_sub(n);
-                seqs = seqs.split_off(start);
-            }
-        }
-    }
-    match args.result_position {
-        ResultPosition::Head => seqs.truncate(args.size),
-        ResultPosition::Tail => {
-            let start = seqs.len().saturating_sub(args.size);
-            seqs = seqs.split_off(start);
-        }
-    }
+    imdsguard_engine::eql::apply_pipes(&mut seqs, pipes);
+    imdsguard_engine::eql::keep(&mut seqs, args.size, args.result_position == ResultPosition::Tail);
     let mut out = open_output(args.output.as_deref())?;
     for s in &seqs {
         match &args.ids {

@@ -13,7 +13,7 @@
 
 use imdsguard_ecs::{Document, FieldPath, FieldTable};
 use imdsguard_engine::eql::lower::{EqlLowering, EqlSettings};
-use imdsguard_eql::ast::{PipeKind, QueryBody};
+use imdsguard_eql::ast::QueryBody;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -160,16 +160,7 @@ fn run(ds: &DataSet, case: &Case, tally: &mut Tally) {
     }
     hits.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
     let mut ids: Vec<i64> = hits.iter().map(|h| h.2).collect();
-    for pipe in &q.pipes {
-        let n = pipe.count as usize;
-        match pipe.kind {
-            PipeKind::Head => ids.truncate(n),
-            PipeKind::Tail => {
-                let start = ids.len().saturating_sub(n);
-                ids = ids.split_off(start);
-            }
-        }
-    }
+    imdsguard_engine::eql::apply_pipes(&mut ids, &q.pipes);
     if let Some(n) = case.size {
         ids.truncate(n);
     }
@@ -213,16 +204,7 @@ fn run_sequence(ds: &DataSet, case: &Case, s: &imdsguard_eql::ast::Sequence, pip
         order.push(Ordered { index: i, timestamp: ts, tiebreaker: *tb, seq: i as u64 });
     }
     let (mut seqs, _) = run(&spec, &docs, order, SequenceLimits::default());
-    for pipe in pipes {
-        let n = pipe.count as usize;
-        match pipe.kind {
-            PipeKind::Head => seqs.truncate(n),
-            PipeKind::Tail => {
-                let start = seqs.len().saturating_sub(n);
-                seqs = seqs.split_off(start);
-            }
-        }
-    }
+    imdsguard_engine::eql::apply_pipes(&mut seqs, pipes);
     if let Some(n) = case.size {
         seqs.truncate(n);
     }
