@@ -8,6 +8,12 @@
 //! Packetbeat-compatible ECS events with the `imds.*` field set ([`imds`]); credentials are
 //! removed before an event exists.
 
+pub mod ecs;
+pub mod http;
+pub mod imds;
 pub mod types;
 
+pub use ecs::to_ecs;
+pub use http::{Header, HttpConfig, HttpDecoder, HttpStats, HttpTransaction};
+pub use imds::{ImdsConfig, ImdsEndpoint, ImdsInfo};
 pub use types::{Direction, FlowKey, Segment, StreamEvent};
