@@ -687,6 +687,7 @@ impl HttpDecoder {
                 self.stats.secrets_redacted += 1;
             } else {
                 self.stats.secrets_redacted += redact_string(&mut value) as u64;
+                self.stats.secrets_redacted += redact_extra_keys(&mut value) as u64;
             }
             if value.len() > self.config.max_header_value_len {
                 self.stats.headers_truncated += 1;
@@ -766,6 +767,7 @@ impl HttpDecoder {
                 if r.keep_body && !r.body.is_empty() {
                     let mut body = String::from_utf8_lossy(&r.body).into_owned();
                     self.stats.secrets_redacted += redact_string(&mut body) as u64;
+                    self.stats.secrets_redacted += redact_extra_keys(&mut body) as u64;
                     tx.response_body = Some(body);
                 } else if !r.keep_body && r.body_bytes > 0 {
                     self.stats.body_bytes_not_kept += r.body.len() as u64;
@@ -845,6 +847,90 @@ impl HttpDecoder {
             _ => None,
         }
     }
+}
+
+/// Credential keys of metadata services beyond [`imdsguard_ecs::redact::SECRET_KEYS`] (Alibaba's
+/// `AccessKeySecret`/`SecurityToken`, key material), compared case-insensitively.
+pub const EXTRA_SECRET_KEYS: &[&str] = &["AccessKeySecret", "SecurityToken", "private_key", "password"];
+
+/// Replace the values of `"Key": "value"` / `Key=value` for [`EXTRA_SECRET_KEYS`]; an
+/// unterminated quoted value is replaced to the end.
+fn redact_extra_keys(s: &mut String) -> usize {
+    let b = s.as_bytes();
+    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'-';
+    let mut ranges: Vec<(usize, usize)> = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let hit = EXTRA_SECRET_KEYS.iter().find(|k| {
+            b.get(i..i + k.len()).is_some_and(|c| c.eq_ignore_ascii_case(k.as_bytes()))
+                && (i == 0 || !ident(b[i - 1]))
+                && !b.get(i + k.len()).copied().is_some_and(ident)
+        });
+        let Some(k) = hit else {
+            i += 1;
+            continue;
+        };
+        let mut j = i + k.len();
+        if matches!(b.get(j), Some(b'"' | b'\'')) {
+            j += 1;
+        } else if b.get(j) == Some(&b'\\') && b.get(j + 1) == Some(&b'"') {
+            j += 2;
+        }
+        while matches!(b.get(j), Some(b' ' | b'\t')) {
+            j += 1;
+        }
+        if !matches!(b.get(j), Some(b':' | b'=')) {
+            i = j.max(i + 1);
+            continue;
+        }
+        j += 1;
+        while matches!(b.get(j), Some(b' ' | b'\t')) {
+            j += 1;
+        }
+        let (start, end) = if b.get(j) == Some(&b'\\') && b.get(j + 1) == Some(&b'"') {
+            let st = j + 2;
+            let mut e = st;
+            while e < b.len() && !(b[e] == b'\\' && b.get(e + 1) == Some(&b'"')) {
+                e += 1;
+            }
+            (st, e.min(b.len()))
+        } else if let Some(&q @ (b'"' | b'\'')) = b.get(j) {
+            let st = j + 1;
+            let mut e = st;
+            while e < b.len() && b[e] != q {
+                e += if b[e] == b'\\' { 2 } else { 1 };
+            }
+            (st, e.min(b.len()))
+        } else {
+            let mut e = j;
+            while e < b.len() && !(b[e].is_ascii_whitespace() || matches!(b[e], b'&' | b';' | b',' | b'"' | b'}' | b'\'')) {
+                e += 1;
+            }
+            (j, e)
+        };
+        if end > start && b.get(start..end) != Some(REDACTED.as_bytes()) {
+            ranges.push((start, end));
+        }
+        i = end.max(i + 1);
+    }
+    if ranges.is_empty() {
+        return 0;
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut last = 0;
+    for &(st, e) in &ranges {
+        // Ranges start after ASCII bytes; move an end inside a character forward to its end.
+        let mut e = e;
+        while e < s.len() && !s.is_char_boundary(e) {
+            e += 1;
+        }
+        out.push_str(s.get(last..st).unwrap_or(""));
+        out.push_str(REDACTED);
+        last = e;
+    }
+    out.push_str(s.get(last..).unwrap_or(""));
+    *s = out;
+    ranges.len()
 }
 
 fn is_token_request(m: &Message) -> bool {
