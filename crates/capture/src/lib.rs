@@ -11,8 +11,12 @@
 pub mod ecs;
 pub mod http;
 pub mod imds;
+pub mod pcap;
+pub mod tcp;
 pub mod types;
 
+pub use pcap::{is_capture, CaptureReader, CaptureStats, Limits as CaptureLimits};
+pub use tcp::{Limits as TcpLimits, ReassemblyStats, Reassembler};
 pub use ecs::to_ecs;
 pub use http::{Header, HttpConfig, HttpDecoder, HttpStats, HttpTransaction};
 pub use imds::{ImdsConfig, ImdsEndpoint, ImdsInfo};

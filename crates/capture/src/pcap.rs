@@ -145,6 +145,10 @@ pub struct CaptureReader {
     frags: HashMap<FragKey, FragEntry>,
     frag_bytes: usize,
     last_ts: i64,
+    /// Looking for the next plausible pcap record header after a corrupt one.
+    resync: bool,
+    /// `finish` is draining the buffer: no more input will come.
+    at_end: bool,
 }
 
 const HDR_PCAP: usize = 24;
@@ -164,6 +168,8 @@ impl CaptureReader {
             frags: HashMap::new(),
             frag_bytes: 0,
             last_ts: 0,
+            resync: false,
+            at_end: false,
         }
     }
 
@@ -202,7 +208,12 @@ impl CaptureReader {
     }
 
     /// End of input: a partial record left over is counted, pending fragments are dropped.
-    pub fn finish(&mut self, _out: &mut Vec<Segment>) {
+    pub fn finish(&mut self, out: &mut Vec<Segment>) {
+        if self.resync && !self.buf.is_empty() {
+            // Records after a resynchronisation point that could not be confirmed yet.
+            self.at_end = true;
+            self.feed(&[], out);
+        }
         if !self.buf.is_empty() {
             let n = self.buf.len();
             if !matches!(self.state, State::Stopped) {
@@ -305,18 +316,32 @@ impl CaptureReader {
             return None;
         }
         let caplen = read_u32(&rest[8..], big_endian)? as usize;
-        if caplen > self.limits.max_record_bytes {
-            // Resynchronise: skip to the next plausible record header.
-            let mut skip = 1usize;
-            while rest.len().saturating_sub(skip) >= 16
-                && !self.plausible_pcap_hdr(&rest[skip..], big_endian, nanos, snaplen)
-            {
-                skip += 1;
+        if self.resync || caplen > self.limits.max_record_bytes {
+            // Resynchronise: skip bytes until a plausible record header.
+            if !self.resync {
+                self.resync = true;
+                self.stats.corrupt_records += 1;
+                self.reason("bad pcap record header; resynchronising");
             }
-            self.stats.corrupt_records += 1;
-            self.reason("pcap record length exceeds the limit; resynchronising");
-            self.stats.skipped_bytes += skip as u64;
-            return Some(skip);
+            let mut ok = caplen <= self.limits.max_record_bytes
+                && self.plausible_pcap_hdr(rest, big_endian, nanos, snaplen);
+            if ok && !self.at_end {
+                // Confirm with the header that follows (or wait for it).
+                let next = 16 + caplen;
+                if rest.len() < next + 16 {
+                    return None;
+                }
+                ok = self.plausible_pcap_hdr(&rest[next..], big_endian, nanos, snaplen);
+            }
+            if ok && self.at_end && rest.len() < 16 + caplen {
+                ok = false;
+            }
+            if ok {
+                self.resync = false;
+            } else {
+                self.stats.skipped_bytes += 1;
+                return Some(1);
+            }
         }
         if rest.len() < 16 + caplen {
             return None;
@@ -459,7 +484,14 @@ impl CaptureReader {
             // Raw IP (LINKTYPE_RAW and its aliases, IPV4, IPV6).
             101 | 12 | 14 | 228 | 229 => match LaxSlicedPacket::from_ip(data) {
                 Ok(p) => p,
-                Err(_) => return self.corrupt_packet(cut, "bad IP header"),
+                Err(_) => {
+                    let r = match data.first().map(|b| b >> 4) {
+                        Some(4) => "bad IPv4 header",
+                        Some(6) => "bad IPv6 header",
+                        _ => "bad IP header",
+                    };
+                    return self.corrupt_packet(cut, r);
+                }
             },
             // BSD loopback: 4-byte address family, host (NULL) or network (LOOP) byte order.
             0 | 108 => {
