@@ -115,6 +115,12 @@ pub fn to_ecs(tx: &HttpTransaction, cfg: &ImdsConfig, send_all_headers: bool) ->
         url.insert("port".into(), json!(port));
     }
     url.insert("path".into(), json!(tx.path));
+    // Packetbeat's (naive) extension: what follows the last `.` of the path.
+    if let Some((_, ext)) = tx.path.rsplit_once('.') {
+        if !ext.is_empty() {
+            url.insert("extension".into(), json!(ext));
+        }
+    }
     if let Some(q) = &tx.query {
         url.insert("query".into(), json!(q));
     }

@@ -314,7 +314,7 @@ impl HttpDecoder {
             Direction::ToServer => &mut f.req,
             Direction::ToClient => &mut f.resp,
         };
-        let had_partial = !st.buf.is_empty() || matches!(st.phase, Phase::Body { .. });
+        let had_partial = !st.resync && (!st.buf.is_empty() || matches!(st.phase, Phase::Body { .. }));
         st.buf = Vec::new();
         st.phase = Phase::Head;
         st.resync = true;

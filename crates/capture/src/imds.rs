@@ -208,6 +208,12 @@ fn read_credentials(body: &str, info: &mut ImdsInfo) {
     if let Some(e) = get("Expiration").and_then(s) {
         info.credentials_expiration = Some(e);
     }
+    if info.credentials_expiration.is_none() {
+        // Azure: `expires_on`, seconds since the epoch.
+        if let Some(secs) = get("expires_on").and_then(n).filter(|s| *s < 1 << 40) {
+            info.credentials_expiration = Some(crate::ecs::rfc3339_micros((secs as i64).saturating_mul(1_000_000)));
+        }
+    }
     if let Some(e) = get("expires_in").and_then(n) {
         info.credentials_expires_in = Some(e);
     }

@@ -660,6 +660,7 @@ fn azure_with_and_without_metadata_header() {
             "imds": {
                 "cloud_provider": "azure",
                 "credentials": {
+                    "expiration": "2023-11-15T22:13:20.000000Z",
                     "expires_in": 86399,
                     "returned": true,
                     "type": "Bearer"
