@@ -243,6 +243,12 @@ impl CaptureReader {
         }
     }
 
+    fn start_resync(&mut self, r: &str) {
+        self.stats.corrupt_records += 1;
+        self.reason(r);
+        self.resync = true;
+    }
+
     fn stop(&mut self, r: &str) {
         self.stats.corrupt_records += 1;
         self.stats.stopped = true;
@@ -319,9 +325,7 @@ impl CaptureReader {
         if self.resync || caplen > self.limits.max_record_bytes {
             // Resynchronise: skip bytes until a plausible record header.
             if !self.resync {
-                self.resync = true;
-                self.stats.corrupt_records += 1;
-                self.reason("bad pcap record header; resynchronising");
+                self.start_resync("bad pcap record header; resynchronising");
             }
             let mut ok = caplen <= self.limits.max_record_bytes
                 && self.plausible_pcap_hdr(rest, big_endian, nanos, snaplen);
@@ -358,7 +362,47 @@ impl CaptureReader {
         Some(16 + caplen)
     }
 
+    /// Whether a whole, well-formed-looking pcapng block starts at `rest[0]` (None: need more).
+    fn pcapng_block_at(&self, rest: &[u8], section_big: bool) -> Option<bool> {
+        let need = |s: &Self| if s.at_end { Some(false) } else { None };
+        if rest.len() < 12 {
+            return need(self);
+        }
+        let big = if read_u32(rest, false)? == 0x0a0d_0d0a {
+            match read_u32(&rest[8..], false)? {
+                0x1a2b_3c4d => false,
+                0x4d3c_2b1a => true,
+                _ => return Some(false),
+            }
+        } else {
+            section_big
+        };
+        let btype = read_u32(rest, big)?;
+        const KNOWN: [u32; 10] =
+            [0x0a0d_0d0a, 1, 2, 3, 4, 5, 6, 10, 0x0bad, 0x4000_0bad];
+        if !KNOWN.contains(&btype) {
+            return Some(false);
+        }
+        let blen = read_u32(&rest[4..], big)? as usize;
+        if blen < 12 || !blen.is_multiple_of(4) || blen > self.limits.max_record_bytes {
+            return Some(false);
+        }
+        if rest.len() < blen {
+            return need(self);
+        }
+        Some(read_u32(&rest[blen - 4..], big)? as usize == blen)
+    }
+
     fn step_pcapng(&mut self, rest: &[u8], out: &mut Vec<Segment>) -> Option<usize> {
+        if self.resync {
+            let section_big = matches!(self.state, State::Pcapng { big_endian: true, .. });
+            if self.pcapng_block_at(rest, section_big)? {
+                self.resync = false;
+            } else {
+                self.stats.skipped_bytes += 1;
+                return Some(1);
+            }
+        }
         if rest.len() < 12 {
             return None;
         }
@@ -369,7 +413,7 @@ impl CaptureReader {
                 0x1a2b_3c4d => false,
                 0x4d3c_2b1a => true,
                 _ => {
-                    self.stop("pcapng section header with a bad byte-order magic");
+                    self.start_resync("pcapng section header with a bad byte-order magic");
                     return Some(0);
                 }
             }
@@ -380,8 +424,8 @@ impl CaptureReader {
             }
         };
         let blen = read_u32(&rest[4..], big)? as usize;
-        if blen < 12 || blen % 4 != 0 || blen > self.limits.max_record_bytes {
-            self.stop("pcapng block with an impossible length; stopped");
+        if blen < 12 || !blen.is_multiple_of(4) || blen > self.limits.max_record_bytes {
+            self.start_resync("pcapng block with an impossible length; resynchronising");
             return Some(0);
         }
         if rest.len() < blen {

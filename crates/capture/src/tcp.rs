@@ -159,7 +159,9 @@ impl Reassembler {
             }
             while self.flows.len() >= self.limits.max_flows.max(1) {
                 let Some((_, &victim)) = self.lru.iter().next() else { break };
-                self.stats.flows_evicted += 1;
+                if self.flows.get(&victim).is_some_and(|f| !f.closed) {
+                    self.stats.flows_evicted += 1;
+                }
                 self.remove(victim, out, true);
             }
             let client_is_src = if seg.syn {

@@ -143,6 +143,35 @@ fn pcapng_corrupt_block_is_skipped_and_counted() {
 }
 
 #[test]
+fn pcapng_block_with_impossible_length_resynchronises() {
+    let a = P::new(1_000_000, C, S, 1, b"a");
+    let b = P::new(2_000_000, C, S, 2, b"b");
+    let c = P::new(3_000_000, C, S, 3, b"c");
+    let full = pcapng(
+        &[(1, 6)],
+        &[(0, a.ts, frame(Link::Ethernet, &a)), (0, b.ts, frame(Link::Ethernet, &b)), (0, c.ts, frame(Link::Ethernet, &c))],
+    );
+    let one = pcapng(&[(1, 6)], &[(0, a.ts, frame(Link::Ethernet, &a))]);
+    let epb_len = one.len() - (28 + 32);
+    let (head, tail) = full.split_at(one.len());
+    let garbage = [6u8, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0a, 0x0d];
+    for cut in [tail.len(), epb_len] {
+        // Garbage before the second block; with `cut == epb_len` the last block follows it.
+        let mut bytes = head.to_vec();
+        bytes.extend_from_slice(&garbage);
+        bytes.extend_from_slice(&tail[tail.len() - cut..]);
+        for chunk in [1, 5, 1 << 20] {
+            let (segs, st) = read(&bytes, chunk);
+            let want = if cut == epb_len { vec![a.segment(), c.segment()] } else { vec![a.segment(), b.segment(), c.segment()] };
+            assert_eq!(segs, want, "cut {cut} chunk {chunk}: {st:?}");
+            assert_eq!(st.corrupt_records, 1);
+            assert_eq!(st.skipped_bytes, garbage.len() as u64);
+            assert!(!st.stopped && !st.truncated_file);
+        }
+    }
+}
+
+#[test]
 fn request_split_in_three_segments_delivered_out_of_order() {
     let mut ps = handshake_and_request();
     ps.pop();
@@ -173,7 +202,7 @@ fn request_split_in_three_segments_delivered_out_of_order() {
 #[test]
 fn retransmissions_and_overlaps_keep_the_first_bytes() {
     let f = key(C, S);
-    let ps = vec![
+    let ps = [
         P::new(1, C, S, 100, b"").syn(),
         P::new(2, C, S, 101, b"0123456789"),
         P::new(3, C, S, 101, b"0123456789"), // exact retransmission
@@ -228,7 +257,7 @@ fn keep_alive_connection_with_five_exchanges() {
 #[test]
 fn missing_start_uses_the_port_heuristic_and_missing_end_closes_at_finish() {
     // Response first, from the server side: the lower port is the server.
-    let ps = vec![
+    let ps = [
         P::new(5, S, C, 9000, b"tail of a response").ack(1),
         P::new(6, C, S, 77, b"GET / HTTP/1.1\r\n\r\n").ack(9018),
     ];
@@ -250,7 +279,7 @@ fn missing_start_uses_the_port_heuristic_and_missing_end_closes_at_finish() {
 fn sequence_numbers_wrap_around() {
     let f = key(C, S);
     let isn = u32::MAX - 3;
-    let ps = vec![
+    let ps = [
         P::new(1, C, S, isn, b"").syn(),
         P::new(2, C, S, isn.wrapping_add(6), b"def"), // after the wrap, out of order
         P::new(3, C, S, isn.wrapping_add(1), b"abc"), // before the wrap

@@ -216,7 +216,7 @@ pub fn pcap_record_snapped(ts: i64, f: &[u8], caplen: usize) -> Vec<u8> {
 
 fn block(v: &mut Vec<u8>, btype: u32, body: &[u8]) {
     let mut body = body.to_vec();
-    while body.len() % 4 != 0 {
+    while !body.len().is_multiple_of(4) {
         body.push(0);
     }
     let len = (body.len() + 12) as u32;
