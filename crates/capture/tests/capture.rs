@@ -7,7 +7,7 @@ use imdsguard_capture::{
     CaptureLimits, CaptureReader, CaptureStats, Direction, FlowKey, ReassemblyStats, Reassembler,
     Segment, StreamEvent, TcpLimits,
 };
-use testpcap::{fragment_v4, frame, ip_packet, pcap, pcap_record_snapped, pcapng, Link, P};
+use testpcap::{fragment_v4, frame, ip_packet, pcap, pcap_record_snapped, pcapng, pcapng_with, Link, P};
 
 const C: &str = "10.0.0.5:40000";
 const S: &str = "169.254.169.254:80";
@@ -113,6 +113,20 @@ fn pcapng_with_two_interfaces_of_different_link_types_and_resolutions() {
         let (segs, st) = read(&bytes, chunk);
         assert_eq!(segs, vec![a.segment(), b.segment()]);
         assert_eq!(st.packets, 2);
+        assert_eq!(st.corrupt_records, 0);
+    }
+}
+
+#[test]
+fn pcapng_big_endian_and_a_second_section() {
+    let a = P::new(1_600_000_000_000_001, C, S, 1, b"be");
+    let b = P::new(1_600_000_000_000_002, C, S, 3, b"le");
+    // A big-endian section (Linux SLL2, nanoseconds) followed by a little-endian one (raw IP).
+    let mut bytes = pcapng_with(true, &[(276, 9)], &[(0, a.ts, frame(Link::Sll2, &a))]);
+    bytes.extend_from_slice(&pcapng_with(false, &[(101, 6)], &[(0, b.ts, frame(Link::Raw, &b))]));
+    for chunk in [1, 7, 1 << 20] {
+        let (segs, st) = read(&bytes, chunk);
+        assert_eq!(segs, vec![a.segment(), b.segment()], "{st:?}");
         assert_eq!(st.corrupt_records, 0);
     }
 }

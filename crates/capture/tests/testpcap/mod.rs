@@ -214,51 +214,72 @@ pub fn pcap_record_snapped(ts: i64, f: &[u8], caplen: usize) -> Vec<u8> {
     v
 }
 
-fn block(v: &mut Vec<u8>, btype: u32, body: &[u8]) {
+fn block(v: &mut Vec<u8>, big: bool, btype: u32, body: &[u8]) {
     let mut body = body.to_vec();
     while !body.len().is_multiple_of(4) {
         body.push(0);
     }
     let len = (body.len() + 12) as u32;
-    v.extend_from_slice(&btype.to_le_bytes());
-    v.extend_from_slice(&len.to_le_bytes());
+    v.extend_from_slice(&u32b(btype, big));
+    v.extend_from_slice(&u32b(len, big));
     v.extend_from_slice(&body);
-    v.extend_from_slice(&len.to_le_bytes());
+    v.extend_from_slice(&u32b(len, big));
+}
+
+fn u32b(x: u32, big: bool) -> [u8; 4] {
+    if big {
+        x.to_be_bytes()
+    } else {
+        x.to_le_bytes()
+    }
+}
+
+fn u16b(x: u16, big: bool) -> [u8; 2] {
+    if big {
+        x.to_be_bytes()
+    } else {
+        x.to_le_bytes()
+    }
 }
 
 /// pcapng (little-endian): `ifaces` are (linktype, if_tsresol); `packets` are
 /// (interface, capture time in microseconds, frame).
 pub fn pcapng(ifaces: &[(u32, u8)], packets: &[(u32, i64, Vec<u8>)]) -> Vec<u8> {
+    pcapng_with(false, ifaces, packets)
+}
+
+/// pcapng in either byte order.
+pub fn pcapng_with(big: bool, ifaces: &[(u32, u8)], packets: &[(u32, i64, Vec<u8>)]) -> Vec<u8> {
     let mut v = Vec::new();
     let mut shb = Vec::new();
-    shb.extend_from_slice(&0x1a2b_3c4du32.to_le_bytes());
-    shb.extend_from_slice(&1u16.to_le_bytes());
-    shb.extend_from_slice(&0u16.to_le_bytes());
-    shb.extend_from_slice(&(-1i64).to_le_bytes());
-    block(&mut v, 0x0a0d_0d0a, &shb);
+    shb.extend_from_slice(&u32b(0x1a2b_3c4d, big));
+    shb.extend_from_slice(&u16b(1, big));
+    shb.extend_from_slice(&u16b(0, big));
+    shb.extend_from_slice(&[0xff; 8]);
+    block(&mut v, big, 0x0a0d_0d0a, &shb);
     for &(lt, resol) in ifaces {
         let mut idb = Vec::new();
-        idb.extend_from_slice(&(lt as u16).to_le_bytes());
-        idb.extend_from_slice(&0u16.to_le_bytes());
-        idb.extend_from_slice(&262_144u32.to_le_bytes());
+        idb.extend_from_slice(&u16b(lt as u16, big));
+        idb.extend_from_slice(&u16b(0, big));
+        idb.extend_from_slice(&u32b(262_144, big));
         // if_tsresol option, then opt_endofopt.
-        idb.extend_from_slice(&9u16.to_le_bytes());
-        idb.extend_from_slice(&1u16.to_le_bytes());
+        idb.extend_from_slice(&u16b(9, big));
+        idb.extend_from_slice(&u16b(1, big));
         idb.extend_from_slice(&[resol, 0, 0, 0]);
         idb.extend_from_slice(&[0, 0, 0, 0]);
-        block(&mut v, 1, &idb);
+        block(&mut v, big, 1, &idb);
     }
     for (iface, ts, f) in packets {
         let resol = ifaces[*iface as usize].1;
         let units = ((*ts as u128) * 10u128.pow(u32::from(resol)) / 1_000_000) as u64;
         let mut epb = Vec::new();
-        epb.extend_from_slice(&iface.to_le_bytes());
-        epb.extend_from_slice(&((units >> 32) as u32).to_le_bytes());
-        epb.extend_from_slice(&(units as u32).to_le_bytes());
-        epb.extend_from_slice(&(f.len() as u32).to_le_bytes());
-        epb.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        epb.extend_from_slice(&u32b(*iface, big));
+        epb.extend_from_slice(&u32b((units >> 32) as u32, big));
+        epb.extend_from_slice(&u32b(units as u32, big));
+        epb.extend_from_slice(&u32b(f.len() as u32, big));
+        epb.extend_from_slice(&u32b(f.len() as u32, big));
         epb.extend_from_slice(f);
-        block(&mut v, 6, &epb);
+        block(&mut v, big, 6, &epb);
     }
     v
 }
