@@ -2,11 +2,11 @@
 //!
 //! Records are framed with `pcap-parser`; link, IP and TCP headers are decoded with `etherparse`
 //! (Linux SLL2 and BSD loopback headers, which etherparse does not know, are stripped here).
-//! IPv4 fragments are reassembled with etherparse's `IpDefragBuf` under our own bounds.
+//! IPv4 and IPv6 fragments are reassembled with etherparse's `IpDefragBuf` under our own bounds.
 //! Nothing here panics on input, and memory is bounded by [`Limits`].
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 
 use etherparse::defrag::IpDefragBuf;
 use etherparse::{EtherType, IpNumber, LaxNetSlice, LaxSlicedPacket, TcpSlice};
@@ -21,7 +21,7 @@ pub struct Limits {
     /// Largest pcap record / pcapng block accepted (bigger ones are corrupt). Also bounds the
     /// internal buffer: after `feed` returns it holds less than one record.
     pub max_record_bytes: usize,
-    /// Fragmented IPv4 datagrams being reassembled at once (beyond: the oldest is dropped).
+    /// Fragmented IP datagrams being reassembled at once (beyond: the oldest is dropped).
     pub max_frag_datagrams: usize,
     /// Bytes held by all datagrams being reassembled (beyond: the oldest are dropped).
     pub max_frag_bytes: usize,
@@ -72,8 +72,7 @@ pub struct CaptureStats {
     pub fragments: u64,
     /// Datagrams rebuilt from fragments.
     pub fragments_reassembled: u64,
-    /// Datagrams (or IPv6 fragments) given up: timeout, bounds, inconsistent fragments, end of
-    /// capture, IPv6 (not reassembled).
+    /// Datagrams given up: timeout, bounds, inconsistent or truncated fragments, end of capture.
     pub fragments_dropped: u64,
     /// Bytes skipped while resynchronising after a corrupt record, or after stopping.
     pub skipped_bytes: u64,
@@ -122,9 +121,9 @@ enum State {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct FragKey {
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-    id: u16,
+    src: IpAddr,
+    dst: IpAddr,
+    id: u32,
     proto: u8,
 }
 
@@ -589,16 +588,17 @@ impl CaptureReader {
                 let pl = v4.payload();
                 if pl.fragmented {
                     self.stats.fragments += 1;
-                    let key = FragKey { src, dst, id: h.identification(), proto: pl.ip_number.0 };
+                    let (s, d) = (IpAddr::V4(src), IpAddr::V4(dst));
+                    let id = u32::from(h.identification());
+                    let key = FragKey { src: s, dst: d, id, proto: pl.ip_number.0 };
                     if pl.incomplete {
                         self.stats.truncated_packets += 1;
                         self.drop_frag(key, "truncated fragment");
                         return;
                     }
                     let (off, more) = (h.fragments_offset(), h.more_fragments());
-                    if let Some(d) = self.fragment(key, off, more, pl.payload, ts) {
-                        let (s, d2) = (IpAddr::V4(src), IpAddr::V4(dst));
-                        self.transport(s, d2, ttl, key.proto, &d, false, ts, out);
+                    if let Some(data) = self.fragment(key, off, more, pl.payload, ts) {
+                        self.transport(s, d, ttl, key.proto, &data, false, ts, out);
                     }
                     return;
                 }
@@ -609,13 +609,30 @@ impl CaptureReader {
             Some(LaxNetSlice::Ipv6(v6)) => {
                 let h = v6.header();
                 let pl = v6.payload();
+                let (s, d) = (IpAddr::V6(h.source_addr()), IpAddr::V6(h.destination_addr()));
                 if pl.fragmented {
                     self.stats.fragments += 1;
-                    self.stats.fragments_dropped += 1;
-                    self.reason("IPv6 fragments are not reassembled");
+                    let frag = v6.extensions().clone().into_iter().find_map(|e| match e {
+                        etherparse::Ipv6ExtensionSlice::Fragment(f) => Some(f.to_header()),
+                        _ => None,
+                    });
+                    let Some(fh) = frag else {
+                        self.stats.fragments_dropped += 1;
+                        self.reason("IPv6 fragment without a fragment header");
+                        return;
+                    };
+                    let key = FragKey { src: s, dst: d, id: fh.identification, proto: pl.ip_number.0 };
+                    if pl.incomplete {
+                        self.stats.truncated_packets += 1;
+                        self.drop_frag(key, "truncated fragment");
+                        return;
+                    }
+                    let (off, more) = (fh.fragment_offset, fh.more_fragments);
+                    if let Some(data) = self.fragment(key, off, more, pl.payload, ts) {
+                        self.transport(s, d, h.hop_limit(), key.proto, &data, false, ts, out);
+                    }
                     return;
                 }
-                let (s, d) = (IpAddr::V6(h.source_addr()), IpAddr::V6(h.destination_addr()));
                 let incomplete = pl.incomplete || cut;
                 self.transport(s, d, h.hop_limit(), pl.ip_number.0, pl.payload, incomplete, ts, out);
             }
@@ -734,7 +751,7 @@ impl CaptureReader {
         }
         let e = self.frags.get_mut(&key)?;
         if e.buf.add(off, more, data).is_err() {
-            self.drop_frag(key, "inconsistent IPv4 fragments");
+            self.drop_frag(key, "inconsistent IP fragments");
             return None;
         }
         e.bytes += data.len();

@@ -7,7 +7,7 @@ use imdsguard_capture::{
     CaptureLimits, CaptureReader, CaptureStats, Direction, FlowKey, ReassemblyStats, Reassembler,
     Segment, StreamEvent, TcpLimits,
 };
-use testpcap::{fragment_v4, frame, ip_packet, pcap, pcap_record_snapped, pcapng, pcapng_with, Link, P};
+use testpcap::{fragment_v4, fragment_v6, frame, ip_packet, pcap, pcap_record_snapped, pcapng, pcapng_with, Link, P};
 
 const C: &str = "10.0.0.5:40000";
 const S: &str = "169.254.169.254:80";
@@ -419,6 +419,31 @@ fn ipv4_fragments_are_reassembled() {
     assert_eq!(st.fragments, 4);
     assert_eq!(st.fragments_reassembled, 1);
     assert_eq!(st.fragments_dropped, 1);
+}
+
+#[test]
+fn ipv6_fragments_are_reassembled() {
+    let c6 = "[fd00::5]:40000";
+    let s6 = "[fd00:ec2::254]:80";
+    let p = P::new(5_000_000, c6, s6, 1, &[b'b'; 70]);
+    let frags = fragment_v6(&ip_packet(&p), 40, 0xdead_beef);
+    assert_eq!(frags.len(), 3);
+    let frames = vec![(5_000_000, frags[1].clone()), (5_000_001, frags[2].clone()), (5_000_002, frags[0].clone())];
+    for link in [Link::Raw, Link::Null] {
+        let framed: Vec<(i64, Vec<u8>)> = frames
+            .iter()
+            .map(|(t, f)| {
+                let mut v = if link == Link::Null { 30u32.to_le_bytes().to_vec() } else { Vec::new() };
+                v.extend_from_slice(f);
+                (*t, v)
+            })
+            .collect();
+        let (segs, st) = read(&pcap(link.linktype(), &framed, false, false), 1 << 20);
+        let mut want = p.segment();
+        want.ts_micros = 5_000_002;
+        assert_eq!(segs, vec![want]);
+        assert_eq!((st.fragments, st.fragments_reassembled, st.fragments_dropped), (3, 1, 0));
+    }
 }
 
 #[test]

@@ -306,3 +306,29 @@ pub fn fragment_v4(ip: &[u8], chunk: usize, id: u16) -> Vec<Vec<u8>> {
     }
     out
 }
+
+/// Splits an IPv6 packet (no extension headers) into fragments of `chunk` payload bytes
+/// (multiple of 8), each with a fragment header.
+pub fn fragment_v6(ip: &[u8], chunk: usize, id: u32) -> Vec<Vec<u8>> {
+    let (h, rest) = etherparse::Ipv6Header::from_slice(ip).unwrap();
+    let payload = &rest[..usize::from(h.payload_length)];
+    let mut out = Vec::new();
+    let mut off = 0;
+    while off < payload.len() {
+        let end = (off + chunk).min(payload.len());
+        let mut fh = h.clone();
+        fh.next_header = etherparse::IpNumber::IPV6_FRAGMENTATION_HEADER;
+        fh.payload_length = (8 + end - off) as u16;
+        let mut v = Vec::new();
+        fh.write(&mut v).unwrap();
+        let more = u16::from(end < payload.len());
+        v.push(h.next_header.0);
+        v.push(0);
+        v.extend_from_slice(&((((off / 8) as u16) << 3) | more).to_be_bytes());
+        v.extend_from_slice(&id.to_be_bytes());
+        v.extend_from_slice(&payload[off..end]);
+        out.push(v);
+        off = end;
+    }
+    out
+}
