@@ -164,11 +164,17 @@ impl Reassembler {
                 }
                 self.remove(victim, out, true);
             }
+            // A SYN names the client (a SYN with an ACK number is the server's SYN-ACK);
+            // otherwise the well-known, else the lower, port is the server's.
             let client_is_src = if seg.syn {
                 seg.ack == 0
             } else {
                 let (sp, dp) = (seg.src.port(), seg.dst.port());
-                sp > dp || (sp == dp && seg.src <= seg.dst)
+                match (well_known(sp), well_known(dp)) {
+                    (false, true) => true,
+                    (true, false) => false,
+                    _ => sp > dp || (sp == dp && seg.src <= seg.dst),
+                }
             };
             let key = if client_is_src {
                 FlowKey { client: seg.src, server: seg.dst }
@@ -325,6 +331,11 @@ impl Reassembler {
             out.push(StreamEvent::Close { flow: key, ts_micros: ts });
         }
     }
+}
+
+/// Ports below 1024 and common service ports above it.
+fn well_known(port: u16) -> bool {
+    port < 1024 || matches!(port, 1080 | 3128 | 5000 | 8000 | 8008 | 8080 | 8443 | 8888 | 9200)
 }
 
 fn opposite(d: Direction) -> Direction {

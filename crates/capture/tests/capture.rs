@@ -290,6 +290,30 @@ fn missing_start_uses_the_port_heuristic_and_missing_end_closes_at_finish() {
 }
 
 #[test]
+fn client_and_server_from_syn_ack_or_ports() {
+    // The client's SYN was not captured: the SYN-ACK names the server.
+    let segs = vec![
+        P::new(1, "10.0.0.9:7000", "10.0.0.1:1025", 50, b"").syn().ack(11).segment(),
+        P::new(2, "10.0.0.1:1025", "10.0.0.9:7000", 11, b"hi").ack(51).segment(),
+        P::new(3, "10.0.0.9:7000", "10.0.0.1:1025", 51, b"").rst().segment(),
+    ];
+    let (ev, st) = reassemble(segs, TcpLimits::default());
+    let f = key("10.0.0.1:1025", "10.0.0.9:7000");
+    assert_eq!(ev, vec![data(f, Direction::ToServer, 2, b"hi"), StreamEvent::Close { flow: f, ts_micros: 3 }]);
+    assert_eq!(st.flows_closed, 1);
+    // No SYN: a well-known port beats a lower ephemeral one; else the lower port.
+    for (a, b, server) in [
+        ("10.0.0.1:1025", "10.0.0.2:8080", "10.0.0.2:8080"),
+        ("10.0.0.1:40000", "10.0.0.2:9000", "10.0.0.2:9000"),
+        ("10.0.0.2:443", "10.0.0.1:50000", "10.0.0.2:443"),
+    ] {
+        let (ev, _) = reassemble(vec![P::new(1, a, b, 1, b"x").segment()], TcpLimits::default());
+        let StreamEvent::Data { flow, .. } = &ev[0] else { panic!("{ev:?}") };
+        assert_eq!(flow.server, server.parse().unwrap());
+    }
+}
+
+#[test]
 fn sequence_numbers_wrap_around() {
     let f = key(C, S);
     let isn = u32::MAX - 3;
@@ -428,7 +452,7 @@ fn ipv6_fragments_are_reassembled() {
     let p = P::new(5_000_000, c6, s6, 1, &[b'b'; 70]);
     let frags = fragment_v6(&ip_packet(&p), 40, 0xdead_beef);
     assert_eq!(frags.len(), 3);
-    let frames = vec![(5_000_000, frags[1].clone()), (5_000_001, frags[2].clone()), (5_000_002, frags[0].clone())];
+    let frames = [(5_000_000, frags[1].clone()), (5_000_001, frags[2].clone()), (5_000_002, frags[0].clone())];
     for link in [Link::Raw, Link::Null] {
         let framed: Vec<(i64, Vec<u8>)> = frames
             .iter()
