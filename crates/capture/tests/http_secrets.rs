@@ -94,18 +94,29 @@ fn events() -> Vec<StreamEvent> {
     ev
 }
 
-fn windows(secret: &str) -> impl Iterator<Item = &[u8]> {
-    secret.as_bytes().windows(8)
+/// Every 8-byte window of every planted secret, with the secret's index.
+fn secret_windows() -> &'static std::collections::HashMap<[u8; 8], usize> {
+    static W: std::sync::OnceLock<std::collections::HashMap<[u8; 8], usize>> = std::sync::OnceLock::new();
+    W.get_or_init(|| {
+        let mut m = std::collections::HashMap::new();
+        for (i, s) in SECRETS.iter().enumerate() {
+            for w in s.as_bytes().windows(8) {
+                let mut k = [0u8; 8];
+                k.copy_from_slice(w);
+                m.insert(k, i);
+            }
+        }
+        m
+    })
 }
 
 fn assert_clean(what: &str, text: &str) {
-    for (i, s) in SECRETS.iter().enumerate() {
-        for w in windows(s) {
-            assert!(
-                !text.as_bytes().windows(8).any(|t| t == w),
-                "{what}: secret {i} leaks ({:?}) in {text}",
-                String::from_utf8_lossy(w)
-            );
+    let windows = secret_windows();
+    for t in text.as_bytes().windows(8) {
+        let mut k = [0u8; 8];
+        k.copy_from_slice(t);
+        if let Some(i) = windows.get(&k) {
+            panic!("{what}: secret {i} leaks ({:?}) in {text}", String::from_utf8_lossy(t));
         }
     }
 }
@@ -200,8 +211,51 @@ fn arb_event() -> impl Strategy<Value = StreamEvent> {
     ]
 }
 
+/// Re-cut the planted stream: every Data event split at `sizes`, some pieces lost in gaps.
+fn recut(sizes: &[usize], lost: &[bool]) -> Vec<StreamEvent> {
+    let mut out = Vec::new();
+    let mut k = 0usize;
+    for e in events() {
+        match e {
+            StreamEvent::Data { flow, dir, ts_micros, data: d } => {
+                let mut rest: &[u8] = &d;
+                while !rest.is_empty() {
+                    let n = sizes.get(k % sizes.len().max(1)).copied().unwrap_or(1).clamp(1, rest.len());
+                    let lose = lost.get(k % lost.len().max(1)).copied().unwrap_or(false);
+                    k += 1;
+                    if lose {
+                        out.push(StreamEvent::Gap { flow, dir, ts_micros, len: n as u64 });
+                    } else {
+                        out.push(StreamEvent::Data { flow, dir, ts_micros, data: rest[..n].to_vec() });
+                    }
+                    rest = &rest[n..];
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn planted_secrets_never_leak_under_any_cut(
+        sizes in prop::collection::vec(1usize..48, 1..16),
+        lost in prop::collection::vec(prop::bool::weighted(0.08), 1..16),
+        body_cap in 1usize..200,
+    ) {
+        let evs = recut(&sizes, &lost);
+        for config in [HttpConfig::default(), HttpConfig { max_body_bytes: body_cap, ..HttpConfig::default() }] {
+            let (txs, stats) = decode(&evs, config);
+            assert_clean("stats", &stats);
+            for tx in &txs {
+                assert_clean("transaction", &format!("{tx:?}"));
+                assert_clean("ecs", &to_ecs(tx, &ImdsConfig::default(), true).to_string());
+            }
+        }
+    }
 
     #[test]
     fn arbitrary_chunks_never_panic(evs in prop::collection::vec(arb_event(), 0..40), small in any::<bool>()) {
