@@ -11,7 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use etherparse::defrag::IpDefragBuf;
 use etherparse::{EtherType, IpNumber, LaxNetSlice, LaxSlicedPacket, TcpSlice};
 use pcap_parser::pcapng::{parse_block_be, parse_block_le, Block};
-use pcap_parser::{parse_pcap_frame, parse_pcap_frame_be, parse_pcap_header};
+use pcap_parser::{parse_pcap_frame, parse_pcap_frame_be, parse_pcap_frame_modified, parse_pcap_header};
 
 use crate::types::Segment;
 
@@ -85,7 +85,7 @@ pub struct CaptureStats {
 }
 
 /// `true` when `prefix` (at least 4 bytes) starts like a pcap (either byte order, micro- or
-/// nanosecond) or pcapng file.
+/// nanosecond, or the "modified" format) or pcapng file.
 pub fn is_capture(prefix: &[u8]) -> bool {
     magic(prefix).is_some()
 }
@@ -98,7 +98,7 @@ enum Magic {
 fn magic(prefix: &[u8]) -> Option<Magic> {
     let m: [u8; 4] = prefix.get(..4)?.try_into().ok()?;
     match u32::from_le_bytes(m) {
-        0xa1b2_c3d4 | 0xa1b2_3c4d | 0xd4c3_b2a1 | 0x4d3c_b2a1 => Some(Magic::Pcap),
+        0xa1b2_c3d4 | 0xa1b2_3c4d | 0xd4c3_b2a1 | 0x4d3c_b2a1 | 0xa1b2_cd34 => Some(Magic::Pcap),
         0x0a0d_0d0a => Some(Magic::Pcapng),
         _ => None,
     }
@@ -114,7 +114,8 @@ struct Iface {
 #[derive(Debug)]
 enum State {
     Start,
-    Pcap { big_endian: bool, nanos: bool, linktype: i32, snaplen: u32 },
+    /// `modified`: Kuznetzov's format (little-endian, 24-byte record headers).
+    Pcap { big_endian: bool, nanos: bool, modified: bool, linktype: i32, snaplen: u32 },
     Pcapng { big_endian: bool, ifaces: Vec<Iface> },
     Stopped,
 }
@@ -270,6 +271,7 @@ impl CaptureReader {
                         self.state = State::Pcap {
                             big_endian: h.is_bigendian(),
                             nanos: h.is_nanosecond_precision(),
+                            modified: h.is_modified_format(),
                             linktype: h.network.0,
                             snaplen: h.snaplen,
                         };
@@ -314,10 +316,11 @@ impl CaptureReader {
     }
 
     fn step_pcap(&mut self, rest: &[u8], out: &mut Vec<Segment>) -> Option<usize> {
-        let State::Pcap { big_endian, nanos, linktype, snaplen } = self.state else {
+        let State::Pcap { big_endian, nanos, modified, linktype, snaplen } = self.state else {
             return None;
         };
-        if rest.len() < 16 {
+        let hdr = if modified { 24 } else { 16 };
+        if rest.len() < hdr {
             return None;
         }
         let caplen = read_u32(&rest[8..], big_endian)? as usize;
@@ -330,13 +333,13 @@ impl CaptureReader {
                 && self.plausible_pcap_hdr(rest, big_endian, nanos, snaplen);
             if ok && !self.at_end {
                 // Confirm with the header that follows (or wait for it).
-                let next = 16 + caplen;
-                if rest.len() < next + 16 {
+                let next = hdr + caplen;
+                if rest.len() < next + hdr {
                     return None;
                 }
                 ok = self.plausible_pcap_hdr(&rest[next..], big_endian, nanos, snaplen);
             }
-            if ok && self.at_end && rest.len() < 16 + caplen {
+            if ok && self.at_end && rest.len() < hdr + caplen {
                 ok = false;
             }
             if ok {
@@ -346,19 +349,25 @@ impl CaptureReader {
                 return Some(1);
             }
         }
-        if rest.len() < 16 + caplen {
+        if rest.len() < hdr + caplen {
             return None;
         }
-        let parsed = if big_endian { parse_pcap_frame_be(rest) } else { parse_pcap_frame(rest) };
+        let parsed = if modified {
+            parse_pcap_frame_modified(rest)
+        } else if big_endian {
+            parse_pcap_frame_be(rest)
+        } else {
+            parse_pcap_frame(rest)
+        };
         let Ok((_, blk)) = parsed else {
             self.stats.corrupt_records += 1;
             self.reason("unreadable pcap record");
-            return Some(16 + caplen);
+            return Some(hdr + caplen);
         };
         let frac = i64::from(blk.ts_usec);
         let ts = i64::from(blk.ts_sec) * 1_000_000 + if nanos { frac / 1000 } else { frac };
         self.packet(linktype, ts, blk.data, blk.origlen as usize, out);
-        Some(16 + caplen)
+        Some(hdr + caplen)
     }
 
     /// Whether a whole, well-formed-looking pcapng block starts at `rest[0]` (None: need more).
