@@ -414,9 +414,9 @@ impl HttpDecoder {
     ) -> bool {
         if let Phase::Head = f.req.phase {
             let input = &f.req.buf[*pos..];
-            let mut storage = vec![httparse::EMPTY_HEADER; self.config.max_headers.max(1)];
+            let mut storage = vec![httparse::EMPTY_HEADER; header_slots(&self.config)];
             let mut req = httparse::Request::new(&mut storage);
-            match req.parse(input) {
+            match parser_config().parse_request(&mut req, input) {
                 Ok(httparse::Status::Complete(n)) => {
                     let mut msg = Message {
                         ts: f.req.buf_ts,
@@ -491,9 +491,9 @@ impl HttpDecoder {
     ) -> bool {
         if let Phase::Head = f.resp.phase {
             let input = &f.resp.buf[*pos..];
-            let mut storage = vec![httparse::EMPTY_HEADER; self.config.max_headers.max(1)];
+            let mut storage = vec![httparse::EMPTY_HEADER; header_slots(&self.config)];
             let mut resp = httparse::Response::new(&mut storage);
-            match resp.parse(input) {
+            match parser_config().parse_response(&mut resp, input) {
                 Ok(httparse::Status::Complete(n)) => {
                     let status = resp.code.unwrap_or(0);
                     let mut msg = Message {
@@ -678,8 +678,12 @@ impl HttpDecoder {
     }
 
     fn collect_headers(&mut self, raw: &[httparse::Header<'_>]) -> Vec<Header> {
-        let mut out = Vec::with_capacity(raw.len());
-        for h in raw.iter().filter(|h| !h.name.is_empty()) {
+        let mut out = Vec::with_capacity(raw.len().min(self.config.max_headers));
+        let present = raw.iter().filter(|h| !h.name.is_empty()).count();
+        if present > self.config.max_headers {
+            self.stats.headers_truncated += (present - self.config.max_headers) as u64;
+        }
+        for h in raw.iter().filter(|h| !h.name.is_empty()).take(self.config.max_headers) {
             let name = bounded(h.name.to_string(), 256);
             let mut value = String::from_utf8_lossy(h.value).into_owned();
             if is_secret_header(&name) {
@@ -825,9 +829,9 @@ impl HttpDecoder {
         let last_nl = memchr::memrchr(b'\n', buf)?;
         let mut head = buf[..=last_nl].to_vec();
         head.extend_from_slice(b"\r\n");
-        let mut storage = vec![httparse::EMPTY_HEADER; self.config.max_headers.max(1)];
+        let mut storage = vec![httparse::EMPTY_HEADER; header_slots(&self.config)];
         let mut req = httparse::Request::new(&mut storage);
-        match req.parse(&head) {
+        match parser_config().parse_request(&mut req, &head) {
             Ok(httparse::Status::Complete(_)) => {
                 let mut target = req.path.unwrap_or_default().to_string();
                 self.stats.secrets_redacted += redact_string(&mut target) as u64;
@@ -931,6 +935,25 @@ fn redact_extra_keys(s: &mut String) -> usize {
     out.push_str(s.get(last..).unwrap_or(""));
     *s = out;
     ranges.len()
+}
+
+/// Header slots given to `httparse`: more than are kept, so a message with a few too many headers
+/// is still parsed (the extra ones are counted, not kept). Bounded by the head size anyway.
+fn header_slots(config: &HttpConfig) -> usize {
+    config.max_headers.clamp(1, 1024).saturating_mul(4)
+}
+
+/// Lenient parsing, as real clients and servers are: invalid header lines are skipped, extra
+/// spaces in start lines and obsolete line folding in responses are accepted.
+fn parser_config() -> httparse::ParserConfig {
+    let mut c = httparse::ParserConfig::default();
+    c.ignore_invalid_headers_in_requests(true)
+        .ignore_invalid_headers_in_responses(true)
+        .allow_multiple_spaces_in_request_line_delimiters(true)
+        .allow_multiple_spaces_in_response_status_delimiters(true)
+        .allow_obsolete_multiline_headers_in_responses(true)
+        .allow_spaces_after_header_name_in_responses(true);
+    c
 }
 
 fn is_token_request(m: &Message) -> bool {
