@@ -12,6 +12,7 @@ pub mod ecs;
 pub mod http;
 pub mod imds;
 pub mod pcap;
+pub mod pipeline;
 pub mod tcp;
 pub mod types;
 
@@ -20,4 +21,5 @@ pub use tcp::{Limits as TcpLimits, ReassemblyStats, Reassembler};
 pub use ecs::to_ecs;
 pub use http::{Header, HttpConfig, HttpDecoder, HttpStats, HttpTransaction};
 pub use imds::{ImdsConfig, ImdsEndpoint, ImdsInfo};
+pub use pipeline::{CaptureDecoder, DecoderConfig, DecoderStats};
 pub use types::{Direction, FlowKey, Segment, StreamEvent};

@@ -259,6 +259,9 @@ fn print_summary(
     for (p, e) in &stats.unreadable {
         eprintln!("  cannot read {p}: {e}");
     }
+    for n in &stats.capture_notes {
+        eprintln!("  capture {n}");
+    }
     eprintln!("{} rule(s) ran; {} failed to load", rules.len(), load_errors);
     for (reason, ids) in failed {
         eprintln!("  {} rule(s) not run: {reason}", ids.len());

@@ -2,6 +2,7 @@
 //! results and diagnostics, and maps failures to exit codes; it holds no detection logic.
 
 mod cmd_bench;
+mod cmd_decode;
 mod cmd_hunt;
 mod cmd_rules;
 mod cmd_search;
@@ -23,6 +24,8 @@ struct Cli {
 enum Command {
     /// Run detection rules over ECS events and print the alerts.
     Hunt(cmd_hunt::HuntArgs),
+    /// Decode packet captures (pcap, pcapng) into ECS events: HTTP to metadata services, IMDSv1/v2.
+    Decode(cmd_decode::DecodeArgs),
     /// Print the events matching a query.
     Search(cmd_search::SearchArgs),
     /// Measure throughput of the pipeline's stages on an NDJSON file.
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
         Command::Hunt(a) => cmd_hunt::run(a),
         Command::Search(a) => cmd_search::run(a),
         Command::Bench(a) => cmd_bench::run(a),
+        Command::Decode(a) => cmd_decode::run(a),
         Command::Rules { command } => cmd_rules::run(command),
     };
     match result {

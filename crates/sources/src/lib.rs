@@ -57,6 +57,9 @@ pub struct ReadStats {
     pub skipped_examples: Vec<Skipped>,
     /// Files or directories that could not be opened.
     pub unreadable: Vec<(String, String)>,
+    /// One line per packet capture read: what its decoder saw (packets, flows, HTTP messages,
+    /// what was dropped and why).
+    pub capture_notes: Vec<String>,
 }
 
 /// Keep at most this many skipped-record examples.
@@ -132,9 +135,21 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
+/// Options of the readers.
+#[derive(Debug, Clone, Default)]
+pub struct ReadOptions {
+    /// Settings of the packet-capture decoder.
+    pub capture: imdsguard_capture::DecoderConfig,
+}
+
 /// Read one input (a file path or `-`) into the sink. `progress` receives byte increments of the
 /// (possibly compressed) input.
 pub fn read_input(path: &Path, sink: &mut dyn EventSink, stats: &mut ReadStats, progress: Box<dyn FnMut(u64)>) {
+    read_input_with(path, sink, stats, progress, &ReadOptions::default())
+}
+
+/// [`read_input`] with options.
+pub fn read_input_with(path: &Path, sink: &mut dyn EventSink, stats: &mut ReadStats, progress: Box<dyn FnMut(u64)>, opts: &ReadOptions) {
     let origin: Arc<str> = Arc::from(if path.as_os_str() == "-" { "-".to_string() } else { path.display().to_string() });
     let raw: Box<dyn Read> = if path.as_os_str() == "-" {
         Box::new(io::stdin().lock())
@@ -160,16 +175,28 @@ pub fn read_input(path: &Path, sink: &mut dyn EventSink, stats: &mut ReadStats, 
     if gz {
         let decoder = flate2::read::MultiGzDecoder::new(buffered);
         let mut r = BufReader::with_capacity(1 << 20, decoder);
-        read_stream(&mut r, &origin, sink, stats);
+        read_stream_with(&mut r, &origin, sink, stats, opts);
         stats.bytes += r.get_ref().get_ref().get_ref().count;
     } else {
-        read_stream(&mut buffered, &origin, sink, stats);
+        read_stream_with(&mut buffered, &origin, sink, stats, opts);
         stats.bytes += buffered.get_ref().count;
     }
 }
 
 /// Read events from any buffered stream (format detected from content).
 pub fn read_stream(r: &mut dyn BufRead, origin: &Arc<str>, sink: &mut dyn EventSink, stats: &mut ReadStats) {
+    read_stream_with(r, origin, sink, stats, &ReadOptions::default())
+}
+
+/// [`read_stream`] with options.
+pub fn read_stream_with(r: &mut dyn BufRead, origin: &Arc<str>, sink: &mut dyn EventSink, stats: &mut ReadStats, opts: &ReadOptions) {
+    // Packet captures (pcap, pcapng) are recognised by their magic number.
+    if let Ok(prefix) = r.fill_buf() {
+        if imdsguard_capture::is_capture(prefix) {
+            read_capture(r, origin, sink, stats, opts);
+            return;
+        }
+    }
     // Find the first non-whitespace byte (counting the blank lines skipped on the way).
     let mut skipped_lines = 0u64;
     let first = loop {
@@ -329,6 +356,77 @@ pub fn for_each_line(r: &mut dyn BufRead, f: &mut dyn FnMut(&[u8])) -> io::Resul
         carry.extend_from_slice(&rest[line_start..]);
         r.consume(len);
     }
+}
+
+/// Decode a packet capture into Packetbeat-style HTTP events (see `imdsguard-capture`).
+fn read_capture(r: &mut dyn BufRead, origin: &Arc<str>, sink: &mut dyn EventSink, stats: &mut ReadStats, opts: &ReadOptions) {
+    let mut decoder = imdsguard_capture::CaptureDecoder::new(opts.capture.clone());
+    let mut events = Vec::new();
+    let mut index = 0u64;
+    let deliver = |events: &mut Vec<Value>, index: &mut u64, stats: &mut ReadStats, sink: &mut dyn EventSink| {
+        for ev in events.drain(..) {
+            *index += 1;
+            stats.records += 1;
+            let prov = Provenance { origin: origin.clone(), line: *index };
+            let bytes = serde_json::to_vec(&ev).unwrap_or_default();
+            if !sink.wants(&bytes) {
+                continue;
+            }
+            match sonic_rs::from_slice::<Doc>(&bytes) {
+                Ok(doc) => {
+                    let key = key_of(Some(&bytes), &doc);
+                    finish(doc, key, None, prov, sink, stats);
+                }
+                Err(e) => stats.skip(prov, format!("decoded event could not be re-read: {e}")),
+            }
+        }
+    };
+    loop {
+        let buf = match r.fill_buf() {
+            Ok(b) => b,
+            Err(e) => {
+                stats.skip(Provenance { origin: origin.clone(), line: index + 1 }, format!("read error: {e}"));
+                break;
+            }
+        };
+        if buf.is_empty() {
+            break;
+        }
+        let n = buf.len();
+        decoder.feed(buf, &mut events);
+        r.consume(n);
+        deliver(&mut events, &mut index, stats, sink);
+    }
+    decoder.finish(&mut events);
+    deliver(&mut events, &mut index, stats, sink);
+    let s = decoder.stats();
+    let bad = s.capture.corrupt_records + s.capture.corrupt_packets;
+    if bad > 0 {
+        let reasons: Vec<String> = s.capture.reasons.iter().map(|(r, n)| format!("{r} ({n})")).collect();
+        stats.skipped += bad;
+        if stats.skipped_examples.len() < MAX_SKIP_EXAMPLES {
+            stats.skipped_examples.push(Skipped {
+                provenance: Provenance { origin: origin.clone(), line: 0 },
+                reason: format!("{bad} corrupt capture record(s)/packet(s): {}", reasons.join("; ")),
+            });
+        }
+    }
+    stats.capture_notes.push(format!(
+        "{origin}: {} packets, {} TCP segments, {} flows, {} HTTP requests, {} responses, {} events; \
+         dropped: {} corrupt, {} truncated packets, {} stream gaps, {} messages lost to gaps, {} non-HTTP flows, {} flows evicted",
+        s.capture.packets,
+        s.capture.tcp_segments,
+        s.tcp.flows_created,
+        s.http.requests,
+        s.http.responses,
+        s.events,
+        bad,
+        s.capture.truncated_packets,
+        s.tcp.gaps,
+        s.http.messages_dropped_by_gap,
+        s.http.non_http_flows,
+        s.tcp.flows_evicted + s.http.flows_evicted,
+    ));
 }
 
 fn parse_object(bytes: &[u8]) -> Result<Doc, String> {
