@@ -422,12 +422,12 @@ impl HttpDecoder {
                         ts: f.req.buf_ts,
                         end_ts: ts,
                         head_bytes: n as u64,
-                        method: req.method.unwrap_or_default().to_string(),
+                        method: bounded(req.method.unwrap_or_default().to_string(), 64),
                         version: format!("1.{}", req.version.unwrap_or(1)),
                         ..Message::default()
                     };
                     let mut target = req.path.unwrap_or_default().to_string();
-                    self.stats.secrets_redacted += redact_string(&mut target) as u64;
+                    self.stats.secrets_redacted += redact_target(&mut target) as u64;
                     msg.target = bounded(target, self.config.max_head_bytes);
                     msg.headers = self.collect_headers(req.headers);
                     let kind = match body_kind(&msg.headers, true) {
@@ -501,7 +501,7 @@ impl HttpDecoder {
                         end_ts: ts,
                         head_bytes: n as u64,
                         status,
-                        phrase: bounded(resp.reason.unwrap_or_default().to_string(), 256),
+                        phrase: self.clean(resp.reason.unwrap_or_default(), 256),
                         version: format!("1.{}", resp.version.unwrap_or(1)),
                         ..Message::default()
                     };
@@ -702,6 +702,14 @@ impl HttpDecoder {
         out
     }
 
+    /// A redacted, bounded copy of free text from the wire.
+    fn clean(&mut self, text: &str, max: usize) -> String {
+        let mut t = text.to_string();
+        self.stats.secrets_redacted += redact_string(&mut t) as u64;
+        self.stats.secrets_redacted += redact_extra_keys(&mut t) as u64;
+        bounded(t, max)
+    }
+
     fn not_http(&mut self, f: &mut Flow) {
         if !f.ignored {
             self.stats.non_http_flows += 1;
@@ -834,14 +842,14 @@ impl HttpDecoder {
         match parser_config().parse_request(&mut req, &head) {
             Ok(httparse::Status::Complete(_)) => {
                 let mut target = req.path.unwrap_or_default().to_string();
-                self.stats.secrets_redacted += redact_string(&mut target) as u64;
+                self.stats.secrets_redacted += redact_target(&mut target) as u64;
                 let headers = self.collect_headers(req.headers);
                 self.stats.requests += 1;
                 Some(Message {
                     ts,
                     end_ts: ts,
                     head_bytes: buf.len() as u64,
-                    method: req.method.unwrap_or_default().to_string(),
+                    method: bounded(req.method.unwrap_or_default().to_string(), 64),
                     target: bounded(target, self.config.max_head_bytes),
                     version: format!("1.{}", req.version.unwrap_or(1)),
                     headers,
@@ -935,6 +943,27 @@ fn redact_extra_keys(s: &mut String) -> usize {
     out.push_str(s.get(last..).unwrap_or(""));
     *s = out;
     ranges.len()
+}
+
+/// Redact a request target: `Key=value` secrets in the query, and the user information of an
+/// absolute-form target (`http://user:password@host/`).
+fn redact_target(target: &mut String) -> usize {
+    let mut n = redact_string(target) + redact_extra_keys(target);
+    let scheme_end = ["http://", "https://"]
+        .iter()
+        .find(|p| target.len() >= p.len() && target.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes()))
+        .map(|p| p.len());
+    if let Some(start) = scheme_end {
+        let rest = &target[start..];
+        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        if let Some(at) = rest[..authority_end].rfind('@') {
+            if &rest[..at] != REDACTED {
+                *target = format!("{}{REDACTED}{}", &target[..start], &rest[at..]);
+                n += 1;
+            }
+        }
+    }
+    n
 }
 
 /// Header slots given to `httparse`: more than are kept, so a message with a few too many headers

@@ -129,3 +129,15 @@ fn pending_queue_is_bounded() {
     assert_eq!(got, [("/1", None), ("/2", Some(200)), ("/3", None)]);
     assert_eq!(stats.unmatched_requests, 2);
 }
+
+#[test]
+fn absolute_targets_and_status_phrases_are_redacted() {
+    let f = flow(7);
+    let (txs, _) = run(HttpConfig::default(), &[
+        (f, Some(S), b"GET http://admin:Pz8xQw2LmK7v@169.254.169.254/latest/meta-data/?a=1 HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n"),
+        (f, Some(C), b"HTTP/1.1 401 Token=Wq7Lm4Vt9Nb3Rc6H\r\nContent-Length: 0\r\n\r\n"),
+    ]);
+    assert_eq!(txs[0].target, "http://[REDACTED]@169.254.169.254/latest/meta-data/?a=1");
+    assert_eq!((txs[0].path.as_str(), txs[0].query.as_deref()), ("/latest/meta-data/", Some("a=1")));
+    assert_eq!(txs[0].status_phrase.as_deref(), Some("Token=[REDACTED]"));
+}
