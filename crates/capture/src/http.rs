@@ -193,11 +193,14 @@ struct DirState {
     buf_ts: i64,
     phase: Phase,
     resync: bool,
+    /// Whether a head parse can make progress: a line end arrived since the last partial parse
+    /// (re-parsing a head per byte-sized segment would be quadratic).
+    parse_pending: bool,
 }
 
 impl DirState {
     fn new() -> Self {
-        DirState { buf: Vec::new(), buf_ts: 0, phase: Phase::Head, resync: false }
+        DirState { buf: Vec::new(), buf_ts: 0, phase: Phase::Head, resync: false, parse_pending: true }
     }
 }
 
@@ -318,6 +321,7 @@ impl HttpDecoder {
         st.buf = Vec::new();
         st.phase = Phase::Head;
         st.resync = true;
+        st.parse_pending = true;
         if had_partial {
             self.stats.messages_dropped_by_gap += 1;
             match dir {
@@ -352,6 +356,9 @@ impl HttpDecoder {
                 st.buf_ts = ts;
             }
             st.buf.extend_from_slice(data);
+            if memchr::memchr(b'\n', data).is_some() || st.buf.len() > self.config.max_head_bytes {
+                st.parse_pending = true;
+            }
         }
         let mut pos = 0usize;
         loop {
@@ -413,6 +420,12 @@ impl HttpDecoder {
         out: &mut Vec<HttpTransaction>,
     ) -> bool {
         if let Phase::Head = f.req.phase {
+            if !f.req.parse_pending {
+                if !plausible_request_prefix(&f.req.buf[*pos..]) {
+                    self.not_http(f);
+                }
+                return false;
+            }
             let input = &f.req.buf[*pos..];
             let mut storage = vec![httparse::EMPTY_HEADER; header_slots(&self.config)];
             let mut req = httparse::Request::new(&mut storage);
@@ -454,6 +467,7 @@ impl HttpDecoder {
                     true
                 }
                 Ok(httparse::Status::Partial) => {
+                    f.req.parse_pending = false;
                     if input.len() > self.config.max_head_bytes {
                         self.stats.oversized_heads += 1;
                         self.not_http(f);
@@ -490,6 +504,12 @@ impl HttpDecoder {
         out: &mut Vec<HttpTransaction>,
     ) -> bool {
         if let Phase::Head = f.resp.phase {
+            if !f.resp.parse_pending {
+                if !plausible_response_prefix(&f.resp.buf[*pos..]) {
+                    self.not_http(f);
+                }
+                return false;
+            }
             let input = &f.resp.buf[*pos..];
             let mut storage = vec![httparse::EMPTY_HEADER; header_slots(&self.config)];
             let mut resp = httparse::Response::new(&mut storage);
@@ -546,6 +566,7 @@ impl HttpDecoder {
                     true
                 }
                 Ok(httparse::Status::Partial) => {
+                    f.resp.parse_pending = false;
                     if input.len() > self.config.max_head_bytes {
                         self.stats.oversized_heads += 1;
                         self.not_http(f);

@@ -141,3 +141,22 @@ fn absolute_targets_and_status_phrases_are_redacted() {
     assert_eq!((txs[0].path.as_str(), txs[0].query.as_deref()), ("/latest/meta-data/", Some("a=1")));
     assert_eq!(txs[0].status_phrase.as_deref(), Some("Token=[REDACTED]"));
 }
+
+#[test]
+fn long_head_in_single_byte_segments() {
+    let f = flow(8);
+    let mut request = b"GET /slow HTTP/1.1\r\n".to_vec();
+    for i in 0..200 {
+        request.extend_from_slice(format!("X-Pad-{i}: {}\r\n", "p".repeat(40)).as_bytes());
+    }
+    request.extend_from_slice(b"\r\n");
+    let mut d = HttpDecoder::new(HttpConfig { max_headers: 256, ..HttpConfig::default() });
+    let mut out = Vec::new();
+    for b in &request {
+        d.on_event(&StreamEvent::Data { flow: f, dir: S, ts_micros: 0, data: vec![*b] }, &mut out);
+    }
+    d.on_event(&StreamEvent::Data { flow: f, dir: C, ts_micros: 1, data: b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec() }, &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].request_headers.len(), 200);
+    assert_eq!(out[0].request_bytes, request.len() as u64);
+}
