@@ -658,6 +658,63 @@ mod prop {
             prop_assert_eq!(st.gaps, 0);
         }
 
+        /// With pieces lost and a small out-of-order bound, Data and Gap events still describe
+        /// the stream up to the last byte received: data bytes in place, gaps of the right size.
+        #[test]
+        fn lost_segments_become_gaps_of_the_right_size(
+            len in 1usize..800,
+            isn in any::<u32>(),
+            sizes in proptest::collection::vec(1usize..60, 1..60),
+            lost in proptest::collection::vec(any::<bool>(), 60..61),
+            swap in proptest::collection::vec(any::<bool>(), 60..61),
+            max_ooo in 1usize..200,
+        ) {
+            let stream: Vec<u8> = (0..len).map(|i| (i * 13 % 253) as u8).collect();
+            let mut pieces = Vec::new();
+            let mut at = 0;
+            let mut k = 0;
+            while at < len {
+                let l = sizes[k % sizes.len()].min(len - at);
+                pieces.push((at, at + l));
+                at += l;
+                k += 1;
+            }
+            // Keep the first piece (the stream starts with the SYN), lose some, swap neighbours.
+            let mut kept: Vec<(usize, usize)> = pieces
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i == 0 || !lost[i % lost.len()])
+                .map(|(_, p)| *p)
+                .collect();
+            for i in 1..kept.len().saturating_sub(1) {
+                if swap[i % swap.len()] {
+                    kept.swap(i, i + 1);
+                }
+            }
+            let end = kept.iter().map(|p| p.1).max().unwrap_or(0);
+            let mut segs = vec![P::new(0, C, S, isn, b"").syn().segment()];
+            for (i, (a, b)) in kept.iter().enumerate() {
+                segs.push(P::new(1 + i as i64, C, S, isn.wrapping_add(1).wrapping_add(*a as u32), &stream[*a..*b]).segment());
+            }
+            let limits = TcpLimits { max_ooo_bytes: max_ooo, ..TcpLimits::default() };
+            let (ev, _) = reassemble(segs, limits);
+            let mut pos = 0usize;
+            for e in &ev {
+                match e {
+                    StreamEvent::Data { data, .. } => {
+                        prop_assert_eq!(&data[..], &stream[pos..pos + data.len()]);
+                        pos += data.len();
+                    }
+                    StreamEvent::Gap { len, .. } => {
+                        prop_assert!(*len > 0);
+                        pos += *len as usize;
+                    }
+                    StreamEvent::Close { .. } => {}
+                }
+            }
+            prop_assert_eq!(pos, end);
+        }
+
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2000),
                                        chunks in proptest::collection::vec(1usize..300, 1..8)) {
