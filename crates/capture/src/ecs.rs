@@ -86,7 +86,7 @@ pub fn to_ecs(tx: &HttpTransaction, cfg: &ImdsConfig, send_all_headers: bool) ->
     event.insert("start".into(), json!(rfc3339_micros(start)));
     if tx.response_end_ts_micros.is_some() {
         event.insert("end".into(), json!(rfc3339_micros(end)));
-        event.insert("duration".into(), json!((end - start).saturating_mul(1000)));
+        event.insert("duration".into(), json!(end.saturating_sub(start).saturating_mul(1000)));
     }
 
     let net_type = if server.is_ipv4() { "ipv4" } else { "ipv6" };
