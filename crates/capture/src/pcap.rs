@@ -4,6 +4,20 @@
 //! (Linux SLL2 and BSD loopback headers, which etherparse does not know, are stripped here).
 //! IPv4 and IPv6 fragments are reassembled with etherparse's `IpDefragBuf` under our own bounds.
 //! Nothing here panics on input, and memory is bounded by [`Limits`].
+//!
+//! - Formats: pcap (both byte orders, micro- and nanosecond magic, the "modified" variant) and
+//!   pcapng (several sections of either byte order; several interfaces, each with its own link
+//!   type, `if_tsresol` and `if_tsoffset`; EPB and SPB). Timestamps become Unix microseconds.
+//! - Link types: Ethernet (802.1Q and QinQ tags), Linux SLL and SLL2, raw IP (101, 12, 14),
+//!   IPV4 (228), IPV6 (229), BSD NULL (0, either host byte order) and LOOP (108).
+//! - Only TCP becomes a [`Segment`]; everything else is counted in [`CaptureStats`].
+//! - A corrupt record never stops the reader. A pcap record header with an impossible length
+//!   and a pcapng block with an impossible length start a resynchronisation: bytes are skipped
+//!   until a plausible header (confirmed by the header that follows it, except at the end of
+//!   input) and counted. A well-framed but unreadable pcapng block is skipped by its length.
+//!   Only input that is not a capture at all, or a bad pcap file header, stops the reader.
+//! - Packets cut by the snap length are counted as truncated; their TCP payload is emitted as
+//!   far as it was captured (reassembly turns the missing tail into a gap).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};

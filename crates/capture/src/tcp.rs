@@ -4,6 +4,20 @@
 //! so wraparound is transparent. Overlapping data keeps the bytes seen first (as Linux does).
 //! Memory is bounded by [`Limits`]: number of flows (least recently active evicted), buffered
 //! out-of-order bytes per direction (beyond: a `Gap` and skip ahead), idle timeout.
+//!
+//! Event rules:
+//! - `Data` coalesces every byte that became in-order during one `push`; its time is that of the
+//!   segment that carried the first byte.
+//! - A hole becomes a `Gap` when the buffer overflows, when the other side acknowledges data past
+//!   the hole (the receiver got bytes the capture missed), or when the flow ends.
+//! - `Close` comes once per connection: after both FINs are reached in stream order, on RST, on
+//!   eviction or idle expiry (at the flow's last capture time), or at `finish`; flows that never
+//!   produced `Data` or `Gap` (handshake only, pure ACKs) produce no events at all. A closed
+//!   connection is remembered (late ACKs and retransmitted FINs are ignored) until a new SYN
+//!   reuses its ports or it ages out.
+//! - Client and server: the sender of a SYN without ACK number is the client, the sender of a
+//!   SYN-ACK the server; without a SYN, the side on a well-known port (< 1024 or a common service
+//!   port), else on the lower port, is the server.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -148,7 +162,7 @@ impl Reassembler {
                     && f.to_server.started
                     && f.to_server.base == seg.seq.wrapping_add(1);
                 if !same {
-                    self.remove(ck, out, true);
+                    self.remove(ck, out);
                 }
             }
         }
@@ -162,7 +176,7 @@ impl Reassembler {
                 if self.flows.get(&victim).is_some_and(|f| !f.closed) {
                     self.stats.flows_evicted += 1;
                 }
-                self.remove(victim, out, true);
+                self.remove(victim, out);
             }
             // A SYN names the client (a SYN with an ACK number is the server's SYN-ACK);
             // otherwise the well-known, else the lower, port is the server's.
@@ -214,7 +228,7 @@ impl Reassembler {
 
         if seg.rst {
             // Tear down: whatever is buffered is delivered (with gaps), then Close.
-            self.remove(ck, out, false);
+            self.remove(ck, out);
             self.stats.flows_closed += 1;
             return;
         }
@@ -289,7 +303,7 @@ impl Reassembler {
             if self.flows.get(&ck).is_some_and(|f| !f.closed) {
                 self.stats.flows_unfinished += 1;
             }
-            self.remove(ck, out, true);
+            self.remove(ck, out);
         }
     }
 
@@ -306,12 +320,12 @@ impl Reassembler {
             if !f.closed {
                 self.stats.flows_expired += 1;
             }
-            self.remove(ck, out, true);
+            self.remove(ck, out);
         }
     }
 
     /// Forget a flow; if still open, flush its buffers and emit Close (at its last time).
-    fn remove(&mut self, ck: Canon, out: &mut Vec<StreamEvent>, at_last: bool) {
+    fn remove(&mut self, ck: Canon, out: &mut Vec<StreamEvent>) {
         let Some(mut f) = self.flows.remove(&ck) else { return };
         self.lru.remove(&f.touch);
         if f.closed {
@@ -326,7 +340,6 @@ impl Reassembler {
                 fill_hole(h, key, dir, ts, &mut self.stats, out, &mut emitted);
             }
         }
-        let _ = at_last;
         if emitted {
             out.push(StreamEvent::Close { flow: key, ts_micros: ts });
         }
