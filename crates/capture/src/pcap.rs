@@ -587,7 +587,7 @@ impl CaptureReader {
             }
             _ => {
                 self.stats.unsupported_link_type += 1;
-                self.reason("unsupported link type");
+                self.reason(&format!("unsupported link type {linktype}"));
                 return;
             }
         };

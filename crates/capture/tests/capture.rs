@@ -83,6 +83,27 @@ fn every_link_type_v4_and_v6() {
 }
 
 #[test]
+fn loopback_byte_orders_and_unsupported_link_types() {
+    let p = P::new(1_000_000, C, S, 1, b"lo");
+    let ip = ip_packet(&p);
+    let framed = |fam: [u8; 4]| {
+        let mut v = fam.to_vec();
+        v.extend_from_slice(&ip);
+        (p.ts, v)
+    };
+    // NULL written by a big-endian host, and LOOP (always network order).
+    for (lt, fam) in [(0u32, 2u32.to_be_bytes()), (108, 2u32.to_be_bytes())] {
+        let (segs, st) = read(&pcap(lt, &[framed(fam)], false, false), 1 << 20);
+        assert_eq!(segs, vec![p.segment()], "linktype {lt}");
+        assert_eq!(st.tcp_segments, 1);
+    }
+    let (segs, st) = read(&pcap(147, &[(1, ip.clone()), (2, ip)], false, false), 1 << 20);
+    assert!(segs.is_empty());
+    assert_eq!(st.unsupported_link_type, 2);
+    assert_eq!(st.reasons, vec![("unsupported link type 147".to_string(), 2)]);
+}
+
+#[test]
 fn pcap_byte_orders_and_nanosecond_magic() {
     let ps = handshake_and_request();
     let frames: Vec<(i64, Vec<u8>)> = ps.iter().map(|p| (p.ts, frame(Link::Ethernet, p))).collect();
