@@ -12,6 +12,13 @@
 //!
 //! Everything is bounded: flows, pending requests per flow, head size, header count and length,
 //! body capture.
+//!
+//! Transactions come out when their response completes (or, without a response, when the flow
+//! closes, at [`HttpDecoder::finish`], or when the pending queue overflows), so the output is in
+//! completion order per flow, not globally sorted by time; callers that need time order sort by
+//! `request_ts_micros`. A gap drops the partial message of its direction (a lost response also
+//! emits its request alone; a lost request makes the next response count as unmatched) and the
+//! direction resynchronises at the next line that starts a request or a status line.
 
 use std::collections::{HashMap, VecDeque};
 
