@@ -31,6 +31,17 @@ pub struct AlertInput<'a> {
     pub now_millis: i64,
     /// For EQL sequences: the sequence this alert belongs to.
     pub group: Option<AlertGroup<'a>>,
+    /// For rules with alert suppression: the group this alert stands for.
+    pub suppression: Option<AlertSuppression<'a>>,
+}
+
+/// Kibana's `kibana.alert.suppression.*`.
+pub struct AlertSuppression<'a> {
+    pub terms: &'a [(String, Vec<String>)],
+    /// Alerts folded into this one.
+    pub docs_count: u64,
+    pub start: Option<i64>,
+    pub end: Option<i64>,
 }
 
 /// An EQL sequence, as Kibana groups its alerts.
@@ -317,6 +328,17 @@ pub fn build_alert_counted(input: &AlertInput<'_>) -> (Value, usize) {
     if let Some(t) = input.new_terms {
         out.insert("kibana.alert.new_terms".into(), json!(t));
     }
+    if let Some(s) = &input.suppression {
+        let terms: Vec<Value> = s
+            .terms
+            .iter()
+            .map(|(f, v)| json!({"field": f, "value": if v.is_empty() { Value::Null } else { json!(v) }}))
+            .collect();
+        out.insert("kibana.alert.suppression.terms".into(), Value::Array(terms));
+        out.insert("kibana.alert.suppression.docs_count".into(), json!(s.docs_count));
+        out.insert("kibana.alert.suppression.start".into(), json!(s.start.map(time::format_millis)));
+        out.insert("kibana.alert.suppression.end".into(), json!(s.end.map(time::format_millis)));
+    }
     if let Some(g) = &input.group {
         out.insert("kibana.alert.group.id".into(), json!(g.id));
         match g.index {
@@ -372,7 +394,7 @@ mod tests {
         .expect("json");
         let event = Event { doc: Arc::new(doc), provenance: Provenance { origin: Arc::from("f"), line: 3 }, key: "k1".into(), index: None };
         let tuple = vec!["h".to_string(), "/usr/bin/curl".to_string()];
-        let input = AlertInput { rule, event: &event, time: Some(0), new_terms: Some(&tuple), builtin: true, now_millis: 0, group: None };
+        let input = AlertInput { rule, event: &event, time: Some(0), new_terms: Some(&tuple), builtin: true, now_millis: 0, group: None, suppression: None };
         let (a, n) = build_alert_counted(&input);
         assert!(n >= 2, "{n}");
         let text = a.to_string();

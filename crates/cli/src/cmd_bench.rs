@@ -86,6 +86,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 builtin: builtin[m.rule],
                 now_millis: now,
                 group: None,
+                suppression: None,
             })
         })
         .count();

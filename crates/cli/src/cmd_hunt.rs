@@ -193,6 +193,12 @@ pub fn run(args: HuntArgs) -> anyhow::Result<ExitCode> {
                 builtin: builtin[m.rule],
                 now_millis: now,
                 group: m.sequence.as_ref().map(|s| imdsguard_alerts::AlertGroup { id: &s.group_id, index: s.index, members: &s.members }),
+                suppression: m.suppressed.as_ref().map(|s| imdsguard_alerts::AlertSuppression {
+                    terms: &s.terms,
+                    docs_count: s.docs_count,
+                    start: s.start,
+                    end: s.end,
+                }),
             });
             redacted += n;
             a

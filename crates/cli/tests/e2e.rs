@@ -561,3 +561,40 @@ fn decode_and_hunt_a_capture() {
     assert_eq!(of_rule(&alerts, SEED_002).len(), 0, "{stderr}");
     assert!(stderr.contains("capture"), "{stderr}");
 }
+
+const IMDSV1_FINDING: &str = "6f1c2a34-8d3e-4b5a-9c7e-1d2f3a4b5c60";
+
+/// Seed 004: IMDSv1 requests raise one finding per host and process (suppression counts the
+/// others); a capture with IMDSv2 only raises none.
+#[test]
+fn imdsv1_finding_from_captures() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let resp = |body: &str| format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+    // IMDSv1: two plain GETs on one keep-alive connection.
+    let v1 = dir.path().join("v1.pcap");
+    let get = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: 169.254.169.254\r\nUser-Agent: aws-sdk-go/1.44.0\r\n\r\n");
+    let req = get("/latest/meta-data/instance-id") + &get("/latest/meta-data/placement/region");
+    let rsp = resp("i-0123456789abcdef0") + &resp("eu-west-1");
+    write_pcap(&v1, req.as_bytes(), rsp.as_bytes());
+    let (alerts, stderr, _) = hunt(&[v1.to_str().expect("utf8"), "--state", ":memory:"]);
+    let finding = of_rule(&alerts, IMDSV1_FINDING);
+    assert_eq!(finding.len(), 1, "one finding for the host, not one per request: {stderr}");
+    let f = finding[0];
+    assert_eq!(field(f, "kibana.alert.suppression.docs_count"), 1);
+    assert_eq!(f["source"]["ip"], "10.0.0.5", "the finding names the host");
+    assert!(field(f, "kibana.alert.reason").as_str().unwrap_or("").contains("10.0.0.5"));
+    assert!(field(f, "kibana.alert.rule.note").as_str().unwrap_or("").contains("modify-instance-metadata-options"));
+
+    // IMDSv2: token PUT, then a GET carrying the token.
+    let v2 = dir.path().join("v2.pcap");
+    let req = "PUT /latest/api/token HTTP/1.1\r\nHost: 169.254.169.254\r\nX-aws-ec2-metadata-token-ttl-seconds: 21600\r\nContent-Length: 0\r\n\r\n".to_string()
+        + "GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: 169.254.169.254\r\nX-aws-ec2-metadata-token: AQAEAsecretsessiontoken==\r\n\r\n";
+    let rsp = resp("AQAEAsecretsessiontoken==") + &resp("i-0123456789abcdef0");
+    write_pcap(&v2, req.as_bytes(), rsp.as_bytes());
+    let out = bin().arg("decode").arg(&v2).output().expect("run");
+    let events = ndjson(&out.stdout);
+    assert_eq!(events.len(), 2, "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("AQAEAsecretsessiontoken"), "the session token never leaves the decoder");
+    let (alerts, stderr, _) = hunt(&[v2.to_str().expect("utf8"), "--state", ":memory:"]);
+    assert!(of_rule(&alerts, IMDSV1_FINDING).is_empty(), "IMDSv2 only: no finding: {stderr}");
+}

@@ -73,6 +73,42 @@ pub struct CompiledRule {
     pub max_signals: u32,
     /// Non-fatal findings (e.g. a clause Elasticsearch would reject).
     pub warnings: Vec<Diagnostic>,
+    /// Kibana alert suppression (`alert_suppression`), for query and single-event EQL rules.
+    pub suppression: Option<Suppression>,
+}
+
+/// Kibana's alert suppression: alerts with the same values of `group_by` within `duration` (or
+/// within one rule execution when no duration is set) become one alert counting the others.
+#[derive(Debug, Clone)]
+pub struct Suppression {
+    pub group_by: Vec<(String, FieldPath)>,
+    pub duration_ms: Option<i64>,
+    /// `missing_fields_strategy: suppress` (default): a missing field is a value of its own;
+    /// `doNotSuppress`: an alert missing a group-by field is never suppressed.
+    pub suppress_missing: bool,
+}
+
+fn parse_suppression(v: &serde_json::Value) -> Result<Suppression, Diagnostic> {
+    let group_by: Vec<(String, FieldPath)> = v
+        .get("group_by")
+        .and_then(|g| g.as_array())
+        .map(|a| a.iter().filter_map(|f| f.as_str()).map(|f| (f.to_string(), FieldPath::new(f))).collect())
+        .unwrap_or_default();
+    if group_by.is_empty() || group_by.len() > 3 {
+        return Err(Diagnostic::error("E012", "alert_suppression.group_by needs 1 to 3 fields"));
+    }
+    let duration_ms = match v.get("duration") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(d) => {
+            let value = d.get("value").and_then(|x| x.as_i64()).unwrap_or(0);
+            let unit = d.get("unit").and_then(|x| x.as_str()).unwrap_or("m");
+            Some(time::parse_duration(&format!("{value}{unit}")).filter(|ms| *ms > 0).ok_or_else(|| {
+                Diagnostic::error("E012", format!("alert_suppression.duration {value}{unit} is not a duration"))
+            })?)
+        }
+    };
+    let suppress_missing = v.get("missing_fields_strategy").and_then(|s| s.as_str()) != Some("doNotSuppress");
+    Ok(Suppression { group_by, duration_ms, suppress_missing })
 }
 
 /// Compile the query of `rule` (and its Kibana filters) without looking at the rule type: what
@@ -190,7 +226,14 @@ pub fn compile_rule(rule: Arc<Rule>, table: &Arc<FieldTable>, now_millis: i64) -
     }
     time_fields.push(FieldPath::new("@timestamp"));
     let interval_ms = time::parse_duration(&rule.interval).filter(|ms| *ms > 0).unwrap_or(5 * 60 * 1000);
-    Ok(CompiledRule { max_signals: rule.max_signals, rule, matcher, kind, time_fields, interval_ms, warnings })
+    let suppression = match (&rule.alert_suppression, &kind) {
+        (Some(v), RuleKind::Query) => Some(parse_suppression(v).map_err(|d| vec![d])?),
+        (Some(_), _) => {
+            return Err(vec![Diagnostic::error("E001", "alert suppression is only supported on query and single-event EQL rules yet")]);
+        }
+        (None, _) => None,
+    };
+    Ok(CompiledRule { max_signals: rule.max_signals, rule, matcher, kind, time_fields, interval_ms, warnings, suppression })
 }
 
 impl CompiledRule {

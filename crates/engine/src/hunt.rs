@@ -34,6 +34,19 @@ pub struct Match {
     pub seq: u64,
     /// For sequence rules: which sequence and where in it this alert stands.
     pub sequence: Option<SequenceRef>,
+    /// For rules with alert suppression: the group this alert stands for.
+    pub suppressed: Option<Suppressed>,
+}
+
+/// What a suppressed alert stands for (Kibana's `kibana.alert.suppression.*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suppressed {
+    /// Each group-by field with its values (empty when missing).
+    pub terms: Vec<(String, Vec<String>)>,
+    /// Alerts folded into this one.
+    pub docs_count: u64,
+    pub start: Option<i64>,
+    pub end: Option<i64>,
 }
 
 /// The place of an alert in an EQL sequence.
@@ -148,7 +161,7 @@ impl Hunt {
                 continue;
             }
             let time = rule.event_time(event.doc.as_ref());
-            self.matches[i].push(Match { rule: i, event: event.clone(), time, new_terms: None, seq, sequence: None });
+            self.matches[i].push(Match { rule: i, event: event.clone(), time, new_terms: None, seq, sequence: None, suppressed: None });
         }
     }
 
@@ -246,6 +259,10 @@ impl Hunt {
                 let group = m.sequence.as_ref().map(|s| (s.group_id.clone(), s.index));
                 seen_keys.insert((m.event.key.clone(), m.new_terms.clone(), group))
             });
+            // Alert suppression: one alert per group-by value within the duration (or execution).
+            if let Some(sup) = &rule.suppression {
+                emitted = suppress(emitted, sup, rule.interval_ms);
+            }
             // max_signals per execution window of event time.
             let mut per_window: HashMap<i64, u32> = HashMap::new();
             let mut capped = HashSet::new();
@@ -267,6 +284,54 @@ impl Hunt {
         alerts.sort_by_key(|m| (m.time.unwrap_or(i64::MIN), m.seq, m.rule));
         Ok((alerts, self.stats, self.rules))
     }
+}
+
+/// Fold alerts with equal group-by values into the first of each group (per `duration`, or per
+/// execution window of `interval_ms` when the rule sets no duration). Input is in time order.
+fn suppress(alerts: Vec<Match>, sup: &crate::compile::Suppression, interval_ms: i64) -> Vec<Match> {
+    let mut out: Vec<Match> = Vec::new();
+    // group key -> (index in out, window start)
+    let mut open: HashMap<Vec<Vec<String>>, (usize, i64)> = HashMap::new();
+    for mut m in alerts {
+        let values: Vec<Vec<String>> = sup
+            .group_by
+            .iter()
+            .map(|(_, p)| {
+                let mut v = keyword_values(m.event.doc.as_ref(), p);
+                v.sort();
+                v.dedup();
+                v
+            })
+            .collect();
+        let terms: Vec<(String, Vec<String>)> = sup.group_by.iter().map(|(n, _)| n.clone()).zip(values.iter().cloned()).collect();
+        if !sup.suppress_missing && values.iter().any(|v| v.is_empty()) {
+            m.suppressed = None;
+            out.push(m);
+            continue;
+        }
+        let t = m.time.unwrap_or(i64::MIN);
+        let window_start = match sup.duration_ms {
+            Some(_) => t,
+            None => t.div_euclid(interval_ms).saturating_mul(interval_ms),
+        };
+        if let Some((idx, start)) = open.get(&values).copied() {
+            let same = match sup.duration_ms {
+                Some(d) => t.saturating_sub(start) < d,
+                None => window_start == start,
+            };
+            if same {
+                if let Some(s) = out[idx].suppressed.as_mut() {
+                    s.docs_count += 1;
+                    s.end = m.time.or(s.end);
+                }
+                continue;
+            }
+        }
+        open.insert(values, (out.len(), window_start));
+        m.suppressed = Some(Suppressed { terms, docs_count: 0, start: m.time, end: m.time });
+        out.push(m);
+    }
+    out
 }
 
 /// A stable id for a sequence: hash of the rule and its events' keys.

@@ -104,3 +104,24 @@ fn new_terms_history_window_and_persistence_across_runs() {
     let (m4, _) = run(nt(), &[e(1, day(1))], &mut history);
     assert_eq!(m4.len(), 1);
 }
+
+#[test]
+fn alert_suppression_groups_by_fields_within_the_duration() {
+    let r = rule(json!({"alert_suppression": {"group_by": ["host.name"], "duration": {"value": 10, "unit": "m"},
+        "missing_fields_strategy": "suppress"}}));
+    let e = |i: u64, min: u32, host: Option<&str>| {
+        let mut d = json!({"@timestamp": t(min, 0), "process": {"name": "curl"}});
+        if let Some(h) = host {
+            d["host"] = json!({"name": h});
+        }
+        ev(i, d)
+    };
+    let events = vec![e(1, 0, Some("a")), e(2, 1, Some("a")), e(3, 2, Some("b")), e(4, 9, Some("a")), e(5, 11, Some("a")), e(6, 3, None), e(7, 4, None)];
+    let (m, _) = run(r, &events, &mut MemoryHistory::default());
+    let got: Vec<(u64, u64)> = m.iter().map(|m| (m.event.provenance.line, m.suppressed.as_ref().map(|s| s.docs_count).unwrap_or(99))).collect();
+    // a: 1 folds 2 and 4 (within 10 minutes of 10:00); 5 opens a new window; b alone; missing host is its own group.
+    assert_eq!(got, vec![(1, 2), (3, 0), (6, 1), (5, 0)]);
+    let dns = rule(json!({"alert_suppression": {"group_by": ["host.name"], "missing_fields_strategy": "doNotSuppress"}}));
+    let (m, _) = run(dns, &events, &mut MemoryHistory::default());
+    assert_eq!(m.iter().filter(|m| m.suppressed.is_none()).count(), 2, "alerts without host.name are never suppressed");
+}

@@ -187,6 +187,7 @@ pub const BUILTIN_FILES: &[(&str, &str)] = &[
         "credential_access_detect_cloud_instance_metadata_api.toml",
         include_str!("../builtin/credential_access_detect_cloud_instance_metadata_api.toml"),
     ),
+    ("imdsguard_aws_imdsv1_should_not_be_used.toml", include_str!("../builtin/imdsguard_aws_imdsv1_should_not_be_used.toml")),
 ];
 
 /// Loads the embedded built-in pack (see `builtin/README.md`); origins are `builtin:<file>`.
