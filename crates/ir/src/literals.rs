@@ -71,6 +71,10 @@ impl Pred {
                 None => Needles::Any,
             },
             Pred::Ip(IpPred::Eq(IpAddr::V4(v4))) => ipv4_needles(*v4),
+            Pred::Ip(IpPred::Eq(IpAddr::V6(v6))) => match v6.to_ipv4_mapped() {
+                Some(v4) => ipv4_needles(v4),
+                None => ipv6_needles(*v6),
+            },
             Pred::TextAny(tokens) => {
                 let mut all = Vec::new();
                 for t in tokens {
@@ -141,6 +145,17 @@ pub fn conjunction(parts: impl IntoIterator<Item = Needles>) -> Needles {
 /// Needles of an `or`: the union (any part without needles makes the whole need none).
 pub fn disjunction(parts: impl IntoIterator<Item = Needles>) -> Needles {
     union(parts)
+}
+
+/// Every spelling of an IPv6 address contains each of its first six 16-bit groups that is not
+/// zero, in hex without leading zeros (padding only adds zeros on the left; the last two groups
+/// may be written as a dotted quad, zero groups may be compressed away). The longest is used.
+fn ipv6_needles(v6: std::net::Ipv6Addr) -> Needles {
+    let groups = v6.segments();
+    match groups[..6].iter().filter(|g| **g != 0).map(|g| format!("{g:x}")).max_by_key(|s| s.len()) {
+        Some(g) => Needles::AnyOf(vec![Needle { text: g, case_insensitive: true }]),
+        None => Needles::Any,
+    }
 }
 
 fn union(parts: impl IntoIterator<Item = Needles>) -> Needles {
@@ -226,6 +241,16 @@ mod tests {
         ]);
         assert_eq!(texts(e.needles()), Some(vec!["169.254.169.254".into(), "a9fe:a9fe".into()]));
         assert_eq!(texts(Expr::Not(Box::new(e)).needles()), None);
+    }
+
+    #[test]
+    fn ipv6_needles_survive_every_spelling() {
+        let n = texts(m(Pred::Ip(IpPred::Eq("fd00:ec2::254".parse().unwrap()))).needles());
+        assert_eq!(n, Some(vec!["fd00".to_string()]));
+        for spelling in ["fd00:ec2::254", "FD00:0EC2:0000:0000:0000:0000:0000:0254", "fd00:ec2:0:0:0:0:0.0.2.84"] {
+            assert!(spelling.to_ascii_lowercase().contains("fd00"), "{spelling}");
+        }
+        assert_eq!(texts(m(Pred::Ip(IpPred::Eq("::1".parse().unwrap()))).needles()), None);
     }
 
     #[test]

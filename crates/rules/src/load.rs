@@ -188,6 +188,13 @@ pub const BUILTIN_FILES: &[(&str, &str)] = &[
         include_str!("../builtin/credential_access_detect_cloud_instance_metadata_api.toml"),
     ),
     ("imdsguard_aws_imdsv1_should_not_be_used.toml", include_str!("../builtin/imdsguard_aws_imdsv1_should_not_be_used.toml")),
+    (
+        "imdsguard_metadata_credential_request_other_clouds.toml",
+        include_str!("../builtin/imdsguard_metadata_credential_request_other_clouds.toml"),
+    ),
+    ("imdsguard_imdsv2_token_request_forwarded.toml", include_str!("../builtin/imdsguard_imdsv2_token_request_forwarded.toml")),
+    ("imdsguard_aws_ipv6_metadata_endpoint.toml", include_str!("../builtin/imdsguard_aws_ipv6_metadata_endpoint.toml")),
+    ("imdsguard_imdsv2_hop_limit_fallback.toml", include_str!("../builtin/imdsguard_imdsv2_hop_limit_fallback.toml")),
 ];
 
 /// Loads the embedded built-in pack (see `builtin/README.md`); origins are `builtin:<file>`.
