@@ -14,5 +14,10 @@ pin=()
 command -v taskset >/dev/null && pin=(taskset -c 0)
 echo "== built-in pack (new_terms KQL seed + the two EQL seeds)"
 "${pin[@]}" target/release/imdsguard bench "$data" --runs 5
+echo "== packet capture decoding (1.1 GB, 1% metadata flows; and metadata-only)"
+[ -s bench-data/capture-1g.pcap ] || python3 scripts/gen_capture.py --bytes 1100000000 --imds-rate 0.01 --out bench-data/capture-1g.pcap
+[ -s bench-data/capture-imds.pcap ] || python3 scripts/gen_capture.py --bytes 200000000 --imds-rate 1.0 --out bench-data/capture-imds.pcap
+"${pin[@]}" target/release/imdsguard bench bench-data/capture-1g.pcap --runs 3
+"${pin[@]}" target/release/imdsguard bench bench-data/capture-imds.pcap --runs 3
 echo "== one EQL sequence rule"
 "${pin[@]}" target/release/imdsguard bench "$data" --runs 3 --no-builtin --rules scripts/bench-rules/sequence_process_then_imds.ndjson
