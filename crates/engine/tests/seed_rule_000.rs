@@ -6,6 +6,9 @@ use imdsguard_engine::{compile_rule, CompiledRule};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
+mod common;
+use common::with;
+
 const RULE_ID: &str = "ad02da2f-443d-454c-a12e-d9e6c65831ff";
 
 fn rule() -> CompiledRule {
@@ -26,26 +29,6 @@ fn base() -> Value {
     })
 }
 
-/// Set a dotted field in a nested document (creating objects), or remove it with `Value::Null`.
-fn with(mut doc: Value, field: &str, v: Value) -> Value {
-    let parts: Vec<&str> = field.split('.').collect();
-    let mut cur = &mut doc;
-    for p in &parts[..parts.len() - 1] {
-        if !cur.get(*p).is_some_and(Value::is_object) {
-            cur[*p] = json!({});
-        }
-        cur = &mut cur[*p];
-    }
-    let last = parts[parts.len() - 1];
-    if v.is_null() {
-        if let Some(o) = cur.as_object_mut() {
-            o.remove(last);
-        }
-    } else {
-        cur[last] = v;
-    }
-    doc
-}
 
 fn check(cases: &[(&str, Value, bool)]) {
     let r = rule();

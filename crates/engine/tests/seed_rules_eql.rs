@@ -7,31 +7,15 @@ use imdsguard_engine::{compile_rule, CompiledRule};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
+mod common;
+use common::with;
+
 fn rule(id: &str) -> CompiledRule {
     let set = imdsguard_rules::builtin();
     let r = set.rules.into_iter().find(|r| r.rule_id == id).expect("seed rule in the built-in pack");
     compile_rule(Arc::new(r), &Arc::new(FieldTable::ecs()), 0).expect("seed rule compiles")
 }
 
-fn with(mut doc: Value, field: &str, v: Value) -> Value {
-    let parts: Vec<&str> = field.split('.').collect();
-    let mut cur = &mut doc;
-    for p in &parts[..parts.len() - 1] {
-        if !cur.get(*p).is_some_and(Value::is_object) {
-            cur[*p] = json!({});
-        }
-        cur = &mut cur[*p];
-    }
-    let last = parts[parts.len() - 1];
-    if v.is_null() {
-        if let Some(o) = cur.as_object_mut() {
-            o.remove(last);
-        }
-    } else {
-        cur[last] = v;
-    }
-    doc
-}
 
 fn check(r: &CompiledRule, cases: &[(&str, Value, bool)]) {
     let mut failures = Vec::new();
