@@ -207,6 +207,16 @@ impl FieldTable {
         !self.not_indexed.contains(self.resolve_alias(name))
     }
 
+    /// The parent a multi-field (`process.name.text`) is indexed from, when `name` is one: its
+    /// documents have no key of their own, Elasticsearch indexes the parent's value.
+    pub fn multi_field_parent<'a>(&self, name: &'a str) -> Option<&'a str> {
+        let (parent, _) = name.rsplit_once('.')?;
+        match self.get(parent)? {
+            FieldType::Object | FieldType::Nested | FieldType::Flattened => None,
+            _ => Some(parent),
+        }
+    }
+
     /// The closest proper ancestor of `name` (after alias resolution) typed `nested`, if any:
     /// for `dll.pe.sections.name`, `Some("dll.pe.sections")`.
     pub fn nested_parent(&self, name: &str) -> Option<&str> {

@@ -38,18 +38,13 @@ fn ci(opts: Option<&serde_json::Map<String, Value>>) -> bool {
     opts.and_then(|o| o.get("case_insensitive")).and_then(Value::as_bool).unwrap_or(false)
 }
 
-fn typed(table: &FieldTable, field: &str, value: &str, phrase: bool, case_insensitive: bool) -> Result<Expr, String> {
+fn typed(table: &FieldTable, field: &str, value: &str, phrase: bool, case_insensitive: bool, now: i64) -> Result<Expr, String> {
     let ty = table.get(table.resolve_alias(field));
     let path = FieldPath::new(field);
     if case_insensitive {
         return Ok(Expr::Match(path, Pred::StrEq { value: value.to_string(), case_insensitive: true }));
     }
-    if ty.is_some_and(|t| t.is_date()) {
-        let lo = range_pred(ty, RangeOp::Gte, value, 0)?;
-        let hi = range_pred(ty, RangeOp::Lte, value, 0)?;
-        return Ok(Expr::And(vec![Expr::Match(path.clone(), lo), Expr::Match(path, hi)]));
-    }
-    Ok(match term_pred(ty, value, phrase)? {
+    Ok(match term_pred(ty, value, phrase, now)? {
         Some(p) => Expr::Match(path, p),
         None => Expr::Const(false),
     })
@@ -72,7 +67,7 @@ pub fn lower_query(q: &Value, table: &FieldTable, now: i64, depth: usize) -> Res
         "term" => {
             let (f, v, opts) = field_and_value(body, &["value"])?;
             let v = scalar(v).ok_or("term value must be a scalar")?;
-            typed(table, f, &v, false, ci(opts))
+            typed(table, f, &v, false, ci(opts), now)
         }
         "terms" => {
             let obj = body.as_object().ok_or("terms needs an object")?;
@@ -80,14 +75,14 @@ pub fn lower_query(q: &Value, table: &FieldTable, now: i64, depth: usize) -> Res
             let vals = vals.as_array().ok_or("terms values must be an array")?;
             let mut alts = Vec::new();
             for v in vals {
-                alts.push(typed(table, f, &scalar(v).ok_or("terms values must be scalars")?, false, false)?);
+                alts.push(typed(table, f, &scalar(v).ok_or("terms values must be scalars")?, false, false, now)?);
             }
             Ok(Expr::or(alts))
         }
         "match" | "match_phrase" => {
             let (f, v, _) = field_and_value(body, &["query"])?;
             let v = scalar(v).ok_or("match value must be a scalar")?;
-            typed(table, f, &v, kind == "match_phrase", false)
+            typed(table, f, &v, kind == "match_phrase", false, now)
         }
         "wildcard" | "prefix" => {
             let (f, v, opts) = field_and_value(body, &["value", "wildcard"])?;

@@ -157,7 +157,9 @@ fn is_keyword_field(ty: Option<FieldType>) -> bool {
 
 /// Elasticsearch's `term`/`match` on one field of type `ty` with a non-wildcard value.
 /// `Err` = Elasticsearch would reject the value for this type.
-pub fn term_pred(ty: Option<FieldType>, value: &str, phrase: bool) -> Result<Option<Pred>, String> {
+/// `now_millis` anchors date math in values on date fields (a date term is a range over the
+/// value's precision: Elasticsearch rounds the upper bound up).
+pub fn term_pred(ty: Option<FieldType>, value: &str, phrase: bool, now_millis: i64) -> Result<Option<Pred>, String> {
     let t = match ty {
         None => return Ok(Some(Pred::StrEq { value: value.to_string(), case_insensitive: false })),
         Some(t) => t,
@@ -194,9 +196,7 @@ pub fn term_pred(ty: Option<FieldType>, value: &str, phrase: bool) -> Result<Opt
             _ => return Err(format!("\"{value}\" is not a boolean (expected true or false)")),
         },
         FieldType::Ip => Pred::Ip(ip_pred(value)?),
-        FieldType::Date | FieldType::DateNanos => {
-            return Err("dates are lowered as ranges".into());
-        }
+        FieldType::Date | FieldType::DateNanos => date_eq(value, now_millis).map_err(|e| format!("\"{value}\" is not a date: {e}"))?,
         FieldType::Object | FieldType::Nested => return Ok(None),
         FieldType::GeoPoint | FieldType::Binary => {
             return Err(format!("term queries are not supported on {t:?} fields"));
@@ -228,14 +228,8 @@ fn query_string_preds(ty: Option<FieldType>, p: &Pattern) -> Result<Vec<Pred>, S
                 Some(t) => return Err(format!("wildcard values are not supported on {t:?} fields")),
             }
         } else {
-            let text = piece.display();
-            match ty {
-                Some(t) if t.is_date() => out.push(date_eq(&text, 0)?),
-                _ => {
-                    if let Some(p) = term_pred(ty, &text, false)? {
-                        out.push(p);
-                    }
-                }
+            if let Some(p) = term_pred(ty, &piece.display(), false, 0)? {
+                out.push(p);
             }
         }
     }
@@ -336,11 +330,11 @@ impl<'a> KqlLowering<'a> {
                     .table
                     .matching(glob.source())
                     .into_iter()
-                    .filter(|(name, _)| multi_field_parent(self.table, name).is_some())
+                    .filter(|(name, _)| self.table.multi_field_parent(name).is_some())
                     .map(|(n, t)| (n.to_string(), t))
                     .collect();
                 for (name, ty) in multi {
-                    let parent = multi_field_parent(self.table, &name).unwrap_or_default();
+                    let parent = self.table.multi_field_parent(&name).unwrap_or_default().to_string();
                     if let Some(p) = typed.preds.iter().find(|(t, _)| *t == Some(ty)).and_then(|(_, p)| p.clone()) {
                         alts.push(Expr::Match(FieldPath::new(&parent), p));
                     } else if typed.exists {
@@ -371,7 +365,7 @@ impl<'a> KqlLowering<'a> {
                     }
                 }
                 // A multi-field is indexed from its parent's value.
-                let source = multi_field_parent(self.table, &resolved).unwrap_or_else(|| resolved.clone());
+                let source = self.table.multi_field_parent(&resolved).map(str::to_string).unwrap_or_else(|| resolved.clone());
                 let lookup = match nested {
                     Some(group) => source.strip_prefix(group).and_then(|s| s.strip_prefix('.')).unwrap_or(&name).to_string(),
                     None => source.clone(),
@@ -425,13 +419,7 @@ impl<'a> KqlLowering<'a> {
                     query_string_preds(ty, p)
                 }
             }
-            Val::Text(t, phrase) => match ty {
-                Some(d) if d.is_date() => match (time::parse_date_math(t, self.now_millis), time::parse_date_math_round_up(t, self.now_millis)) {
-                    (Ok(lo), Ok(hi)) => Ok(vec![Pred::DateRange { lower: Bound::Included(lo), upper: Bound::Included(hi) }]),
-                    (Err(e), _) | (_, Err(e)) => Err(format!("\"{t}\" is not a date: {e}")),
-                },
-                _ => term_pred(ty, t, *phrase).map(|p| p.into_iter().collect()),
-            },
+            Val::Text(t, phrase) => term_pred(ty, t, *phrase, self.now_millis).map(|p| p.into_iter().collect()),
         };
         match r {
             Ok(preds) => PredExpr::Preds(preds),
@@ -501,15 +489,6 @@ impl<'a> KqlLowering<'a> {
                 Expr::Const(false)
             }
         }
-    }
-}
-
-/// The parent whose value a multi-field (`process.name.text`) is indexed from, if `name` is one.
-fn multi_field_parent(table: &FieldTable, name: &str) -> Option<String> {
-    let (parent, _) = name.rsplit_once('.')?;
-    match table.get(parent)? {
-        FieldType::Object | FieldType::Nested | FieldType::Flattened => None,
-        _ => Some(parent.to_string()),
     }
 }
 

@@ -114,6 +114,22 @@ struct Tally {
     skipped: usize,
 }
 
+/// Pass when the ids equal one of the expected alternatives; otherwise record a failure line.
+fn record(case: &Case, ids: &[i64], tally: &mut Tally) {
+    if case.expected.iter().any(|alt| alt.as_slice() == ids) {
+        tally.passed += 1;
+    } else {
+        tally.failed.push(format!(
+            "{}::{}: expected {:?}, got {:?} for {}",
+            case.file,
+            case.name,
+            case.expected,
+            ids,
+            case.query.trim().replace('\n', " ")
+        ));
+    }
+}
+
 fn run(ds: &DataSet, case: &Case, tally: &mut Tally) {
     if let Some((_, why)) = SKIP.iter().find(|(n, _)| *n == case.name) {
         println!("skip {}::{}: {why}", case.file, case.name);
@@ -164,18 +180,7 @@ fn run(ds: &DataSet, case: &Case, tally: &mut Tally) {
     if let Some(n) = case.size {
         ids.truncate(n);
     }
-    if case.expected.iter().any(|alt| *alt == ids) {
-        tally.passed += 1;
-    } else {
-        tally.failed.push(format!(
-            "{}::{}: expected {:?}, got {:?} for {}",
-            case.file,
-            case.name,
-            case.expected,
-            ids,
-            case.query.trim().replace('\n', " ")
-        ));
-    }
+    record(case, &ids, tally);
 }
 
 fn run_sequence(ds: &DataSet, case: &Case, s: &imdsguard_eql::ast::Sequence, pipes: &[imdsguard_eql::ast::Pipe], tally: &mut Tally) {
@@ -216,18 +221,7 @@ fn run_sequence(ds: &DataSet, case: &Case, s: &imdsguard_eql::ast::Sequence, pip
             spec.steps.iter().map(move |st| if st.missing { -1 } else { present.next().map_or(-1, |i| ds.docs[*i].1) })
         })
         .collect();
-    if case.expected.iter().any(|alt| *alt == ids) {
-        tally.passed += 1;
-    } else {
-        tally.failed.push(format!(
-            "{}::{}: expected {:?}, got {:?} for {}",
-            case.file,
-            case.name,
-            case.expected,
-            ids,
-            case.query.trim().replace('\n', " ")
-        ));
-    }
+    record(case, &ids, tally);
 }
 
 /// Several indices searched together (`sample1,sample2,sample3`): documents in index order, one

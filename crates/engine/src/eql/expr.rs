@@ -76,6 +76,24 @@ fn scalar_of(v: ValueRef<'_>) -> Scalar {
     }
 }
 
+/// SQL three-valued `and` (`dominant = false`) and `or` (`dominant = true`): the dominant value
+/// wins at once; otherwise any null makes the result null.
+fn fold3(items: impl Iterator<Item = Option<bool>>, dominant: bool) -> Option<bool> {
+    let mut null = false;
+    for v in items {
+        match v {
+            Some(b) if b == dominant => return Some(dominant),
+            None => null = true,
+            Some(_) => {}
+        }
+    }
+    if null {
+        None
+    } else {
+        Some(!dominant)
+    }
+}
+
 /// Three-valued comparison of two scalars (`None` = null or incomparable types).
 pub fn compare(op: CmpOp, a: &Scalar, b: &Scalar) -> Option<bool> {
     use std::cmp::Ordering;
@@ -162,36 +180,8 @@ impl EqlExpr {
     pub fn eval(&self, doc: &dyn Document) -> Option<bool> {
         match self {
             EqlExpr::Not(inner) => inner.eval(doc).map(|b| !b),
-            EqlExpr::And(items) => {
-                let mut null = false;
-                for i in items {
-                    match i.eval(doc) {
-                        Some(false) => return Some(false),
-                        None => null = true,
-                        Some(true) => {}
-                    }
-                }
-                if null {
-                    None
-                } else {
-                    Some(true)
-                }
-            }
-            EqlExpr::Or(items) => {
-                let mut null = false;
-                for i in items {
-                    match i.eval(doc) {
-                        Some(true) => return Some(true),
-                        None => null = true,
-                        Some(false) => {}
-                    }
-                }
-                if null {
-                    None
-                } else {
-                    Some(false)
-                }
-            }
+            EqlExpr::And(items) => fold3(items.iter().map(|i| i.eval(doc)), false),
+            EqlExpr::Or(items) => fold3(items.iter().map(|i| i.eval(doc)), true),
             EqlExpr::FieldPred { path, pred, negated } => {
                 let mut any_value = false;
                 let hit = doc.any_value(path, &mut |v| {

@@ -87,15 +87,9 @@ impl<'a> EqlLowering<'a> {
 
     /// Resolve a field name: aliases, and multi-fields read from their parent.
     fn field(&self, name: &str) -> (FieldPath, Option<FieldType>) {
-        let resolved = self.table.resolve_alias(name).to_string();
-        let ty = self.table.get(&resolved);
-        let source = match resolved.rsplit_once('.') {
-            Some((parent, _)) if matches!(self.table.get(parent), Some(t) if !matches!(t, FieldType::Object | FieldType::Nested | FieldType::Flattened)) => {
-                parent.to_string()
-            }
-            _ => resolved,
-        };
-        (FieldPath::new(&source), ty)
+        let resolved = self.table.resolve_alias(name);
+        let ty = self.table.get(resolved);
+        (FieldPath::new(self.table.multi_field_parent(resolved).unwrap_or(resolved)), ty)
     }
 
     /// `category where condition`.
@@ -105,7 +99,7 @@ impl<'a> EqlLowering<'a> {
             ast::CategoryKind::Any => cond,
             ast::CategoryKind::Name(cat) => {
                 let (path, ty) = self.field(&self.settings.event_category_field.clone());
-                let pred = term_pred(ty, cat, false).map_err(|m| err(q.category.span, m))?;
+                let pred = term_pred(ty, cat, false, 0).map_err(|m| err(q.category.span, m))?;
                 let cat_expr = match pred {
                     Some(p) => EqlExpr::FieldPred { path, pred: p, negated: false },
                     None => EqlExpr::Lit(Scalar::Bool(false)),
@@ -254,13 +248,7 @@ impl<'a> EqlLowering<'a> {
                 return Err(err(span, format!("cannot compare the numeric field `{}` with the string {:?}", f.name, value)));
             }
             let pred = match op {
-                // A date term is a range over the value's precision (ES rounds the upper bound up).
-                ast::CmpOp::Eq | ast::CmpOp::Neq if ty.is_some_and(|t| t.is_date()) => {
-                    let lo = imdsguard_ecs::time::parse_date_math(&value, 0).map_err(|e| err(l.span, e.to_string()))?;
-                    let hi = imdsguard_ecs::time::parse_date_math_round_up(&value, 0).map_err(|e| err(l.span, e.to_string()))?;
-                    Pred::DateRange { lower: imdsguard_ir::Bound::Included(lo), upper: imdsguard_ir::Bound::Included(hi) }
-                }
-                ast::CmpOp::Eq | ast::CmpOp::Neq => match term_pred(ty, &value, false).map_err(|m| err(l.span, m))? {
+                ast::CmpOp::Eq | ast::CmpOp::Neq => match term_pred(ty, &value, false, 0).map_err(|m| err(l.span, m))? {
                     Some(p) => p,
                     None => return Ok(EqlExpr::Lit(Scalar::Bool(op == ast::CmpOp::Neq))),
                 },
@@ -282,7 +270,7 @@ impl<'a> EqlLowering<'a> {
             // Numeric literal against an untyped field: compare as numbers too.
             let pred = match (&pred, &l.value, ty) {
                 (Pred::StrEq { .. }, ast::Value::Int(_) | ast::Value::Float(_), None) => {
-                    Pred::AnyOf(vec![pred.clone(), term_pred(Some(FieldType::Double), &value, false).ok().flatten().unwrap_or(pred.clone())])
+                    Pred::AnyOf(vec![pred.clone(), term_pred(Some(FieldType::Double), &value, false, 0).ok().flatten().unwrap_or(pred.clone())])
                 }
                 _ => pred,
             };
@@ -312,7 +300,7 @@ impl<'a> EqlLowering<'a> {
                 let value = text(&l.value);
                 if insensitive && is_stringish(ty) {
                     preds.push(Pred::StrEq { value, case_insensitive: true });
-                } else if let Some(p) = term_pred(ty, &value, false).map_err(|m| err(l.span, m))? {
+                } else if let Some(p) = term_pred(ty, &value, false, 0).map_err(|m| err(l.span, m))? {
                     preds.push(p);
                 }
             }
@@ -382,7 +370,7 @@ impl<'a> EqlLowering<'a> {
                 } else {
                     Pred::StrEq { value, case_insensitive: ci }
                 });
-            } else if let Some(pr) = term_pred(ty, &value, false).map_err(|m| err(p.span, m))? {
+            } else if let Some(pr) = term_pred(ty, &value, false, 0).map_err(|m| err(p.span, m))? {
                 preds.push(pr);
             }
         }
