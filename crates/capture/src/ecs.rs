@@ -6,15 +6,16 @@
 //! (lower case),bytes,headers,body.bytes}`, `url.*` from the `Host` header and the target (port
 //! only when not 80), `user_agent.original`, the root `type`, `method`, `query` and `status`
 //! (`OK`, or `Error` for a missing response or a status of 400 and above). Header names are lower
-//! case; repeated headers are joined with `, `. Secrets were already removed by the decoder; the
-//! document is redacted once more as defence in depth.
+//! case; repeated headers are joined with `, `. Secrets were already removed by the decoder; every
+//! string from the wire is redacted once more as it is written, as defence in depth.
 
 use std::net::IpAddr;
 
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 use crate::http::{Header, HttpTransaction};
 use crate::imds::{analyze, host_without_port, ImdsConfig};
+use crate::json::JsonWriter;
 
 /// RFC 3339 UTC time with microseconds, from microseconds since the Unix epoch.
 pub fn rfc3339_micros(ts: i64) -> String {
@@ -41,26 +42,28 @@ pub fn rfc3339_micros(ts: i64) -> String {
     )
 }
 
-fn headers_json(headers: &[Header]) -> Value {
-    let mut m = Map::new();
+/// Write the headers as one object: lower-case names, repeated headers joined with `, `,
+/// `content-length` as a number (as Packetbeat does).
+fn write_headers(w: &mut JsonWriter<'_>, key: &str, headers: &[Header]) {
+    let mut merged: Vec<(String, String)> = Vec::with_capacity(headers.len());
     for h in headers {
         let name = h.name.to_ascii_lowercase();
-        match m.get_mut(&name) {
-            Some(Value::String(s)) => {
-                s.push_str(", ");
-                s.push_str(&h.value);
+        match merged.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, v)) => {
+                v.push_str(", ");
+                v.push_str(&h.value);
             }
-            _ => {
-                // Packetbeat reports `content-length` as a number.
-                let v = match h.value.trim().parse::<u64>() {
-                    Ok(n) if name == "content-length" => json!(n),
-                    _ => Value::String(h.value.clone()),
-                };
-                m.insert(name, v);
-            }
+            None => merged.push((name, h.value.clone())),
         }
     }
-    Value::Object(m)
+    w.object(key);
+    for (name, value) in &merged {
+        match value.trim().parse::<u64>() {
+            Ok(n) if name == "content-length" => w.kv_u64(name, n),
+            _ => w.kv(name, value),
+        }
+    }
+    w.end_object();
 }
 
 fn ip_host(ip: IpAddr) -> String {
@@ -70,27 +73,54 @@ fn ip_host(ip: IpAddr) -> String {
     }
 }
 
-/// Build the ECS document of one transaction.
+/// Build the ECS document of one transaction as a `serde_json::Value` (see [`write_ecs`], which
+/// the decoder uses).
 pub fn to_ecs(tx: &HttpTransaction, cfg: &ImdsConfig, send_all_headers: bool) -> Value {
+    let mut buf = Vec::with_capacity(1024);
+    write_ecs(tx, cfg, send_all_headers, &mut buf);
+    // The writer only produces valid JSON; a failure here would be a bug, shown as a null.
+    serde_json::from_slice(&buf).unwrap_or(Value::Null)
+}
+
+/// Append the ECS document of one transaction to `out`, as JSON (one object, no newline).
+pub fn write_ecs(tx: &HttpTransaction, cfg: &ImdsConfig, send_all_headers: bool, out: &mut Vec<u8>) {
     let client = tx.flow.client;
     let server = tx.flow.server;
     let start = tx.request_ts_micros;
     let end = tx.response_end_ts_micros.unwrap_or(start).max(start);
+    let start_text = rfc3339_micros(start);
 
-    let mut event = Map::new();
-    event.insert("kind".into(), json!("event"));
-    event.insert("module".into(), json!("network_traffic"));
-    event.insert("dataset".into(), json!("network_traffic.http"));
-    event.insert("category".into(), json!(["network"]));
-    event.insert("type".into(), json!(["connection", "protocol"]));
-    event.insert("start".into(), json!(rfc3339_micros(start)));
+    let mut w = JsonWriter::new(out);
+    w.begin_object();
+    w.kv_trusted("@timestamp", &start_text);
+
+    w.object("event");
+    w.kv_trusted("kind", "event");
+    w.kv_trusted("module", "network_traffic");
+    w.kv_trusted("dataset", "network_traffic.http");
+    w.array("category");
+    w.str_trusted("network");
+    w.end_array();
+    w.array("type");
+    w.str_trusted("connection");
+    w.str_trusted("protocol");
+    w.end_array();
+    w.kv_trusted("start", &start_text);
     if tx.response_end_ts_micros.is_some() {
-        event.insert("end".into(), json!(rfc3339_micros(end)));
-        event.insert("duration".into(), json!(end.saturating_sub(start).saturating_mul(1000)));
+        w.kv_trusted("end", &rfc3339_micros(end));
+        w.key("duration");
+        w.i64(end.saturating_sub(start).saturating_mul(1000));
     }
+    w.end_object();
 
-    let net_type = if server.is_ipv4() { "ipv4" } else { "ipv6" };
-    let total = tx.request_bytes + tx.response_bytes;
+    let status = match tx.status_code {
+        Some(c) if c < 400 => "OK",
+        _ => "Error",
+    };
+    w.kv_trusted("type", "http");
+    w.kv_trusted("status", status);
+    w.kv("method", &tx.method);
+    w.kv("query", &format!("{} {}", tx.method, tx.path));
 
     // url.* from the Host header (else the server address) and the target.
     let host_header = tx.request_header("host").map(str::trim).filter(|h| !h.is_empty());
@@ -107,111 +137,134 @@ pub fn to_ecs(tx: &HttpTransaction, cfg: &ImdsConfig, send_all_headers: bool) ->
         }
         None => (server.ip().to_string(), None),
     };
-    let port = host_port.unwrap_or(server.port());
-    let mut url = Map::new();
-    url.insert("scheme".into(), json!("http"));
-    url.insert("domain".into(), json!(domain));
-    if port != 80 {
-        url.insert("port".into(), json!(port));
+    let domain_is_ip = domain.parse::<IpAddr>().ok();
+
+    let forwarded_ip = tx
+        .request_header("x-forwarded-for")
+        .and_then(|fwd| fwd.split(',').next().map(str::trim).filter(|s| s.parse::<IpAddr>().is_ok()));
+    w.object("network");
+    w.kv_trusted("transport", "tcp");
+    w.kv_trusted("type", if server.is_ipv4() { "ipv4" } else { "ipv6" });
+    w.kv_trusted("protocol", "http");
+    w.kv_u64("bytes", tx.request_bytes + tx.response_bytes);
+    if let Some(ip) = forwarded_ip {
+        w.kv("forwarded_ip", ip);
     }
-    url.insert("path".into(), json!(tx.path));
+    w.end_object();
+
+    let client_ip = client.ip().to_string();
+    let server_ip = server.ip().to_string();
+    for key in ["source", "client"] {
+        w.object(key);
+        w.kv_trusted("ip", &client_ip);
+        w.kv_u64("port", u64::from(client.port()));
+        w.kv_u64("bytes", tx.request_bytes);
+        w.end_object();
+    }
+    for key in ["destination", "server"] {
+        w.object(key);
+        w.kv_trusted("ip", &server_ip);
+        w.kv_u64("port", u64::from(server.port()));
+        w.kv_u64("bytes", tx.response_bytes);
+        if domain_is_ip.is_none() {
+            w.kv("domain", &domain);
+        }
+        w.end_object();
+    }
+    w.object("related");
+    w.array("ip");
+    w.str_trusted(&client_ip);
+    if server.ip() != client.ip() {
+        w.str_trusted(&server_ip);
+    }
+    w.end_array();
+    if domain_is_ip.is_none() {
+        w.array("hosts");
+        w.str(&domain);
+        w.end_array();
+    }
+    w.end_object();
+
+    w.object("http");
+    w.kv("version", &tx.version);
+    w.object("request");
+    w.kv("method", &tx.method);
+    w.kv_u64("bytes", tx.request_bytes);
+    w.object("body");
+    w.kv_u64("bytes", tx.request_body_bytes);
+    w.end_object();
+    if send_all_headers {
+        write_headers(&mut w, "headers", &tx.request_headers);
+    }
+    w.end_object();
+    if let Some(code) = tx.status_code {
+        w.object("response");
+        w.kv_u64("status_code", u64::from(code));
+        if let Some(p) = &tx.status_phrase {
+            w.kv("status_phrase", &p.to_ascii_lowercase());
+        }
+        w.kv_u64("bytes", tx.response_bytes);
+        w.object("body");
+        w.kv_u64("bytes", tx.response_body_bytes);
+        w.end_object();
+        if send_all_headers {
+            write_headers(&mut w, "headers", &tx.response_headers);
+        }
+        w.end_object();
+    }
+    w.end_object();
+
+    let port = host_port.unwrap_or(server.port());
+    w.object("url");
+    w.kv_trusted("scheme", "http");
+    w.kv("domain", &domain);
+    if port != 80 {
+        w.kv_u64("port", u64::from(port));
+    }
+    w.kv("path", &tx.path);
     // Packetbeat's (naive) extension: what follows the last `.` of the path.
     if let Some((_, ext)) = tx.path.rsplit_once('.') {
         if !ext.is_empty() {
-            url.insert("extension".into(), json!(ext));
+            w.kv("extension", ext);
         }
     }
     if let Some(q) = &tx.query {
-        url.insert("query".into(), json!(q));
+        w.kv("query", q);
     }
-    let full_host = match domain.parse::<IpAddr>() {
-        Ok(ip) => ip_host(ip),
-        Err(_) => domain.clone(),
+    let full_host = match domain_is_ip {
+        Some(ip) => ip_host(ip),
+        None => domain.clone(),
     };
     let mut full = format!("http://{full_host}");
     if port != 80 {
-        full.push_str(&format!(":{port}"));
+        full.push(':');
+        full.push_str(&port.to_string());
     }
     full.push_str(&tx.path);
     if let Some(q) = &tx.query {
         full.push('?');
         full.push_str(q);
     }
-    url.insert("full".into(), json!(full));
+    w.kv("full", &full);
+    w.end_object();
 
-    let mut request = Map::new();
-    request.insert("method".into(), json!(tx.method));
-    request.insert("bytes".into(), json!(tx.request_bytes));
-    request.insert("body".into(), json!({"bytes": tx.request_body_bytes}));
-    if send_all_headers {
-        request.insert("headers".into(), headers_json(&tx.request_headers));
-    }
-    let mut http = Map::new();
-    http.insert("version".into(), json!(tx.version));
-    http.insert("request".into(), Value::Object(request));
-    if let Some(code) = tx.status_code {
-        let mut response = Map::new();
-        response.insert("status_code".into(), json!(code));
-        if let Some(p) = &tx.status_phrase {
-            response.insert("status_phrase".into(), json!(p.to_ascii_lowercase()));
-        }
-        response.insert("bytes".into(), json!(tx.response_bytes));
-        response.insert("body".into(), json!({"bytes": tx.response_body_bytes}));
-        if send_all_headers {
-            response.insert("headers".into(), headers_json(&tx.response_headers));
-        }
-        http.insert("response".into(), Value::Object(response));
-    }
-
-    let status = match tx.status_code {
-        Some(c) if c < 400 => "OK",
-        _ => "Error",
-    };
-
-    let mut related_ips = vec![client.ip().to_string()];
-    if server.ip() != client.ip() {
-        related_ips.push(server.ip().to_string());
-    }
-    let mut doc = Map::new();
-    doc.insert("@timestamp".into(), json!(rfc3339_micros(start)));
-    doc.insert("event".into(), Value::Object(event));
-    doc.insert("type".into(), json!("http"));
-    doc.insert("status".into(), json!(status));
-    doc.insert("method".into(), json!(tx.method));
-    doc.insert("query".into(), json!(format!("{} {}", tx.method, tx.path)));
-    doc.insert(
-        "network".into(),
-        json!({"transport": "tcp", "type": net_type, "protocol": "http", "bytes": total}),
-    );
-    let src = json!({"ip": client.ip().to_string(), "port": client.port(), "bytes": tx.request_bytes});
-    let mut dst = json!({"ip": server.ip().to_string(), "port": server.port(), "bytes": tx.response_bytes});
-    let mut related = json!({"ip": related_ips});
-    if domain.parse::<IpAddr>().is_err() {
-        dst["domain"] = json!(domain);
-        related["hosts"] = json!([domain]);
-    }
-    doc.insert("source".into(), src.clone());
-    doc.insert("client".into(), src);
-    doc.insert("destination".into(), dst.clone());
-    doc.insert("server".into(), dst);
-    doc.insert("related".into(), related);
-    doc.insert("http".into(), Value::Object(http));
-    doc.insert("url".into(), Value::Object(url));
     if let Some(ua) = tx.request_header("user-agent") {
-        doc.insert("user_agent".into(), json!({"original": ua}));
-    }
-    if let Some(fwd) = tx.request_header("x-forwarded-for") {
-        if let Some(first) = fwd.split(',').next().map(str::trim).filter(|s| s.parse::<IpAddr>().is_ok()) {
-            doc["network"]["forwarded_ip"] = json!(first);
-        }
+        w.object("user_agent");
+        w.kv("original", ua);
+        w.end_object();
     }
     if !tx.notes.is_empty() {
-        doc.insert("error".into(), json!({"message": tx.notes}));
+        w.object("error");
+        w.array("message");
+        for n in &tx.notes {
+            w.str_trusted(n);
+        }
+        w.end_array();
+        w.end_object();
     }
     if let Some(info) = analyze(tx, cfg) {
-        doc.insert("imds".into(), info.to_json());
+        w.key("imds");
+        info.write_json(&mut w);
     }
-    let mut v = Value::Object(doc);
-    imdsguard_ecs::redact(&mut v);
-    v
+    w.end_object();
 }

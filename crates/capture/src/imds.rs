@@ -4,9 +4,10 @@
 
 use std::net::IpAddr;
 
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 use crate::http::HttpTransaction;
+use crate::json::JsonWriter;
 
 /// How an endpoint is recognised.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -227,41 +228,53 @@ fn read_credentials(body: &str, info: &mut ImdsInfo) {
 impl ImdsInfo {
     /// The `imds` object of an ECS event.
     pub fn to_json(&self) -> Value {
-        let mut m = Map::new();
-        m.insert("cloud_provider".into(), json!(self.cloud_provider));
-        m.insert("credentials_request".into(), json!(self.credentials_request));
-        m.insert("forwarded".into(), json!(self.forwarded));
+        let mut buf = Vec::new();
+        self.write_json(&mut JsonWriter::new(&mut buf));
+        serde_json::from_slice(&buf).unwrap_or(Value::Null)
+    }
+
+    /// Write the `imds` object as the value of the member being written.
+    pub fn write_json(&self, w: &mut JsonWriter<'_>) {
+        w.begin_object();
+        w.kv_trusted("cloud_provider", &self.cloud_provider);
+        w.kv_bool("credentials_request", self.credentials_request);
+        w.kv_bool("forwarded", self.forwarded);
         if let Some(p) = self.required_header_present {
-            m.insert("required_header_present".into(), json!(p));
+            w.kv_bool("required_header_present", p);
         }
         if let Some(v2) = self.is_imds_v2 {
-            let mut aws = Map::new();
-            aws.insert("is_imds_v2".into(), json!(v2));
-            aws.insert("token_request".into(), json!(self.token_request.unwrap_or(false)));
+            w.object("aws");
+            w.kv_bool("is_imds_v2", v2);
+            w.kv_bool("token_request", self.token_request.unwrap_or(false));
             if let Some(ttl) = self.token_ttl_seconds {
-                aws.insert("token_ttl_seconds".into(), json!(ttl));
+                w.kv_u64("token_ttl_seconds", ttl);
             }
-            m.insert("aws".into(), Value::Object(aws));
+            w.end_object();
         }
-        let mut c = Map::new();
-        if let Some(t) = &self.credentials_type {
-            c.insert("type".into(), json!(t));
+        let has_credentials = self.credentials_type.is_some()
+            || self.credentials_expiration.is_some()
+            || self.credentials_expires_in.is_some()
+            || self.credentials_role.is_some()
+            || self.credentials_returned;
+        if has_credentials {
+            w.object("credentials");
+            if let Some(t) = &self.credentials_type {
+                w.kv("type", t);
+            }
+            if let Some(e) = &self.credentials_expiration {
+                w.kv("expiration", e);
+            }
+            if let Some(e) = self.credentials_expires_in {
+                w.kv_u64("expires_in", e);
+            }
+            if let Some(r) = &self.credentials_role {
+                w.kv("role", r);
+            }
+            if self.credentials_returned {
+                w.kv_bool("returned", true);
+            }
+            w.end_object();
         }
-        if let Some(e) = &self.credentials_expiration {
-            c.insert("expiration".into(), json!(e));
-        }
-        if let Some(e) = self.credentials_expires_in {
-            c.insert("expires_in".into(), json!(e));
-        }
-        if let Some(r) = &self.credentials_role {
-            c.insert("role".into(), json!(r));
-        }
-        if self.credentials_returned {
-            c.insert("returned".into(), json!(true));
-        }
-        if !c.is_empty() {
-            m.insert("credentials".into(), Value::Object(c));
-        }
-        Value::Object(m)
+        w.end_object();
     }
 }

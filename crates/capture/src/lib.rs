@@ -11,6 +11,7 @@
 pub mod ecs;
 pub mod http;
 pub mod imds;
+pub mod json;
 pub mod pcap;
 pub mod pipeline;
 pub mod tcp;
@@ -18,7 +19,7 @@ pub mod types;
 
 pub use pcap::{is_capture, CaptureReader, CaptureStats, Limits as CaptureLimits};
 pub use tcp::{Limits as TcpLimits, ReassemblyStats, Reassembler};
-pub use ecs::to_ecs;
+pub use ecs::{to_ecs, write_ecs};
 pub use http::{Header, HttpConfig, HttpDecoder, HttpStats, HttpTransaction};
 pub use imds::{ImdsConfig, ImdsEndpoint, ImdsInfo};
 pub use pipeline::{CaptureDecoder, DecoderConfig, DecoderStats};

@@ -1,17 +1,16 @@
 //! The whole decoder in one piece: capture bytes in, ECS events out.
 //!
 //! [`CaptureDecoder`] chains [`CaptureReader`] -> [`Reassembler`] -> [`HttpDecoder`] ->
-//! [`to_ecs`]. Feed it the capture in chunks of any size; it returns the events completed so far
+//! [`write_ecs`]. Feed it the capture in chunks of any size; it returns the events (JSON bytes) completed so far
 //! (ordered as transactions complete), and the rest at [`CaptureDecoder::finish`]. Counters of
 //! every stage are available for the caller's summary.
 
-use crate::ecs::to_ecs;
+use crate::ecs::write_ecs;
 use crate::http::{HttpConfig, HttpDecoder, HttpStats, HttpTransaction};
 use crate::imds::ImdsConfig;
 use crate::pcap::{CaptureReader, CaptureStats, Limits as CaptureLimits};
 use crate::tcp::{Limits as TcpLimits, ReassemblyStats, Reassembler};
 use crate::types::{Segment, StreamEvent};
-use serde_json::Value;
 
 /// Settings of a decoder.
 #[derive(Debug, Clone, Default)]
@@ -60,7 +59,7 @@ impl CaptureDecoder {
         }
     }
 
-    fn drain(&mut self, out: &mut Vec<Value>) {
+    fn drain(&mut self, out: &mut Vec<Vec<u8>>) {
         for seg in self.segments.drain(..) {
             self.tcp.push(seg, &mut self.stream);
         }
@@ -68,19 +67,21 @@ impl CaptureDecoder {
             self.http.on_event(&ev, &mut self.txs);
         }
         for tx in self.txs.drain(..) {
-            out.push(to_ecs(&tx, &self.imds, self.send_all_headers));
+            let mut doc = Vec::with_capacity(1024);
+            write_ecs(&tx, &self.imds, self.send_all_headers, &mut doc);
+            out.push(doc);
             self.events += 1;
         }
     }
 
     /// Feed capture bytes; completed events are appended to `out`.
-    pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<Value>) {
+    pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<Vec<u8>>) {
         self.reader.feed(bytes, &mut self.segments);
         self.drain(out);
     }
 
     /// End of the capture: flush every stage.
-    pub fn finish(&mut self, out: &mut Vec<Value>) {
+    pub fn finish(&mut self, out: &mut Vec<Vec<u8>>) {
         self.reader.finish(&mut self.segments);
         for seg in self.segments.drain(..) {
             self.tcp.push(seg, &mut self.stream);
@@ -91,7 +92,9 @@ impl CaptureDecoder {
         }
         self.http.finish(&mut self.txs);
         for tx in self.txs.drain(..) {
-            out.push(to_ecs(&tx, &self.imds, self.send_all_headers));
+            let mut doc = Vec::with_capacity(1024);
+            write_ecs(&tx, &self.imds, self.send_all_headers, &mut doc);
+            out.push(doc);
             self.events += 1;
         }
     }

@@ -2,7 +2,7 @@
 //! transactions (Debug), ECS documents (with and without all headers), statistics or notes.
 //! Also: arbitrary input never panics.
 
-use imdsguard_capture::{to_ecs, Direction, FlowKey, HttpConfig, HttpDecoder, HttpTransaction, ImdsConfig, StreamEvent};
+use imdsguard_capture::{to_ecs, write_ecs, Direction, FlowKey, HttpConfig, HttpDecoder, HttpTransaction, ImdsConfig, StreamEvent};
 use proptest::prelude::*;
 
 const T0: i64 = 1_700_000_000_000_000;
@@ -271,7 +271,11 @@ proptest! {
         }
         d.finish(&mut out);
         for tx in &out {
-            let _ = to_ecs(tx, &ImdsConfig::default(), true);
+            // The streaming writer must produce one valid JSON object whatever the bytes were.
+            let mut raw = Vec::new();
+            write_ecs(tx, &ImdsConfig::default(), true, &mut raw);
+            let doc: serde_json::Value = serde_json::from_slice(&raw).map_err(|e| TestCaseError::fail(format!("{e}: {}", String::from_utf8_lossy(&raw))))?;
+            prop_assert!(doc.is_object());
             if small {
                 prop_assert!(tx.response_body.as_ref().is_none_or(|b| b.len() <= 3 + 16));
             }

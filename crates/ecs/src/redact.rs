@@ -59,6 +59,18 @@ pub fn redact_string(s: &mut String) -> usize {
     n
 }
 
+/// [`redact_string`] without a copy when there is nothing to redact: the text with its embedded
+/// secrets replaced.
+pub fn redacted(s: &str) -> std::borrow::Cow<'_, str> {
+    let mut cur: std::borrow::Cow<'_, str> = std::borrow::Cow::Borrowed(s);
+    for pass in [redact_key_values, redact_bearer, redact_jwts, redact_aws_key_ids] {
+        if let Some((out, _)) = pass(&cur) {
+            cur = std::borrow::Cow::Owned(out);
+        }
+    }
+    cur
+}
+
 /// Whether an object key names a credential (its last dotted segment, case-insensitively).
 pub fn is_secret_key(key: &str) -> bool {
     let last = key.rsplit('.').next().unwrap_or(key);

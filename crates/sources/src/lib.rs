@@ -363,12 +363,11 @@ fn read_capture(r: &mut dyn BufRead, origin: &Arc<str>, sink: &mut dyn EventSink
     let mut decoder = imdsguard_capture::CaptureDecoder::new(opts.capture.clone());
     let mut events = Vec::new();
     let mut index = 0u64;
-    let deliver = |events: &mut Vec<Value>, index: &mut u64, stats: &mut ReadStats, sink: &mut dyn EventSink| {
-        for ev in events.drain(..) {
+    let deliver = |events: &mut Vec<Vec<u8>>, index: &mut u64, stats: &mut ReadStats, sink: &mut dyn EventSink| {
+        for bytes in events.drain(..) {
             *index += 1;
             stats.records += 1;
             let prov = Provenance { origin: origin.clone(), line: *index };
-            let bytes = serde_json::to_vec(&ev).unwrap_or_default();
             if !sink.wants(&bytes) {
                 continue;
             }
