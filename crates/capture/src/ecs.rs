@@ -253,6 +253,14 @@ pub fn write_ecs(tx: &HttpTransaction, cfg: &ImdsConfig, send_all_headers: bool,
         w.kv("original", ua);
         w.end_object();
     }
+    if let Some(p) = &tx.process {
+        w.object("process");
+        w.kv_u64("pid", u64::from(p.pid));
+        if let Some(name) = &p.name {
+            w.kv("name", name);
+        }
+        w.end_object();
+    }
     if !tx.notes.is_empty() {
         w.object("error");
         w.array("message");

@@ -137,6 +137,8 @@ pub struct HttpTransaction {
     pub response_body_truncated: bool,
     /// Anomalies (fixed strings: never data).
     pub notes: Vec<&'static str>,
+    /// The local process of the connection, when the capture names it.
+    pub process: Option<std::sync::Arc<crate::types::ProcessInfo>>,
 }
 
 impl HttpTransaction {
@@ -793,6 +795,7 @@ impl HttpDecoder {
             response_body: None,
             response_body_truncated: false,
             notes: Vec::new(),
+            process: None,
         };
         match resp {
             Some(r) => {

@@ -23,4 +23,4 @@ pub use ecs::{to_ecs, write_ecs};
 pub use http::{Header, HttpConfig, HttpDecoder, HttpStats, HttpTransaction};
 pub use imds::{ImdsConfig, ImdsEndpoint, ImdsInfo};
 pub use pipeline::{CaptureDecoder, DecoderConfig, DecoderStats};
-pub use types::{Direction, FlowKey, Segment, StreamEvent};
+pub use types::{Direction, FlowKey, ProcessInfo, Segment, StreamEvent};

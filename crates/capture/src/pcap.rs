@@ -8,6 +8,8 @@
 //! - Formats: pcap (both byte orders, micro- and nanosecond magic, the "modified" variant) and
 //!   pcapng (several sections of either byte order; several interfaces, each with its own link
 //!   type, `if_tsresol` and `if_tsoffset`; EPB and SPB). Timestamps become Unix microseconds.
+//!   Apple's process information blocks and the EPB option pointing at them (macOS `tcpdump -k`)
+//!   name the packet's process ([`ProcessInfo`]).
 //! - Link types: Ethernet (802.1Q and QinQ tags), Linux SLL and SLL2, raw IP (101, 12, 14),
 //!   IPV4 (228), IPV6 (229), BSD NULL (0, either host byte order) and LOOP (108).
 //! - Only TCP becomes a [`Segment`]; everything else is counted in [`CaptureStats`].
@@ -21,13 +23,19 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use etherparse::defrag::IpDefragBuf;
 use etherparse::{EtherType, IpNumber, LaxNetSlice, LaxSlicedPacket, TcpSlice};
 use pcap_parser::pcapng::{parse_block_be, parse_block_le, Block};
 use pcap_parser::{parse_pcap_frame, parse_pcap_frame_be, parse_pcap_frame_modified, parse_pcap_header};
 
-use crate::types::Segment;
+use crate::types::{ProcessInfo, Segment};
+
+/// Apple process information block option: the process name.
+const PIB_OPT_NAME: u16 = 2;
+/// Apple enhanced packet block option: index of the packet's process information block.
+const EPB_OPT_PIB_INDEX: u16 = 0x8001;
 
 /// Bounds of the capture reader.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,7 +138,9 @@ enum State {
     Start,
     /// `modified`: Kuznetzov's format (little-endian, 24-byte record headers).
     Pcap { big_endian: bool, nanos: bool, modified: bool, linktype: i32, snaplen: u32 },
-    Pcapng { big_endian: bool, ifaces: Vec<Iface> },
+    /// `processes`: the section's process information blocks, in order (their index is what
+    /// packets refer to).
+    Pcapng { big_endian: bool, ifaces: Vec<Iface>, processes: Vec<Arc<ProcessInfo>> },
     Stopped,
 }
 
@@ -163,6 +173,8 @@ pub struct CaptureReader {
     resync: bool,
     /// `finish` is draining the buffer: no more input will come.
     at_end: bool,
+    /// The process the capture names for the packet being decoded.
+    current_process: Option<Arc<ProcessInfo>>,
 }
 
 const HDR_PCAP: usize = 24;
@@ -184,6 +196,7 @@ impl CaptureReader {
             last_ts: 0,
             resync: false,
             at_end: false,
+            current_process: None,
         }
     }
 
@@ -299,7 +312,7 @@ impl CaptureReader {
             }
             Some(Magic::Pcapng) => {
                 // The section header block is then parsed like any other block.
-                self.state = State::Pcapng { big_endian: false, ifaces: Vec::new() };
+                self.state = State::Pcapng { big_endian: false, ifaces: Vec::new(), processes: Vec::new() };
                 Some(0)
             }
             None => {
@@ -456,19 +469,37 @@ impl CaptureReader {
         let block = &rest[..blen];
         let parsed = if big { parse_block_be(block) } else { parse_block_le(block) };
         let mut packet: Option<(i32, i64, &[u8], usize)> = None;
+        let mut process: Option<Arc<ProcessInfo>> = None;
         let mut bad: Option<&'static str> = None;
         let max_ifaces = self.limits.max_interfaces;
         let last_ts = self.last_ts;
         match parsed {
             Err(_) => bad = Some("corrupt pcapng block skipped"),
             Ok((_, b)) => {
-                let State::Pcapng { big_endian, ifaces } = &mut self.state else {
+                let State::Pcapng { big_endian, ifaces, processes } = &mut self.state else {
                     return None;
                 };
                 match b {
                     Block::SectionHeader(_) => {
                         *big_endian = big;
                         ifaces.clear();
+                        processes.clear();
+                    }
+                    // Apple's process information block (macOS `tcpdump -k`, PKTAP): a pid and
+                    // options, option 2 being the process name.
+                    Block::ProcessInformation(pib) => {
+                        if processes.len() < max_ifaces {
+                            let name = pib
+                                .options
+                                .iter()
+                                .find(|o| o.code.0 == PIB_OPT_NAME)
+                                .and_then(|o| o.as_str().ok())
+                                .map(|s| s.trim_end_matches('\0').to_string())
+                                .filter(|s| !s.is_empty());
+                            processes.push(Arc::new(ProcessInfo { pid: pib.process_id, name }));
+                        } else {
+                            bad = Some("too many pcapng process information blocks");
+                        }
                     }
                     Block::InterfaceDescription(idb) => {
                         if ifaces.len() < max_ifaces {
@@ -494,6 +525,18 @@ impl CaptureReader {
                             };
                             let data = epb.data.get(..epb.caplen as usize).unwrap_or(epb.data);
                             packet = Some((ifc.linktype, ts, data, epb.origlen as usize));
+                            // The packet's process: option 0x8001 indexes the section's process
+                            // information blocks (an out-of-range index names none).
+                            process = epb
+                                .options
+                                .iter()
+                                .find(|o| o.code.0 == EPB_OPT_PIB_INDEX)
+                                .and_then(|o| {
+                                    let v = o.value().get(..4)?;
+                                    let a: [u8; 4] = v.try_into().ok()?;
+                                    Some(if big { u32::from_be_bytes(a) } else { u32::from_le_bytes(a) })
+                                })
+                                .and_then(|i| processes.get(i as usize).cloned());
                         }
                         None => bad = Some("pcapng packet on an undeclared interface"),
                     },
@@ -513,7 +556,9 @@ impl CaptureReader {
             self.reason(r);
         }
         if let Some((lt, ts, data, orig)) = packet {
+            self.current_process = process;
             self.packet(lt, ts, data, orig, out);
+            self.current_process = None;
         }
         Some(blen)
     }
@@ -710,6 +755,7 @@ impl CaptureReader {
                     rst: t.rst(),
                     payload: t.payload().to_vec(),
                     ttl,
+                    process: self.current_process.clone(),
                 });
             }
             Err(_) if incomplete => self.stats.truncated_packets += 1,

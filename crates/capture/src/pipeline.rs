@@ -10,7 +10,10 @@ use crate::http::{HttpConfig, HttpDecoder, HttpStats, HttpTransaction};
 use crate::imds::ImdsConfig;
 use crate::pcap::{CaptureReader, CaptureStats, Limits as CaptureLimits};
 use crate::tcp::{Limits as TcpLimits, ReassemblyStats, Reassembler};
-use crate::types::{Segment, StreamEvent};
+use crate::types::{ProcessInfo, Segment, StreamEvent};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// Settings of a decoder.
 #[derive(Debug, Clone, Default)]
@@ -42,11 +45,28 @@ pub struct CaptureDecoder {
     stream: Vec<StreamEvent>,
     txs: Vec<HttpTransaction>,
     events: u64,
+    /// The process the capture names for each connection (both endpoints, ordered), bounded by
+    /// the reassembler's flow limit; entries go when their flow closes.
+    processes: HashMap<(SocketAddr, SocketAddr), Arc<ProcessInfo>>,
+    max_processes: usize,
+    closed: Vec<(SocketAddr, SocketAddr)>,
+}
+
+fn endpoints(a: SocketAddr, b: SocketAddr) -> (SocketAddr, SocketAddr) {
+    if a <= b {
+        (a, b)
+    } else {
+        (b, a)
+    }
 }
 
 impl CaptureDecoder {
     pub fn new(config: DecoderConfig) -> Self {
+        let max_processes = config.tcp.max_flows.max(1);
         CaptureDecoder {
+            processes: HashMap::new(),
+            max_processes,
+            closed: Vec::new(),
             reader: CaptureReader::new(config.capture),
             tcp: Reassembler::new(config.tcp),
             http: HttpDecoder::new(config.http),
@@ -59,19 +79,55 @@ impl CaptureDecoder {
         }
     }
 
-    fn drain(&mut self, out: &mut Vec<Vec<u8>>) {
-        for seg in self.segments.drain(..) {
-            self.tcp.push(seg, &mut self.stream);
+    fn note_process(&mut self, seg: &Segment) {
+        if let Some(p) = &seg.process {
+            let key = endpoints(seg.src, seg.dst);
+            if !self.processes.contains_key(&key) && self.processes.len() >= self.max_processes {
+                // Flows whose close was never seen: forget an arbitrary one rather than grow.
+                if let Some(k) = self.processes.keys().next().copied() {
+                    self.processes.remove(&k);
+                }
+            }
+            self.processes.entry(key).or_insert_with(|| p.clone());
         }
-        for ev in self.stream.drain(..) {
-            self.http.on_event(&ev, &mut self.txs);
-        }
-        for tx in self.txs.drain(..) {
+    }
+
+    fn write_all(&mut self, out: &mut Vec<Vec<u8>>) {
+        for mut tx in self.txs.drain(..) {
+            if !self.processes.is_empty() {
+                tx.process = self.processes.get(&endpoints(tx.flow.client, tx.flow.server)).cloned();
+            }
             let mut doc = Vec::with_capacity(1024);
             write_ecs(&tx, &self.imds, self.send_all_headers, &mut doc);
             out.push(doc);
             self.events += 1;
         }
+        for k in self.closed.drain(..) {
+            self.processes.remove(&k);
+        }
+    }
+
+    fn to_http(&mut self) {
+        for ev in self.stream.drain(..) {
+            if let StreamEvent::Close { flow, .. } = &ev {
+                if !self.processes.is_empty() {
+                    self.closed.push(endpoints(flow.client, flow.server));
+                }
+            }
+            self.http.on_event(&ev, &mut self.txs);
+        }
+    }
+
+    fn drain(&mut self, out: &mut Vec<Vec<u8>>) {
+        let segments = std::mem::take(&mut self.segments);
+        for seg in &segments {
+            self.note_process(seg);
+        }
+        for seg in segments {
+            self.tcp.push(seg, &mut self.stream);
+        }
+        self.to_http();
+        self.write_all(out);
     }
 
     /// Feed capture bytes; completed events are appended to `out`.
@@ -83,20 +139,12 @@ impl CaptureDecoder {
     /// End of the capture: flush every stage.
     pub fn finish(&mut self, out: &mut Vec<Vec<u8>>) {
         self.reader.finish(&mut self.segments);
-        for seg in self.segments.drain(..) {
-            self.tcp.push(seg, &mut self.stream);
-        }
+        self.drain(out);
         self.tcp.finish(&mut self.stream);
-        for ev in self.stream.drain(..) {
-            self.http.on_event(&ev, &mut self.txs);
-        }
+        self.to_http();
         self.http.finish(&mut self.txs);
-        for tx in self.txs.drain(..) {
-            let mut doc = Vec::with_capacity(1024);
-            write_ecs(&tx, &self.imds, self.send_all_headers, &mut doc);
-            out.push(doc);
-            self.events += 1;
-        }
+        self.write_all(out);
+        self.processes.clear();
     }
 
     pub fn stats(&self) -> DecoderStats<'_> {

@@ -1,6 +1,7 @@
 //! Types shared by the capture stages.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 /// A TCP connection, named by its client (the side that sent the first SYN or, when the start is
 /// missing, the side talking to the well-known/lower port) and server.
@@ -32,6 +33,16 @@ pub struct Segment {
     pub payload: Vec<u8>,
     /// IP TTL (IPv4) or hop limit (IPv6) of the packet.
     pub ttl: u8,
+    /// The local process that sent or received the packet, when the capture records it (pcapng
+    /// process information blocks, as written by macOS `tcpdump -k` / PKTAP).
+    pub process: Option<Arc<ProcessInfo>>,
+}
+
+/// A process named by the capture itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessInfo {
+    pub pid: u32,
+    pub name: Option<String>,
 }
 
 impl Segment {

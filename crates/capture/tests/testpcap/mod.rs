@@ -67,6 +67,7 @@ impl P {
             rst: self.rst,
             payload: self.payload.clone(),
             ttl: 64,
+            process: None,
         }
     }
 }
@@ -331,4 +332,46 @@ pub fn fragment_v6(ip: &[u8], chunk: usize, id: u32) -> Vec<Vec<u8>> {
         off = end;
     }
     out
+}
+
+/// pcapng (little-endian, one section) with Apple process information blocks: `processes` are
+/// (pid, name); each packet is (interface, time, frame, index of its process block).
+pub fn pcapng_with_processes(ifaces: &[(u32, u8)], processes: &[(u32, &str)], packets: &[(u32, i64, Vec<u8>, Option<u32>)]) -> Vec<u8> {
+    let plain: Vec<(u32, i64, Vec<u8>)> = Vec::new();
+    let mut v = pcapng_with(false, ifaces, &plain);
+    for (pid, name) in processes {
+        let mut pib = Vec::new();
+        pib.extend_from_slice(&pid.to_le_bytes());
+        // option 2: process name, padded to 32 bits; then opt_endofopt.
+        pib.extend_from_slice(&2u16.to_le_bytes());
+        pib.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        pib.extend_from_slice(name.as_bytes());
+        while pib.len() % 4 != 0 {
+            pib.push(0);
+        }
+        pib.extend_from_slice(&[0, 0, 0, 0]);
+        block(&mut v, false, 0x8000_0001, &pib);
+    }
+    for (iface, ts, f, proc_index) in packets {
+        let resol = ifaces[*iface as usize].1;
+        let units = ((*ts as u128) * 10u128.pow(u32::from(resol)) / 1_000_000) as u64;
+        let mut epb = Vec::new();
+        epb.extend_from_slice(&iface.to_le_bytes());
+        epb.extend_from_slice(&((units >> 32) as u32).to_le_bytes());
+        epb.extend_from_slice(&(units as u32).to_le_bytes());
+        epb.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        epb.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        epb.extend_from_slice(f);
+        while epb.len() % 4 != 0 {
+            epb.push(0);
+        }
+        if let Some(i) = proc_index {
+            epb.extend_from_slice(&0x8001u16.to_le_bytes());
+            epb.extend_from_slice(&4u16.to_le_bytes());
+            epb.extend_from_slice(&i.to_le_bytes());
+            epb.extend_from_slice(&[0, 0, 0, 0]);
+        }
+        block(&mut v, false, 6, &epb);
+    }
+    v
 }
