@@ -131,6 +131,27 @@ pub struct FieldTable {
     not_indexed: HashSet<String>,
 }
 
+/// imdsguard's custom `imds` field set (see `docs/imds-fields.md`), typed as its Elasticsearch
+/// mapping types it, so that queries on these fields get the same semantics here as in an index
+/// that carries that mapping. [`FieldTable::ecs`] includes it.
+pub const IMDS_FIELDS: &[(&str, &str)] = &[
+    ("imds", "object"),
+    ("imds.cloud_provider", "keyword"),
+    ("imds.credentials_request", "boolean"),
+    ("imds.forwarded", "boolean"),
+    ("imds.required_header_present", "boolean"),
+    ("imds.aws", "object"),
+    ("imds.aws.is_imds_v2", "boolean"),
+    ("imds.aws.token_request", "boolean"),
+    ("imds.aws.token_ttl_seconds", "long"),
+    ("imds.credentials", "object"),
+    ("imds.credentials.type", "keyword"),
+    ("imds.credentials.expiration", "date"),
+    ("imds.credentials.expires_in", "long"),
+    ("imds.credentials.role", "keyword"),
+    ("imds.credentials.returned", "boolean"),
+];
+
 impl FieldTable {
     /// An empty table: every field is untyped.
     pub fn empty() -> Self {
@@ -150,6 +171,9 @@ impl FieldTable {
         }
         for name in crate::generated::ECS_NOT_INDEXED {
             t.not_indexed.insert((*name).to_string());
+        }
+        for (name, ty) in IMDS_FIELDS {
+            t.types.insert((*name).to_string(), FieldType::from_es(ty));
         }
         t
     }

@@ -115,3 +115,50 @@ fn every_builtin_rule_has_prefilter_literals() {
     }
     assert!(any.is_empty(), "rules without literals disable the prefilter: {any:?}");
 }
+
+/// The `imds` field set is typed (boolean, long, date, keyword) as its documented mapping types
+/// it, so queries over decoded events behave as they would in Elasticsearch with that mapping.
+#[test]
+fn imds_fields_have_their_mapping_semantics() {
+    let table = Arc::new(FieldTable::ecs());
+    let matches = |query: &str, imds: Value| -> bool {
+        let rule = imdsguard_rules::parse_json_rule(
+            &json!({"rule_id": "t", "name": "t", "description": "d", "severity": "low", "risk_score": 21,
+                    "type": "query", "language": "kuery", "query": query}),
+            "test",
+        )
+        .expect("rule");
+        let mut hunt = Hunt::new(vec![compile_rule(Arc::new(rule), &table, 0).expect("compiles")]);
+        let doc = http("2026-05-01T10:00:00Z", "169.254.169.254", "GET", "/latest/meta-data/", imds);
+        hunt.evaluate(&Event {
+            doc: Arc::new(sonic_rs::from_str(&doc.to_string()).expect("json")),
+            provenance: Provenance { origin: Arc::from("t"), line: 1 },
+            key: "k".into(),
+            index: None,
+        });
+        !hunt.finish(&mut MemoryHistory::default()).expect("finish").0.is_empty()
+    };
+    let imds = json!({"cloud_provider": "aws", "credentials_request": true, "forwarded": false,
+        "aws": {"is_imds_v2": false, "token_request": false, "token_ttl_seconds": 21600},
+        "credentials": {"type": "AWS-HMAC", "expiration": "2026-05-01T16:00:00Z", "role": "web-role", "returned": true}});
+    let cases: &[(&str, bool)] = &[
+        // boolean: JSON false matches `false` and "false"; not a keyword, so no wildcard on it.
+        ("imds.aws.is_imds_v2: false", true),
+        ("imds.aws.is_imds_v2: \"false\"", true),
+        ("imds.aws.is_imds_v2: true", false),
+        ("not imds.aws.is_imds_v2: true", true),
+        // long: numeric ranges, not string order ("21600" < "300" as strings).
+        ("imds.aws.token_ttl_seconds >= 300", true),
+        ("imds.aws.token_ttl_seconds < 300", false),
+        // date: date math and ranges on the expiration.
+        ("imds.credentials.expiration < \"2026-05-02\"", true),
+        ("imds.credentials.expiration >= \"2026-05-01T16:00:01Z\"", false),
+        // keyword: exact, case-sensitive, wildcards.
+        ("imds.credentials.role: web-*", true),
+        ("imds.cloud_provider: AWS", false),
+    ];
+    for (query, want) in cases {
+        assert_eq!(matches(query, imds.clone()), *want, "{query}");
+    }
+    assert_eq!(table.get("imds.credentials.expiration"), Some(imdsguard_ecs::FieldType::Date));
+}
