@@ -481,20 +481,10 @@ fn search_eql_samples() {
     assert_eq!(s.lines().collect::<Vec<_>>(), vec!["17 11", "13 110"], "{s}");
 }
 
-/// A pcap file built here: LINKTYPE_RAW (IPv4), one flow carrying `request` then `response`.
-fn write_pcap(path: &Path, request: &[u8], response: &[u8]) {
+/// The raw IPv4 packets of one flow (10.0.0.5:40000 -> 169.254.169.254:80): handshake,
+/// `request`, `response`.
+fn flow_packets(request: &[u8], response: &[u8]) -> Vec<Vec<u8>> {
     use etherparse::PacketBuilder;
-    let mut out = Vec::new();
-    // Global header: magic, v2.4, thiszone, sigfigs, snaplen, linktype 101 (raw IP).
-    for v in [0xa1b2c3d4u32] {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&4u16.to_le_bytes());
-    out.extend_from_slice(&0i32.to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
-    out.extend_from_slice(&65535u32.to_le_bytes());
-    out.extend_from_slice(&101u32.to_le_bytes());
     let client = [10, 0, 0, 5];
     let imds = [169, 254, 169, 254];
     let mut packets: Vec<Vec<u8>> = Vec::new();
@@ -513,7 +503,21 @@ fn write_pcap(path: &Path, request: &[u8], response: &[u8]) {
     push(imds, client, 80, 40000, 5000, 1001, &[], true);
     push(client, imds, 40000, 80, 1001, 5001, request, false);
     push(imds, client, 80, 40000, 5001, 1001 + request.len() as u32, response, false);
-    for (i, p) in packets.iter().enumerate() {
+    packets
+}
+
+/// A pcap file built here: LINKTYPE_RAW (IPv4), one flow carrying `request` then `response`.
+fn write_pcap(path: &Path, request: &[u8], response: &[u8]) {
+    let mut out = Vec::new();
+    // Global header: magic, v2.4, thiszone, sigfigs, snaplen, linktype 101 (raw IP).
+    out.extend_from_slice(&0xa1b2c3d4u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&4u16.to_le_bytes());
+    out.extend_from_slice(&0i32.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&65535u32.to_le_bytes());
+    out.extend_from_slice(&101u32.to_le_bytes());
+    for (i, p) in flow_packets(request, response).iter().enumerate() {
         out.extend_from_slice(&(1_777_600_000u32 + i as u32).to_le_bytes());
         out.extend_from_slice(&0u32.to_le_bytes());
         out.extend_from_slice(&(p.len() as u32).to_le_bytes());
@@ -521,6 +525,74 @@ fn write_pcap(path: &Path, request: &[u8], response: &[u8]) {
         out.extend_from_slice(p);
     }
     std::fs::write(path, out).expect("write pcap");
+}
+
+/// The same flow as a pcapng file whose packets name their process, as macOS `tcpdump -k`
+/// writes it (an Apple process information block, and option 0x8001 on each packet).
+fn write_pcapng_with_process(path: &Path, request: &[u8], response: &[u8], pid: u32, name: &str) {
+    fn block(out: &mut Vec<u8>, btype: u32, mut body: Vec<u8>) {
+        while body.len() % 4 != 0 {
+            body.push(0);
+        }
+        let len = (body.len() + 12) as u32;
+        out.extend_from_slice(&btype.to_le_bytes());
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&body);
+        out.extend_from_slice(&len.to_le_bytes());
+    }
+    let mut out = Vec::new();
+    let mut shb = 0x1a2b3c4du32.to_le_bytes().to_vec();
+    shb.extend_from_slice(&1u16.to_le_bytes());
+    shb.extend_from_slice(&0u16.to_le_bytes());
+    shb.extend_from_slice(&[0xff; 8]);
+    block(&mut out, 0x0a0d0d0a, shb);
+    let mut idb = 101u16.to_le_bytes().to_vec(); // raw IP, microsecond resolution (default)
+    idb.extend_from_slice(&0u16.to_le_bytes());
+    idb.extend_from_slice(&65535u32.to_le_bytes());
+    block(&mut out, 1, idb);
+    let mut pib = pid.to_le_bytes().to_vec();
+    pib.extend_from_slice(&2u16.to_le_bytes());
+    pib.extend_from_slice(&(name.len() as u16).to_le_bytes());
+    pib.extend_from_slice(name.as_bytes());
+    while pib.len() % 4 != 0 {
+        pib.push(0);
+    }
+    pib.extend_from_slice(&[0; 4]);
+    block(&mut out, 0x80000001, pib);
+    for (i, p) in flow_packets(request, response).iter().enumerate() {
+        let ts = (1_777_600_000u64 + i as u64) * 1_000_000;
+        let mut epb = 0u32.to_le_bytes().to_vec();
+        epb.extend_from_slice(&((ts >> 32) as u32).to_le_bytes());
+        epb.extend_from_slice(&(ts as u32).to_le_bytes());
+        epb.extend_from_slice(&(p.len() as u32).to_le_bytes());
+        epb.extend_from_slice(&(p.len() as u32).to_le_bytes());
+        epb.extend_from_slice(p);
+        while epb.len() % 4 != 0 {
+            epb.push(0);
+        }
+        epb.extend_from_slice(&0x8001u16.to_le_bytes());
+        epb.extend_from_slice(&4u16.to_le_bytes());
+        epb.extend_from_slice(&0u32.to_le_bytes());
+        epb.extend_from_slice(&[0; 4]);
+        block(&mut out, 6, epb);
+    }
+    std::fs::write(path, out).expect("write pcapng");
+}
+
+/// Where the capture names the process (pcapng process blocks), the IMDSv1 finding names it too.
+#[test]
+fn imdsv1_finding_names_the_process_the_capture_names() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("v1.pcapng");
+    let req = "GET /latest/meta-data/iam/security-credentials/ HTTP/1.1\r\nHost: 169.254.169.254\r\nUser-Agent: curl/8.4.0\r\n\r\n";
+    let rsp = "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nweb-role";
+    write_pcapng_with_process(&path, req.as_bytes(), rsp.as_bytes(), 4242, "curl");
+    let (alerts, stderr, _) = hunt(&[path.to_str().expect("utf8"), "--state", ":memory:"]);
+    let finding = of_rule(&alerts, IMDSV1_FINDING);
+    assert_eq!(finding.len(), 1, "{stderr}");
+    assert_eq!(finding[0]["process"]["name"], "curl");
+    assert_eq!(finding[0]["process"]["pid"], 4242);
+    assert_eq!(finding[0]["source"]["ip"], "10.0.0.5");
 }
 
 /// A capture of an IMDSv1 credential request decodes into a Packetbeat-style event with the
