@@ -33,6 +33,36 @@ pub struct AlertInput<'a> {
     pub group: Option<AlertGroup<'a>>,
     /// For rules with alert suppression: the group this alert stands for.
     pub suppression: Option<AlertSuppression<'a>>,
+    /// For threshold rules: the group this synthetic alert stands for.
+    pub threshold: Option<AlertThreshold<'a>>,
+}
+
+/// Kibana's `kibana.alert.threshold_result`. A threshold alert carries the group's field values
+/// (not the whole of one event), as Kibana's threshold alerts do.
+pub struct AlertThreshold<'a> {
+    pub terms: &'a [(String, String)],
+    pub count: u64,
+    /// Earliest counted event (epoch ms).
+    pub from: i64,
+    pub cardinality: &'a [(String, u64)],
+}
+
+/// Set `path` (dotted) to `v` inside `obj`, creating objects on the way.
+fn set_dotted(obj: &mut Map<String, Value>, path: &str, v: Value) {
+    match path.split_once('.') {
+        None => {
+            obj.insert(path.to_string(), v);
+        }
+        Some((head, rest)) => {
+            let child = obj.entry(head.to_string()).or_insert_with(|| Value::Object(Map::new()));
+            if !child.is_object() {
+                *child = Value::Object(Map::new());
+            }
+            if let Value::Object(m) = child {
+                set_dotted(m, rest, v);
+            }
+        }
+    }
 }
 
 /// Kibana's `kibana.alert.suppression.*`.
@@ -185,12 +215,22 @@ pub fn build_alert_counted(input: &AlertInput<'_>) -> (Value, usize) {
     // Redact the event's own content first: everything below that comes from the event is built
     // from the redacted copy, and the rule's texts (which hold no event data) are not rescanned.
     let shell = input.group.as_ref().filter(|g| g.index.is_none());
-    let mut converted: Value = match shell {
-        Some(g) => {
+    let mut converted: Value = match (&input.threshold, shell) {
+        (Some(th), _) => {
+            let mut m = Map::new();
+            for (f, v) in th.terms {
+                set_dotted(&mut m, f, json!(v));
+            }
+            if let Some(t) = input.time {
+                m.insert("@timestamp".into(), json!(time::format_millis(t)));
+            }
+            Value::Object(m)
+        }
+        (None, Some(g)) => {
             let docs: Vec<Value> = g.members.iter().map(|m| serde_json::to_value(m.doc.as_ref()).unwrap_or(Value::Null)).collect();
             intersection(&docs)
         }
-        None => serde_json::to_value(event.doc.as_ref()).unwrap_or(Value::Null),
+        (None, None) => serde_json::to_value(event.doc.as_ref()).unwrap_or(Value::Null),
     };
     let redacted = imdsguard_ecs::redact::redact(&mut converted);
     let doc: &Value = &converted;
@@ -222,6 +262,14 @@ pub fn build_alert_counted(input: &AlertInput<'_>) -> (Value, usize) {
         None => first_value(doc, "@timestamp"),
     };
     let uuid = match &input.group {
+        None if input.threshold.is_some() => {
+            let th = input.threshold.as_ref().map(|t| {
+                let mut k: Vec<String> = t.terms.iter().map(|(f, v)| format!("{f}={v}")).collect();
+                k.push(format!("from={}", t.from));
+                k
+            });
+            alert_uuid(&rule.rule_id, "threshold", th.as_deref())
+        }
         Some(g) => alert_uuid(&rule.rule_id, &format!("{}/{}", g.id, g.index.map(|i| i.to_string()).unwrap_or_else(|| "shell".into())), None),
         None => alert_uuid(&rule.rule_id, &event.key, input.new_terms),
     };
@@ -328,6 +376,19 @@ pub fn build_alert_counted(input: &AlertInput<'_>) -> (Value, usize) {
     if let Some(t) = input.new_terms {
         out.insert("kibana.alert.new_terms".into(), json!(t));
     }
+    if let Some(th) = &input.threshold {
+        let mut result = Map::new();
+        result.insert("terms".into(), Value::Array(th.terms.iter().map(|(f, v)| json!({"field": f, "value": v})).collect()));
+        result.insert("count".into(), json!(th.count));
+        result.insert("from".into(), json!(time::format_millis(th.from)));
+        if !th.cardinality.is_empty() {
+            result.insert(
+                "cardinality".into(),
+                Value::Array(th.cardinality.iter().map(|(f, n)| json!({"field": f, "value": n})).collect()),
+            );
+        }
+        out.insert("kibana.alert.threshold_result".into(), Value::Object(result));
+    }
     if let Some(s) = &input.suppression {
         let terms: Vec<Value> = s
             .terms
@@ -394,7 +455,7 @@ mod tests {
         .expect("json");
         let event = Event { doc: Arc::new(doc), provenance: Provenance { origin: Arc::from("f"), line: 3 }, key: "k1".into(), index: None };
         let tuple = vec!["h".to_string(), "/usr/bin/curl".to_string()];
-        let input = AlertInput { rule, event: &event, time: Some(0), new_terms: Some(&tuple), builtin: true, now_millis: 0, group: None, suppression: None };
+        let input = AlertInput { rule, event: &event, time: Some(0), new_terms: Some(&tuple), builtin: true, now_millis: 0, group: None, suppression: None, threshold: None };
         let (a, n) = build_alert_counted(&input);
         assert!(n >= 2, "{n}");
         let text = a.to_string();

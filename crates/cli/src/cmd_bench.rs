@@ -175,6 +175,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 now_millis: now,
                 group: None,
                 suppression: None,
+                threshold: None,
             })
         })
         .count();

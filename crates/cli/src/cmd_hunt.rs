@@ -199,6 +199,12 @@ pub fn run(args: HuntArgs) -> anyhow::Result<ExitCode> {
                     start: s.start,
                     end: s.end,
                 }),
+                threshold: m.threshold.as_ref().map(|t| imdsguard_alerts::AlertThreshold {
+                    terms: &t.terms,
+                    count: t.count,
+                    from: t.from,
+                    cardinality: &t.cardinality,
+                }),
             });
             redacted += n;
             a

@@ -22,6 +22,22 @@ pub enum RuleKind {
     /// A matching event alerts when its combination of `fields` values was not seen in matching
     /// events during the history window before it.
     NewTerms { fields: Vec<FieldPath>, history_window_ms: i64 },
+    /// Matching events are counted per combination of `fields` values in each execution's
+    /// window; a group with at least `value` events (and the cardinality conditions) alerts once.
+    Threshold(ThresholdSpec),
+}
+
+/// A compiled `threshold` rule.
+#[derive(Debug, Clone)]
+pub struct ThresholdSpec {
+    /// Group-by fields (none: one group of every matching event).
+    pub fields: Vec<(String, FieldPath)>,
+    /// Minimum number of events per group.
+    pub value: u64,
+    /// At least `value` distinct values of the field among the group's events.
+    pub cardinality: Vec<(String, FieldPath, u64)>,
+    /// How far back each execution looks: `now` minus the rule's `from`.
+    pub lookback_ms: i64,
 }
 
 /// The compiled query of a rule.
@@ -212,12 +228,32 @@ pub fn compile_rule(rule: Arc<Rule>, table: &Arc<FieldTable>, now_millis: i64) -
             };
             RuleKind::NewTerms { fields: nt.fields.iter().map(|f| FieldPath::new(f)).collect(), history_window_ms }
         }
+        RuleType::Threshold => {
+            let Some(th) = &rule.threshold else {
+                return Err(vec![Diagnostic::error("E012", "threshold rule without threshold parameters")]);
+            };
+            if th.field.len() > 3 {
+                return Err(vec![Diagnostic::error("E012", format!("threshold groups by at most 3 fields, not {}", th.field.len()))]);
+            }
+            let interval = time::parse_duration(&rule.interval).filter(|ms| *ms > 0).unwrap_or(5 * 60 * 1000);
+            let lookback_ms = match time::parse_date_math(&rule.from, 0) {
+                Ok(t) if t < 0 => (-t).max(interval),
+                Ok(_) => return Err(vec![Diagnostic::error("E012", format!("from \"{}\" must be in the past (like now-6m)", rule.from))]),
+                Err(e) => return Err(vec![Diagnostic::error("E012", format!("invalid from \"{}\": {e}", rule.from))]),
+            };
+            RuleKind::Threshold(ThresholdSpec {
+                fields: th.field.iter().map(|f| (f.clone(), FieldPath::new(f))).collect(),
+                value: th.value.max(1),
+                cardinality: th.cardinality.iter().map(|c| (c.field.clone(), FieldPath::new(&c.field), c.value)).collect(),
+                lookback_ms,
+            })
+        }
         other => {
             return Err(vec![Diagnostic::error(
                 "E001",
                 format!("rule type `{}` is not supported yet", other.as_str()),
             )
-            .with_help("supported rule types: query, new_terms (KQL)")]);
+            .with_help("supported rule types: query, eql, new_terms, threshold")]);
         }
     };
     let mut time_fields = Vec::new();

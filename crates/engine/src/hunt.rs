@@ -36,6 +36,22 @@ pub struct Match {
     pub sequence: Option<SequenceRef>,
     /// For rules with alert suppression: the group this alert stands for.
     pub suppressed: Option<Suppressed>,
+    /// For threshold rules: the group (bucket) this synthetic alert stands for; `event` is the
+    /// group's first event.
+    pub threshold: Option<ThresholdResult>,
+}
+
+/// Kibana's `kibana.alert.threshold_result`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThresholdResult {
+    /// Each group-by field with the group's value.
+    pub terms: Vec<(String, String)>,
+    /// Events counted in the group.
+    pub count: u64,
+    /// Time of the group's earliest counted event (epoch ms).
+    pub from: i64,
+    /// Each cardinality field with its distinct count.
+    pub cardinality: Vec<(String, u64)>,
 }
 
 /// What a suppressed alert stands for (Kibana's `kibana.alert.suppression.*`).
@@ -161,7 +177,16 @@ impl Hunt {
                 continue;
             }
             let time = rule.event_time(event.doc.as_ref());
-            self.matches[i].push(Match { rule: i, event: event.clone(), time, new_terms: None, seq, sequence: None, suppressed: None });
+            self.matches[i].push(Match {
+                rule: i,
+                event: event.clone(),
+                time,
+                new_terms: None,
+                seq,
+                sequence: None,
+                suppressed: None,
+                threshold: None,
+            });
         }
     }
 
@@ -219,6 +244,7 @@ impl Hunt {
                     }
                     out
                 }
+                RuleKind::Threshold(spec) => threshold_alerts(spec, rule.interval_ms, ms, stats),
                 RuleKind::NewTerms { fields, history_window_ms } => {
                     let mut out = Vec::new();
                     for m in ms {
@@ -257,7 +283,8 @@ impl Hunt {
             let mut seen_keys = HashSet::new();
             emitted.retain(|m| {
                 let group = m.sequence.as_ref().map(|s| (s.group_id.clone(), s.index));
-                seen_keys.insert((m.event.key.clone(), m.new_terms.clone(), group))
+                let bucket = m.threshold.as_ref().map(|t| (t.terms.clone(), t.from));
+                seen_keys.insert((m.event.key.clone(), m.new_terms.clone(), group, bucket))
             });
             // Alert suppression: one alert per group-by value within the duration (or execution).
             if let Some(sup) = &rule.suppression {
@@ -284,6 +311,119 @@ impl Hunt {
         alerts.sort_by_key(|m| (m.time.unwrap_or(i64::MIN), m.seq, m.rule));
         Ok((alerts, self.stats, self.rules))
     }
+}
+
+/// Kibana's threshold executions replayed over event time. Execution `k` ends at `k * interval`
+/// and counts the matching events of `(end - lookback, end]`, grouped by the values of the
+/// threshold fields (a document with several values counts in each of their combinations; a
+/// document missing a field counts in no group). A group with at least `value` events whose
+/// cardinality conditions hold raises one alert, and its "signal history" then remembers the
+/// time of the group's latest counted event: later executions do not count that group's events at
+/// or before that time again, so overlapping windows never alert twice on the same events.
+fn threshold_alerts(spec: &crate::compile::ThresholdSpec, interval_ms: i64, ms: Vec<Match>, stats: &mut RuleStats) -> Vec<Match> {
+    // Events with a time, in time order (the caller sorted them), each with its group keys.
+    let mut timed: Vec<(i64, Vec<Vec<String>>, Match)> = Vec::with_capacity(ms.len());
+    for m in ms {
+        let Some(t) = m.time else {
+            stats.no_timestamp += 1;
+            continue;
+        };
+        let values: Vec<Vec<String>> = spec
+            .fields
+            .iter()
+            .map(|(_, p)| {
+                let mut v = keyword_values(m.event.doc.as_ref(), p);
+                v.sort();
+                v.dedup();
+                v
+            })
+            .collect();
+        if values.iter().any(|v| v.is_empty()) {
+            stats.missing_terms += 1;
+            continue;
+        }
+        let (keys, truncated) = combinations(&values, MAX_TUPLES_PER_EVENT);
+        stats.tuples_truncated += truncated as u64;
+        timed.push((t, keys, m));
+    }
+    if timed.is_empty() {
+        return Vec::new();
+    }
+    let interval = interval_ms.max(1);
+    let lookback = spec.lookback_ms.max(interval);
+    // Execution ends whose window holds at least one event: for an event at t, the ends E with
+    // E - lookback < t <= E, i.e. the multiples of the interval in [t, t + lookback).
+    let mut ends: Vec<i64> = Vec::new();
+    for (t, _, _) in &timed {
+        let first = t.div_euclid(interval) * interval + if t.rem_euclid(interval) == 0 { 0 } else { interval };
+        let mut e = first;
+        while e < t.saturating_add(lookback) {
+            ends.push(e);
+            e = e.saturating_add(interval);
+        }
+    }
+    ends.sort_unstable();
+    ends.dedup();
+
+    struct Bucket {
+        count: u64,
+        first: usize,
+        min_t: i64,
+        max_t: i64,
+        distinct: Vec<HashSet<String>>,
+    }
+    let mut history: HashMap<Vec<String>, i64> = HashMap::new();
+    let mut out = Vec::new();
+    let (mut lo, mut hi) = (0usize, 0usize);
+    for end in ends {
+        let start = end.saturating_sub(lookback);
+        while lo < timed.len() && timed[lo].0 <= start {
+            lo += 1;
+        }
+        while hi < timed.len() && timed[hi].0 <= end {
+            hi += 1;
+        }
+        let mut buckets: HashMap<&[String], Bucket> = HashMap::new();
+        let mut order: Vec<&[String]> = Vec::new();
+        for idx in lo..hi {
+            let (t, keys, m) = &timed[idx];
+            for key in keys {
+                if history.get(key).is_some_and(|last| t <= last) {
+                    continue;
+                }
+                let b = buckets.entry(key.as_slice()).or_insert_with(|| {
+                    order.push(key.as_slice());
+                    Bucket { count: 0, first: idx, min_t: *t, max_t: *t, distinct: vec![HashSet::new(); spec.cardinality.len()] }
+                });
+                b.count += 1;
+                b.min_t = b.min_t.min(*t);
+                b.max_t = b.max_t.max(*t);
+                for (j, (_, path, _)) in spec.cardinality.iter().enumerate() {
+                    b.distinct[j].extend(keyword_values(m.event.doc.as_ref(), path));
+                }
+            }
+        }
+        for key in order {
+            let Some(b) = buckets.get(key) else { continue };
+            if b.count < spec.value {
+                continue;
+            }
+            if spec.cardinality.iter().zip(&b.distinct).any(|((_, _, min), seen)| (seen.len() as u64) < *min) {
+                continue;
+            }
+            let result = ThresholdResult {
+                terms: spec.fields.iter().map(|(n, _)| n.clone()).zip(key.iter().cloned()).collect(),
+                count: b.count,
+                from: b.min_t,
+                cardinality: spec.cardinality.iter().zip(&b.distinct).map(|((n, _, _), s)| (n.clone(), s.len() as u64)).collect(),
+            };
+            let base = &timed[b.first].2;
+            out.push(Match { time: Some(b.max_t), threshold: Some(result), ..base.clone() });
+            history.insert(key.to_vec(), b.max_t);
+        }
+    }
+    out.sort_by_key(|m| (m.time.unwrap_or(i64::MIN), m.seq));
+    out
 }
 
 /// Fold alerts with equal group-by values into the first of each group (per `duration`, or per

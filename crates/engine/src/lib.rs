@@ -20,5 +20,5 @@ pub mod lower_dsl;
 pub mod lower_kql;
 pub mod prefilter;
 
-pub use compile::{compile_matcher, compile_rule, CompiledRule, Matcher, RuleKind, Suppression};
-pub use hunt::{Hunt, HuntStats, Match};
+pub use compile::{compile_matcher, compile_rule, CompiledRule, Matcher, RuleKind, Suppression, ThresholdSpec};
+pub use hunt::{Hunt, HuntStats, Match, ThresholdResult};
