@@ -624,7 +624,9 @@ mod tests {
     fn generated_table_is_sorted_and_unique() {
         let f = crate::generated::ECS_FIELDS;
         assert!(f.windows(2).all(|w| w[0].0 < w[1].0));
-        assert_eq!(FieldTable::ecs().len(), f.len());
+        // ECS plus imdsguard's own `imds` field set, which no ECS field collides with.
+        assert!(IMDS_FIELDS.iter().all(|(n, _)| f.binary_search_by(|(e, _)| e.cmp(n)).is_err()));
+        assert_eq!(FieldTable::ecs().len(), f.len() + IMDS_FIELDS.len());
     }
 
     #[test]
