@@ -51,6 +51,10 @@ pub enum Matcher {
     EqlSequence(Box<crate::eql::sequence::SequenceSpec>),
     /// An EQL sample: an event is kept when it matches some step.
     EqlSample(Box<crate::eql::sample::SampleSpec>),
+    /// Another matcher restricted by a filter every event must also pass: the Kibana filters of
+    /// an EQL rule and the rule's exceptions (negated), which Kibana sends as the search's
+    /// filter, so an event failing it never reaches the query, a sequence or a threshold count.
+    Filtered(Box<Matcher>, Expr),
 }
 
 impl Matcher {
@@ -62,6 +66,23 @@ impl Matcher {
                 s.steps.iter().any(|st| st.filter.matches(doc)) || s.until.as_ref().is_some_and(|u| u.filter.matches(doc))
             }
             Matcher::EqlSample(s) => s.steps.iter().any(|st| st.filter.matches(doc)),
+            Matcher::Filtered(inner, f) => inner.matches(doc) && f.matches(doc),
+        }
+    }
+
+    /// The matcher under any filters.
+    pub fn base(&self) -> &Matcher {
+        match self {
+            Matcher::Filtered(inner, _) => inner.base(),
+            other => other,
+        }
+    }
+
+    /// Restrict the matcher with a filter every event must pass.
+    pub fn filtered(self, f: Expr) -> Matcher {
+        match self {
+            Matcher::Ir(q) => Matcher::Ir(Expr::and(vec![q, f])),
+            other => Matcher::Filtered(Box::new(other), f),
         }
     }
     pub fn needles(&self) -> Needles {
@@ -72,6 +93,8 @@ impl Matcher {
                 s.steps.iter().chain(s.until.iter()).map(|st| st.filter.needles()),
             ),
             Matcher::EqlSample(s) => imdsguard_ir::literals::disjunction(s.steps.iter().map(|st| st.filter.needles())),
+            // A conjunct only narrows what matches: the inner matcher's needles stay valid.
+            Matcher::Filtered(inner, _) => inner.needles(),
         }
     }
 }
@@ -189,12 +212,7 @@ pub fn compile_matcher(rule: &Rule, table: &Arc<FieldTable>, now_millis: i64) ->
         // Kibana filters are part of the rule's query: the rule never runs without them.
         let filters = crate::lower_dsl::lower_filters(&rule.filters, table, now_millis)
             .map_err(|e| vec![Diagnostic::error("E003", format!("rule filters: {e}"))])?;
-        match matcher {
-            Matcher::Ir(q) => Matcher::Ir(Expr::and(vec![q, filters])),
-            Matcher::Eql(_) | Matcher::EqlSequence(_) | Matcher::EqlSample(_) => {
-                return Err(vec![Diagnostic::error("E003", "Kibana filters on EQL rules are not supported yet")]);
-            }
-        }
+        matcher.filtered(filters)
     };
     Ok((matcher, warnings))
 }
@@ -204,7 +222,7 @@ pub fn compile_matcher(rule: &Rule, table: &Arc<FieldTable>, now_millis: i64) ->
 pub fn compile_rule(rule: Arc<Rule>, table: &Arc<FieldTable>, now_millis: i64) -> Result<CompiledRule, Vec<Diagnostic>> {
     let (matcher, warnings) = compile_matcher(&rule, table, now_millis)?;
     let kind = match &rule.rule_type {
-        RuleType::Eql => match &matcher {
+        RuleType::Eql => match matcher.base() {
             Matcher::EqlSequence(spec) => RuleKind::Sequence(spec.clone()),
             Matcher::EqlSample(spec) => RuleKind::Sample(spec.clone()),
             _ => RuleKind::Query,
@@ -273,6 +291,23 @@ pub fn compile_rule(rule: Arc<Rule>, table: &Arc<FieldTable>, now_millis: i64) -
 }
 
 impl CompiledRule {
+    /// Apply exception items: events any of them matches never reach the rule (Kibana sends the
+    /// items as a negated filter of the rule's search).
+    pub fn with_exceptions(
+        mut self,
+        items: &[&imdsguard_rules::ExceptionItem],
+        lists: &crate::exceptions::ValueLists,
+        table: &FieldTable,
+        now_millis: i64,
+    ) -> Result<CompiledRule, Diagnostic> {
+        if items.is_empty() {
+            return Ok(self);
+        }
+        let excepted = crate::exceptions::exception_expr(items, lists, table, now_millis).map_err(|e| Diagnostic::error("E013", e))?;
+        self.matcher = self.matcher.filtered(Expr::not(excepted));
+        Ok(self)
+    }
+
     /// Event time in epoch milliseconds: the first parseable value of the time fields.
     pub fn event_time(&self, doc: &dyn imdsguard_ecs::Document) -> Option<i64> {
         for f in &self.time_fields {

@@ -6,14 +6,17 @@
 //!   execution window), with diagnostics for what cannot run;
 //! - [`prefilter`]: the literals every rule needs, scanned in raw event bytes so that events that
 //!   cannot match any rule are never parsed;
-//! - [`hunt`]: evaluation of `query` and `new_terms` rules over a stream of events with Kibana's
-//!   semantics (history window, `max_signals` per execution window), state behind the
-//!   [`history::TermsHistory`] trait so the embedded store lives at the edge.
+//! - [`exceptions`]: Elastic exception items -> the filter Kibana adds to a rule's search;
+//! - [`hunt`]: evaluation of `query`, `eql`, `new_terms` and `threshold` rules over a stream of
+//!   events with Kibana's semantics (history window, threshold executions and signal history,
+//!   `max_signals` per execution window), state behind the [`history::TermsHistory`] trait so the
+//!   embedded store lives at the edge.
 //!
 //! Pure: no I/O, no clock (callers pass `now`), no async.
 
 pub mod compile;
 pub mod eql;
+pub mod exceptions;
 pub mod history;
 pub mod hunt;
 pub mod lower_dsl;

@@ -2,7 +2,8 @@
 //!
 //! Supported: `exists`, `term`, `terms`, `wildcard` (with `case_insensitive`), `prefix`,
 //! `match`, `match_phrase`, `range`, `bool` (`must`, `filter`, `should`, `must_not`,
-//! `minimum_should_match`), `match_all`, `match_none`; filter `meta.negate` and `meta.disabled`.
+//! `minimum_should_match`), `match_all`, `match_none`, `nested` (`path` + `query`, inner field
+//! names written in full as Elasticsearch expects); filter `meta.negate` and `meta.disabled`.
 //! Anything else is an error naming the query type, so a rule never runs without its filters.
 
 use crate::lower_kql::{range_pred, term_pred};
@@ -141,7 +142,32 @@ pub fn lower_query(q: &Value, table: &FieldTable, now: i64, depth: usize) -> Res
             all.extend(must_not.into_iter().map(Expr::not));
             Ok(Expr::and(all))
         }
+        "nested" => {
+            let path = body.get("path").and_then(Value::as_str).ok_or("nested needs a path")?;
+            let inner = body.get("query").ok_or("nested needs a query")?;
+            let inner = lower_query(inner, table, now, depth + 1)?;
+            Ok(Expr::Nested(FieldPath::new(path), Box::new(relativize(inner, path))))
+        }
         other => Err(format!("filter query type `{other}` is not supported")),
+    }
+}
+
+/// Field paths inside a nested query are relative to the nested object: strip `prefix.`.
+fn relativize(e: Expr, prefix: &str) -> Expr {
+    let strip = |p: &FieldPath| -> FieldPath {
+        match p.name().strip_prefix(prefix).and_then(|r| r.strip_prefix('.')) {
+            Some(rest) => FieldPath::new(rest),
+            None => p.clone(),
+        }
+    };
+    match e {
+        Expr::And(v) => Expr::And(v.into_iter().map(|e| relativize(e, prefix)).collect()),
+        Expr::Or(v) => Expr::Or(v.into_iter().map(|e| relativize(e, prefix)).collect()),
+        Expr::Not(inner) => Expr::Not(Box::new(relativize(*inner, prefix))),
+        Expr::Exists(p) => Expr::Exists(strip(&p)),
+        Expr::Match(p, pred) => Expr::Match(strip(&p), pred),
+        Expr::Nested(p, inner) => Expr::Nested(strip(&p), inner),
+        other => other,
     }
 }
 

@@ -30,13 +30,18 @@
 //!
 //! [`builtin`] loads the rule files embedded from `builtin/` (see `builtin/README.md` for
 //! provenance), currently Elastic's "Suspicious Instance Metadata Service (IMDS) API Request".
+//!
+//! [`exceptions`] reads Elastic exception lists (Kibana's NDJSON export) that rules reference in
+//! `exceptions_list`.
 
 mod build;
+pub mod exceptions;
 mod json_rule;
 mod load;
 mod model;
 mod toml_rule;
 
+pub use exceptions::{parse_exceptions_ndjson, ExceptionItem, ExceptionList, ExceptionSet};
 pub use json_rule::{parse_json_rule, parse_ndjson_rules};
 pub use load::{builtin, load_texts, LoadError, RuleSet, BUILTIN_FILES};
 pub use model::{
