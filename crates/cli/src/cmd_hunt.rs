@@ -53,6 +53,8 @@ pub struct HuntArgs {
     pub summary_json: bool,
     #[command(flatten)]
     pub fields: FieldOpts,
+    #[command(flatten)]
+    pub exceptions: crate::exceptions::ExceptionOpts,
 }
 
 /// Resolve the state store location.
@@ -136,7 +138,17 @@ pub fn run(args: HuntArgs) -> anyhow::Result<ExitCode> {
         eprint!("{}", render_load_error(e));
     }
     let load_errors: Vec<_> = load_errors.into_iter().filter(|e| e.is_error()).collect();
-    let (compiled, builtin, failed) = compile_all(rules, &table, now);
+    let (compiled, builtin, mut failed) = compile_all(rules, &table, now);
+    let (exception_set, value_lists, problems) = crate::exceptions::load(&args.exceptions)?;
+    for p in &problems {
+        eprintln!("{p}");
+    }
+    let (compiled, builtin, notes) = crate::exceptions::apply(compiled, builtin, &exception_set, &value_lists, &table, now, &mut failed);
+    if !args.quiet {
+        for n in &notes {
+            eprintln!("{n}");
+        }
+    }
     if compiled.is_empty() {
         anyhow::bail!("no runnable rules ({} failed to load, {} cannot run yet)", load_errors.len(), failed.values().map(Vec::len).sum::<usize>());
     }

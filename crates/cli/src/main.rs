@@ -6,6 +6,7 @@ mod cmd_decode;
 mod cmd_hunt;
 mod cmd_rules;
 mod cmd_search;
+mod exceptions;
 mod load;
 mod output;
 

@@ -675,3 +675,30 @@ fn imdsv1_finding_from_captures() {
     let (alerts, stderr, _) = hunt(&[v2.to_str().expect("utf8"), "--state", ":memory:"]);
     assert!(of_rule(&alerts, IMDSV1_FINDING).is_empty(), "IMDSv2 only: no finding: {stderr}");
 }
+
+/// The shipped allow-list, when loaded, stops the metadata rules from alerting on EC2 Instance
+/// Connect's own curl calls; without it they alert. Bad lines of an exceptions file are reported.
+#[test]
+fn shipped_metadata_agent_exceptions_apply_when_loaded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let events = dir.path().join("eic.ndjson");
+    let ev = serde_json::json!({"@timestamp": "2026-05-01T10:00:00Z", "host": {"name": "web-1", "os": {"type": "linux"}},
+        "event": {"category": ["process"], "type": ["start"]},
+        "process": {"name": "curl", "executable": "/usr/bin/curl", "pid": 4242,
+            "command_line": "/usr/bin/curl -s -f -m 1 -H X-aws-ec2-metadata-token:... http://169.254.169.254/latest/meta-data/instance-id/",
+            "args": ["/usr/bin/curl", "-s", "http://169.254.169.254/latest/meta-data/instance-id/"],
+            "parent": {"name": "eic_run_authorized_keys", "executable": "/usr/share/ec2-instance-connect/eic_run_authorized_keys"}}});
+    std::fs::write(&events, format!("{ev}\n")).expect("write");
+    let list = repo().join("exceptions/metadata-service-agents.ndjson");
+    let (without, _, _) = hunt(&[events.to_str().expect("utf8"), "--state", ":memory:"]);
+    assert_eq!(of_rule(&without, SEED_002).len(), 1, "EIC's curl alerts without the allow-list");
+    let (with, stderr, _) = hunt(&[events.to_str().expect("utf8"), "--state", ":memory:", "--exceptions", list.to_str().expect("utf8")]);
+    assert!(of_rule(&with, SEED_002).is_empty(), "excepted by the shipped list: {stderr}");
+    assert!(stderr.contains("exception list `imdsguard-metadata-service-agents` applied to"), "{stderr}");
+
+    let bad = dir.path().join("bad.ndjson");
+    std::fs::write(&bad, "{\"list_id\":\"x\",\"entries\":[{\"field\":\"a\",\"type\":\"regex\"}]}\nnot json\n").expect("write");
+    let (_, stderr, code) = hunt(&[events.to_str().expect("utf8"), "--state", ":memory:", "--exceptions", bad.to_str().expect("utf8")]);
+    assert_eq!(code, 0);
+    assert!(stderr.contains("bad.ndjson:1: skipped: unknown entry type `regex`") && stderr.contains("bad.ndjson:2: skipped: invalid JSON"), "{stderr}");
+}
