@@ -204,6 +204,22 @@ pub fn reason(rule: &Rule, doc: &dyn Document) -> String {
 }
 
 /// Build the alert document.
+/// The alert document for a match of the engine (its sequence group, suppression or threshold
+/// bucket included); also returns how many credential values were redacted.
+pub fn alert_for_match(m: &imdsguard_engine::Match, rule: &Rule, builtin: bool, now_millis: i64) -> (Value, usize) {
+    build_alert_counted(&AlertInput {
+        rule,
+        event: &m.event,
+        time: m.time,
+        new_terms: m.new_terms.as_deref(),
+        builtin,
+        now_millis,
+        group: m.sequence.as_ref().map(|s| AlertGroup { id: &s.group_id, index: s.index, members: &s.members }),
+        suppression: m.suppressed.as_ref().map(|s| AlertSuppression { terms: &s.terms, docs_count: s.docs_count, start: s.start, end: s.end }),
+        threshold: m.threshold.as_ref().map(|t| AlertThreshold { terms: &t.terms, count: t.count, from: t.from, cardinality: &t.cardinality }),
+    })
+}
+
 pub fn build_alert(input: &AlertInput<'_>) -> Value {
     build_alert_counted(input).0
 }

@@ -4,7 +4,6 @@ use crate::load::{field_table, load_rules, now_millis, render_load_error};
 use crate::output::{default_format, open_output, write_alerts};
 use crate::{FieldOpts, Format};
 use anyhow::Context;
-use imdsguard_alerts::{build_alert_counted, AlertInput};
 use imdsguard_engine::history::{MemoryHistory, TermsHistory};
 use imdsguard_engine::{compile_rule, CompiledRule, Hunt};
 use imdsguard_sources::{expand_inputs, read_input, EventSink, ReadStats};
@@ -197,27 +196,7 @@ pub fn run(args: HuntArgs) -> anyhow::Result<ExitCode> {
     let alerts: Vec<serde_json::Value> = matches
         .iter()
         .map(|m| {
-            let (a, n) = build_alert_counted(&AlertInput {
-                rule: &rules[m.rule].rule,
-                event: &m.event,
-                time: m.time,
-                new_terms: m.new_terms.as_deref(),
-                builtin: builtin[m.rule],
-                now_millis: now,
-                group: m.sequence.as_ref().map(|s| imdsguard_alerts::AlertGroup { id: &s.group_id, index: s.index, members: &s.members }),
-                suppression: m.suppressed.as_ref().map(|s| imdsguard_alerts::AlertSuppression {
-                    terms: &s.terms,
-                    docs_count: s.docs_count,
-                    start: s.start,
-                    end: s.end,
-                }),
-                threshold: m.threshold.as_ref().map(|t| imdsguard_alerts::AlertThreshold {
-                    terms: &t.terms,
-                    count: t.count,
-                    from: t.from,
-                    cardinality: &t.cardinality,
-                }),
-            });
+            let (a, n) = imdsguard_alerts::alert_for_match(m, &rules[m.rule].rule, builtin[m.rule], now);
             redacted += n;
             a
         })

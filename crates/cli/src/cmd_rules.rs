@@ -1,4 +1,4 @@
-//! `imdsguard rules list|show|validate`.
+//! `imdsguard rules list|show|validate` (and `test`, in `cmd_rules_test`).
 
 use crate::load::{field_table, load_rules, render_load_error};
 use crate::FieldOpts;
@@ -46,10 +46,13 @@ pub enum RulesCommand {
         #[command(flatten)]
         fields: FieldOpts,
     },
+    /// Run rules over the fixtures of their `<rule>.test.toml` sidecars and check the alerts.
+    Test(crate::cmd_rules_test::TestArgs),
 }
 
 pub fn run(cmd: RulesCommand) -> anyhow::Result<ExitCode> {
     match cmd {
+        RulesCommand::Test(args) => crate::cmd_rules_test::run(args),
         RulesCommand::List { rules, no_builtin, format } => {
             let (rules, errors) = load_rules(&rules, no_builtin);
             for e in &errors {

@@ -40,6 +40,25 @@ fn is_rule_file(p: &Path) -> bool {
     matches!(p.extension().and_then(|e| e.to_str()), Some("toml" | "json" | "ndjson" | "jsonl"))
 }
 
+/// Rule-test sidecars (`X.test.toml`) and the events files they name are fixtures, not rules.
+fn drop_fixtures(files: &mut Vec<PathBuf>) {
+    let is_sidecar = |p: &Path| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(".test.toml"));
+    let mut fixtures: Vec<PathBuf> = Vec::new();
+    for f in files.iter().filter(|f| is_sidecar(f)) {
+        let Ok(text) = std::fs::read_to_string(f) else { continue };
+        let Ok(sidecar) = imdsguard_ruletest::parse_sidecar(&text) else { continue };
+        let dir = f.parent().unwrap_or(Path::new("."));
+        for case in sidecar.tests {
+            if let imdsguard_ruletest::Events::File(e) = case.events {
+                if let Ok(c) = dir.join(e).canonicalize() {
+                    fixtures.push(c);
+                }
+            }
+        }
+    }
+    files.retain(|f| !is_sidecar(f) && !f.canonicalize().is_ok_and(|c| fixtures.contains(&c)));
+}
+
 pub fn io_error(path: &Path, e: &std::io::Error) -> LoadError {
     LoadError {
         origin: path.display().to_string(),
@@ -56,6 +75,7 @@ pub fn load_rule_paths(paths: &[PathBuf]) -> RuleSet {
     for p in paths {
         rule_files(p, &mut files, &mut errors);
     }
+    drop_fixtures(&mut files);
     let mut texts = Vec::new();
     for f in &files {
         match std::fs::read_to_string(f) {

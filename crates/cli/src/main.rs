@@ -5,6 +5,7 @@ mod cmd_bench;
 mod cmd_decode;
 mod cmd_hunt;
 mod cmd_rules;
+mod cmd_rules_test;
 mod cmd_search;
 mod exceptions;
 mod load;

@@ -43,7 +43,7 @@ mod toml_rule;
 
 pub use exceptions::{parse_exceptions_ndjson, ExceptionItem, ExceptionList, ExceptionSet};
 pub use json_rule::{parse_json_rule, parse_ndjson_rules};
-pub use load::{builtin, load_texts, LoadError, RuleSet, BUILTIN_FILES};
+pub use load::{builtin, load_texts, LoadError, RuleSet, BUILTIN_FILES, BUILTIN_TESTS};
 pub use model::{
     parse_date_math_lookback, parse_duration_secs, Cardinality, NewTerms, Rule, RuleMetadata, RuleType, Severity,
     Threat, ThreatSubtechnique, ThreatTactic, ThreatTechnique, Threshold, DEFAULT_FROM, DEFAULT_INTERVAL,

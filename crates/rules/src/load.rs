@@ -174,6 +174,19 @@ fn find_value(text: &str, rule_id: &str) -> Option<Span> {
 }
 
 /// The files of the built-in pack: `(file name, text)`, embedded at build time.
+/// The fixtures of the built-in rules (`<rule>.test.toml` sidecars, see `imdsguard-ruletest`),
+/// by rule file name.
+pub const BUILTIN_TESTS: &[(&str, &str)] = &[
+    ("credential_access_cloud_imds_credential_http_request.toml", include_str!("../builtin/credential_access_cloud_imds_credential_http_request.test.toml")),
+    ("credential_access_detect_cloud_instance_metadata_api.toml", include_str!("../builtin/credential_access_detect_cloud_instance_metadata_api.test.toml")),
+    ("credential_access_suspicious_instance_metadata_service_api_request.toml", include_str!("../builtin/credential_access_suspicious_instance_metadata_service_api_request.test.toml")),
+    ("imdsguard_aws_imdsv1_should_not_be_used.toml", include_str!("../builtin/imdsguard_aws_imdsv1_should_not_be_used.test.toml")),
+    ("imdsguard_aws_ipv6_metadata_endpoint.toml", include_str!("../builtin/imdsguard_aws_ipv6_metadata_endpoint.test.toml")),
+    ("imdsguard_imdsv2_hop_limit_fallback.toml", include_str!("../builtin/imdsguard_imdsv2_hop_limit_fallback.test.toml")),
+    ("imdsguard_imdsv2_token_request_forwarded.toml", include_str!("../builtin/imdsguard_imdsv2_token_request_forwarded.test.toml")),
+    ("imdsguard_metadata_credential_request_other_clouds.toml", include_str!("../builtin/imdsguard_metadata_credential_request_other_clouds.test.toml")),
+];
+
 pub const BUILTIN_FILES: &[(&str, &str)] = &[
     (
         "credential_access_suspicious_instance_metadata_service_api_request.toml",
