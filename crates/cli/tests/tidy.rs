@@ -12,6 +12,7 @@ const CORE: &[&str] = &[
     "imdsguard-rules",
     "imdsguard-engine",
     "imdsguard-alerts",
+    "imdsguard-ruletest",
 ];
 
 /// Crates a pure core must never pull in, even transitively.
