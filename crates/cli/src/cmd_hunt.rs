@@ -54,6 +54,8 @@ pub struct HuntArgs {
     pub fields: FieldOpts,
     #[command(flatten)]
     pub exceptions: crate::exceptions::ExceptionOpts,
+    #[command(flatten)]
+    pub baseline: crate::baseline::BaselineOpts,
 }
 
 /// Resolve the state store location.
@@ -137,6 +139,16 @@ pub fn run(args: HuntArgs) -> anyhow::Result<ExitCode> {
         eprint!("{}", render_load_error(e));
     }
     let load_errors: Vec<_> = load_errors.into_iter().filter(|e| e.is_error()).collect();
+    let baseline = match &args.baseline.baseline {
+        Some(p) => {
+            let (ids, problems) = crate::baseline::load(p)?;
+            for pr in &problems {
+                eprintln!("{pr}");
+            }
+            Some((p.clone(), ids))
+        }
+        None => None,
+    };
     let (compiled, builtin, mut failed) = compile_all(rules, &table, now);
     let (exception_set, value_lists, problems) = crate::exceptions::load(&args.exceptions)?;
     for p in &problems {
@@ -235,6 +247,11 @@ pub fn run(args: HuntArgs) -> anyhow::Result<ExitCode> {
             if redacted > 0 {
                 eprintln!("redacted {redacted} credential value(s) from the alerts");
             }
+        }
+    }
+    if let Some((path, known)) = &baseline {
+        if crate::baseline::check(&alerts, known, path) {
+            return Ok(ExitCode::from(crate::baseline::NEW_ALERTS_EXIT));
         }
     }
     Ok(if stats.unreadable.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })

@@ -1,6 +1,7 @@
 //! `imdsguard`: the command-line front end. It parses arguments, calls the libraries, renders
 //! results and diagnostics, and maps failures to exit codes; it holds no detection logic.
 
+mod baseline;
 mod cmd_bench;
 mod cmd_decode;
 mod cmd_hunt;

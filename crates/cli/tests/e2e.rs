@@ -702,3 +702,32 @@ fn shipped_metadata_agent_exceptions_apply_when_loaded() {
     assert_eq!(code, 0);
     assert!(stderr.contains("bad.ndjson:1: skipped: unknown entry type `regex`") && stderr.contains("bad.ndjson:2: skipped: invalid JSON"), "{stderr}");
 }
+
+/// `--baseline`: the benign corpus's own alerts pass; any alert outside the baseline fails the
+/// run with status 3 and is listed; a malformed baseline line is reported.
+#[test]
+fn baseline_gates_new_alerts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let benign = repo().join("examples/events/2026-05-01-benign.ndjson");
+    let all = repo().join("examples/events");
+    let base = dir.path().join("baseline.ndjson");
+    let out = bin().arg("hunt").arg(&benign).args(["--state", ":memory:", "--format", "ndjson", "--now", "2026-05-03T00:00:00Z", "-q"]).output().expect("run");
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let known = text.lines().count();
+    assert!(known > 0);
+    text.push_str("{oops\n");
+    std::fs::write(&base, text).expect("write");
+    let run = |input: &Path| {
+        bin().arg("hunt").arg(input).args(["--state", ":memory:", "--format", "ndjson", "--now", "2026-05-03T00:00:00Z", "-q", "--baseline"]).arg(&base).output().expect("run")
+    };
+    let same = run(&benign);
+    let stderr = String::from_utf8_lossy(&same.stderr);
+    assert_eq!(same.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains(&format!("no new alerts ({known} known")), "{stderr}");
+    assert!(stderr.contains(&format!("baseline.ndjson:{}: skipped: invalid JSON", known + 1)), "{stderr}");
+    let more = run(&all);
+    let stderr = String::from_utf8_lossy(&more.stderr);
+    assert_eq!(more.status.code(), Some(3), "{stderr}");
+    let listed = stderr.lines().filter(|l| l.starts_with("  ") && l.contains(SEED_000)).count();
+    assert!(listed > 0, "new seed 000 alerts are listed: {stderr}");
+}
