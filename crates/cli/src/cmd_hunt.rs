@@ -9,7 +9,7 @@ use imdsguard_engine::{compile_rule, CompiledRule, Hunt};
 use imdsguard_sources::{expand_inputs, read_input, EventSink, ReadStats};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -56,6 +56,10 @@ pub struct HuntArgs {
     pub exceptions: crate::exceptions::ExceptionOpts,
     #[command(flatten)]
     pub baseline: crate::baseline::BaselineOpts,
+    /// Explain each alert: which clauses of the query held and the values they saw (in the
+    /// alert as `imdsguard.explanation`; after the table in table format).
+    #[arg(long)]
+    pub explain: bool,
 }
 
 /// Resolve the state store location.
@@ -208,14 +212,23 @@ pub fn run(args: HuntArgs) -> anyhow::Result<ExitCode> {
     let alerts: Vec<serde_json::Value> = matches
         .iter()
         .map(|m| {
-            let (a, n) = imdsguard_alerts::alert_for_match(m, &rules[m.rule].rule, builtin[m.rule], now);
+            let (mut a, n) = imdsguard_alerts::alert_for_match(m, &rules[m.rule].rule, builtin[m.rule], now);
             redacted += n;
+            if args.explain {
+                a["imdsguard.explanation"] = serde_json::Value::String(imdsguard_engine::explain::explain_match(&rules[m.rule], m));
+            }
             a
         })
         .collect();
     let format = default_format(args.format, args.output.is_some());
     let mut out = open_output(args.output.as_deref())?;
     write_alerts(out.as_mut(), &alerts, format)?;
+    if args.explain && format == Format::Table {
+        for (i, a) in alerts.iter().enumerate() {
+            let text = a.get("imdsguard.explanation").and_then(serde_json::Value::as_str).unwrap_or("");
+            writeln!(out, "\nwhy alert {}: {text}", i + 1)?;
+        }
+    }
 
     if !args.quiet {
         let summary = serde_json::json!({

@@ -5,7 +5,7 @@
 use crate::cmd_rules::ListFormat;
 use crate::load::{field_table, load_rules, render_load_error};
 use crate::FieldOpts;
-use imdsguard_ruletest::{parse_sidecar, run_test, sidecar_name, Events, Outcome};
+use imdsguard_ruletest::{parse_sidecar, run_test_explained, sidecar_name, Events, Outcome};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -18,6 +18,9 @@ pub struct TestArgs {
     /// Fail when a rule has no fixtures.
     #[arg(long)]
     pub require_fixtures: bool,
+    /// Print why each alert of each test was raised (which clauses held, the values they saw).
+    #[arg(long)]
+    pub explain: bool,
     #[arg(long, value_enum, default_value = "table")]
     pub format: ListFormat,
     #[command(flatten)]
@@ -30,6 +33,7 @@ struct Row {
     sidecar: String,
     test: String,
     outcome: Outcome,
+    why: Vec<String>,
 }
 
 pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
@@ -61,17 +65,18 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
             without.push(format!("{} ({})", rule.name, rule.origin));
             continue;
         };
-        let row = |test: &str, outcome: Outcome| Row {
+        let row = |test: &str, outcome: Outcome, why: Vec<String>| Row {
             rule_id: rule.rule_id.clone(),
             rule: rule.name.clone(),
             sidecar: sidecar_origin.clone(),
             test: test.to_string(),
             outcome,
+            why,
         };
         let sidecar = match parse_sidecar(&text) {
             Ok(s) => s,
             Err(e) => {
-                rows.push(row("", Outcome::Error { reason: format!("{sidecar_origin}: {e}") }));
+                rows.push(row("", Outcome::Error { reason: format!("{sidecar_origin}: {e}") }, Vec::new()));
                 continue;
             }
         };
@@ -83,11 +88,11 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
                     (std::fs::read_to_string(&p).map_err(|e| format!("cannot read {}: {e}", p.display())), p.display().to_string())
                 }
             };
-            let outcome = match events {
-                Ok(ev) => run_test(rule, case, &ev, &origin, &table, *is_builtin),
-                Err(reason) => Outcome::Error { reason },
+            let (outcome, why) = match events {
+                Ok(ev) => run_test_explained(rule, case, &ev, &origin, &table, *is_builtin, args.explain),
+                Err(reason) => (Outcome::Error { reason }, Vec::new()),
             };
-            rows.push(row(&case.name, outcome));
+            rows.push(row(&case.name, outcome, why));
         }
     }
     let failed = rows.iter().filter(|r| !matches!(r.outcome, Outcome::Pass { .. })).count();
@@ -99,11 +104,12 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
                     Outcome::Fail { diff } => ("fail", None, diff.clone(), None),
                     Outcome::Error { reason } => ("error", None, vec![], Some(reason.clone())),
                 };
-                println!(
-                    "{}",
-                    json!({"rule_id": r.rule_id, "rule": r.rule, "sidecar": r.sidecar, "test": r.test, "status": status,
-                           "alerts": alerts, "diff": diff, "reason": reason})
-                );
+                let mut row = json!({"rule_id": r.rule_id, "rule": r.rule, "sidecar": r.sidecar, "test": r.test, "status": status,
+                       "alerts": alerts, "diff": diff, "reason": reason});
+                if args.explain {
+                    row["explanations"] = json!(r.why);
+                }
+                println!("{row}");
             }
         }
         ListFormat::Table => {
@@ -117,6 +123,9 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
                         }
                     }
                     Outcome::Error { reason } => println!("ERROR {} / {}: {reason}", r.rule, r.test),
+                }
+                for (i, w) in r.why.iter().enumerate() {
+                    println!("      why alert {}: {}", i + 1, w.trim_end().replace('\n', "\n        "));
                 }
             }
         }

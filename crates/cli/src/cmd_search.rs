@@ -64,6 +64,10 @@ pub struct SearchArgs {
     /// EQL: return the first or the last matches (`result_position`).
     #[arg(long, value_enum, default_value = "head")]
     pub result_position: ResultPosition,
+    /// Explain each match on stderr: which clauses of the query held and the values they saw
+    /// (KQL queries).
+    #[arg(long)]
+    pub explain: bool,
     #[command(flatten)]
     pub fields: FieldOpts,
 }
@@ -77,6 +81,7 @@ struct Sink<'a> {
     matches: u64,
     limit: u64,
     error: Option<anyhow::Error>,
+    explain: bool,
 }
 
 impl EventSink for Sink<'_> {
@@ -91,6 +96,11 @@ impl EventSink for Sink<'_> {
             self.matches += 1;
             if let Err(e) = write_event(self.out, &event.doc, self.ids, self.pretty) {
                 self.error = Some(e);
+            }
+            if self.explain {
+                let mut text = imdsguard_ir::explain::explain(self.expr, event.doc.as_ref()).render();
+                imdsguard_ecs::redact::redact_string(&mut text);
+                eprint!("why {}:\n{text}", event.provenance);
             }
         }
     }
@@ -127,6 +137,7 @@ pub fn run(args: SearchArgs) -> anyhow::Result<ExitCode> {
         matches: 0,
         limit: args.limit.unwrap_or(u64::MAX),
         error: None,
+        explain: args.explain,
     };
     for f in &files {
         read_input(f, &mut sink, &mut stats, Box::new(|_| {}));

@@ -731,3 +731,28 @@ fn baseline_gates_new_alerts() {
     let listed = stderr.lines().filter(|l| l.starts_with("  ") && l.contains(SEED_000)).count();
     assert!(listed > 0, "new seed 000 alerts are listed: {stderr}");
 }
+
+/// `--explain` on the seed new-terms rule names the include branch that matched (the process
+/// name `python*`, and `/var/www/*` for the executable) and shows the exclusions that did not
+/// match, with the values seen. Pinned in `tests/snapshots/explain_seed_000.txt`
+/// (`UPDATE_SNAPSHOTS=1` rewrites it).
+#[test]
+fn explain_snapshot_for_the_seed_new_terms_rule() {
+    let out = bin()
+        .current_dir(repo())
+        .args(["hunt", "crates/cli/tests/data/explain_seed_000.ndjson", "--state", ":memory:", "--format", "ndjson", "--now", "2026-05-03T00:00:00Z", "-q", "--explain"])
+        .output()
+        .expect("run");
+    let alerts = ndjson(&out.stdout);
+    let seed = of_rule(&alerts, SEED_000);
+    assert_eq!(seed.len(), 1, "{}", String::from_utf8_lossy(&out.stderr));
+    let text = field(seed[0], "imdsguard.explanation").as_str().expect("explanation").to_string();
+    let snap = repo().join("crates/cli/tests/snapshots/explain_seed_000.txt");
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&snap, &text).expect("write snapshot");
+    }
+    let want = std::fs::read_to_string(&snap).expect("snapshot (UPDATE_SNAPSHOTS=1 writes it)");
+    assert_eq!(text, want);
+    assert!(text.contains("[x] process.name: python* (wildcard)   (saw \"python3.11\")"), "{text}");
+    assert!(text.contains("[x] not\n    [ ] or"), "the exclusions did not match: {text}");
+}

@@ -70,6 +70,42 @@ impl Matcher {
         }
     }
 
+    /// Why `doc` does or does not match: each clause with its outcome (see
+    /// [`imdsguard_ir::explain`]). For sequences and samples, one branch per step.
+    pub fn explain(&self, doc: &dyn imdsguard_ecs::Document) -> imdsguard_ir::explain::Explained {
+        use imdsguard_ir::explain::Explained;
+        let steps = |filters: Vec<(String, &crate::eql::expr::EqlExpr)>| {
+            let children: Vec<Explained> = filters
+                .into_iter()
+                .map(|(name, f)| {
+                    let e = crate::eql::explain::explain(f, doc);
+                    Explained::node(e.outcome, &name, vec![e])
+                })
+                .collect();
+            let any = children.iter().any(|c| c.outcome == Some(true));
+            Explained::node(Some(any), "matches some step", children)
+        };
+        match self {
+            Matcher::Ir(e) => imdsguard_ir::explain::explain(e, doc),
+            Matcher::Eql(e) => crate::eql::explain::explain(e, doc),
+            Matcher::EqlSequence(s) => {
+                let mut filters: Vec<(String, &crate::eql::expr::EqlExpr)> =
+                    s.steps.iter().enumerate().map(|(i, st)| (format!("step {}{}", i + 1, if st.missing { " (missing event)" } else { "" }), &st.filter)).collect();
+                if let Some(u) = &s.until {
+                    filters.push(("until".into(), &u.filter));
+                }
+                steps(filters)
+            }
+            Matcher::EqlSample(s) => steps(s.steps.iter().enumerate().map(|(i, st)| (format!("step {}", i + 1), &st.filter)).collect()),
+            Matcher::Filtered(inner, f) => {
+                let a = inner.explain(doc);
+                let b = imdsguard_ir::explain::explain(f, doc);
+                let outcome = a.outcome == Some(true) && b.outcome == Some(true);
+                Explained::node(Some(outcome), "and", vec![a, Explained::node(b.outcome, "filters and exceptions", vec![b])])
+            }
+        }
+    }
+
     /// The matcher under any filters.
     pub fn base(&self) -> &Matcher {
         match self {
@@ -291,6 +327,11 @@ pub fn compile_rule(rule: Arc<Rule>, table: &Arc<FieldTable>, now_millis: i64) -
 }
 
 impl CompiledRule {
+    /// Why `doc` does or does not match the rule's query (filters and exceptions included).
+    pub fn explain(&self, doc: &dyn imdsguard_ecs::Document) -> imdsguard_ir::explain::Explained {
+        self.matcher.explain(doc)
+    }
+
     /// Apply exception items: events any of them matches never reach the rule (Kibana sends the
     /// items as a negated filter of the rule's search).
     pub fn with_exceptions(

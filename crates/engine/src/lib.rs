@@ -17,6 +17,7 @@
 pub mod compile;
 pub mod eql;
 pub mod exceptions;
+pub mod explain;
 pub mod history;
 pub mod hunt;
 pub mod lower_dsl;

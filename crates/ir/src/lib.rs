@@ -13,6 +13,7 @@
 //!
 //! Pure: no I/O, no allocation during evaluation except where a document value must be converted.
 
+pub mod explain;
 pub mod glob;
 pub mod literals;
 pub mod text;

@@ -161,11 +161,26 @@ fn same(expected: &Value, actual: &Value) -> bool {
 
 /// Run one test of `rule` over `events_ndjson` (`origin` names it in errors).
 pub fn run_test(rule: &Rule, case: &TestCase, events_ndjson: &str, origin: &str, table: &Arc<FieldTable>, builtin: bool) -> Outcome {
+    run_test_explained(rule, case, events_ndjson, origin, table, builtin, false).0
+}
+
+/// [`run_test`], also returning, when `explain` is set, why each alert was raised
+/// ([`imdsguard_engine::explain::explain_match`]).
+pub fn run_test_explained(
+    rule: &Rule,
+    case: &TestCase,
+    events_ndjson: &str,
+    origin: &str,
+    table: &Arc<FieldTable>,
+    builtin: bool,
+    explain: bool,
+) -> (Outcome, Vec<String>) {
+    let outcome = |o: Outcome| (o, Vec::new());
     let compiled = match compile_rule(Arc::new(rule.clone()), table, case.now_millis) {
         Ok(c) => c,
         Err(d) => {
             let reasons: Vec<String> = d.iter().map(|d| format!("{}: {}", d.code, d.message)).collect();
-            return Outcome::Error { reason: format!("the rule does not compile: {}", reasons.join("; ")) };
+            return outcome(Outcome::Error { reason: format!("the rule does not compile: {}", reasons.join("; ")) });
         }
     };
     let mut hunt = Hunt::new(vec![compiled]);
@@ -177,18 +192,20 @@ pub fn run_test(rule: &Rule, case: &TestCase, events_ndjson: &str, origin: &str,
         }
         let doc: sonic_rs::Value = match sonic_rs::from_str(line) {
             Ok(d) => d,
-            Err(e) => return Outcome::Error { reason: format!("{origin}: event line {}: invalid JSON: {e}", i + 1) },
+            Err(e) => return outcome(Outcome::Error { reason: format!("{origin}: event line {}: invalid JSON: {e}", i + 1) }),
         };
         if !sonic_rs::JsonValueTrait::is_object(&doc) {
-            return Outcome::Error { reason: format!("{origin}: event line {}: not a JSON object", i + 1) };
+            return outcome(Outcome::Error { reason: format!("{origin}: event line {}: not a JSON object", i + 1) });
         }
         hunt.evaluate(&Event { doc: Arc::new(doc), provenance: Provenance { origin: origin.clone(), line: i as u64 + 1 }, key: format!("{origin}:{}", i + 1), index: None });
     }
     let (matches, _, rules) = match hunt.finish(&mut MemoryHistory::default()) {
         Ok(r) => r,
-        Err(e) => return Outcome::Error { reason: format!("history: {e}") },
+        Err(e) => return outcome(Outcome::Error { reason: format!("history: {e}") }),
     };
     let alerts: Vec<Value> = matches.iter().map(|m| imdsguard_alerts::alert_for_match(m, &rules[m.rule].rule, builtin, case.now_millis).0).collect();
+    let explanations: Vec<String> =
+        if explain { matches.iter().map(|m| imdsguard_engine::explain::explain_match(&rules[m.rule], m)).collect() } else { Vec::new() };
     let mut diff = Vec::new();
     if alerts.len() != case.alerts {
         diff.push(format!("expected {} alert(s), got {}", case.alerts, alerts.len()));
@@ -212,9 +229,9 @@ pub fn run_test(rule: &Rule, case: &TestCase, events_ndjson: &str, origin: &str,
         }
     }
     if diff.is_empty() {
-        Outcome::Pass { alerts: alerts.len() }
+        (Outcome::Pass { alerts: alerts.len() }, explanations)
     } else {
-        Outcome::Fail { diff }
+        (Outcome::Fail { diff }, explanations)
     }
 }
 

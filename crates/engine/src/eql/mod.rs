@@ -1,6 +1,7 @@
 //! EQL with Elasticsearch's semantics: lowering of the `imdsguard-eql` syntax tree, the
 //! three-valued runtime, the function library, and (later) sequences and samples.
 
+pub mod explain;
 pub mod expr;
 pub mod functions;
 pub mod lower;
