@@ -317,9 +317,18 @@ pub fn compile_rule(rule: Arc<Rule>, table: &Arc<FieldTable>, now_millis: i64) -
     time_fields.push(FieldPath::new("@timestamp"));
     let interval_ms = time::parse_duration(&rule.interval).filter(|ms| *ms > 0).unwrap_or(5 * 60 * 1000);
     let suppression = match (&rule.alert_suppression, &kind) {
-        (Some(v), RuleKind::Query) => Some(parse_suppression(v).map_err(|d| vec![d])?),
+        (Some(v), RuleKind::Query | RuleKind::NewTerms { .. }) => Some(parse_suppression(v).map_err(|d| vec![d])?),
+        // Kibana's threshold suppression takes only a duration and groups by the threshold fields.
+        (Some(v), RuleKind::Threshold(spec)) => {
+            let mut with_fields = v.clone();
+            with_fields["group_by"] = serde_json::json!(spec.fields.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>());
+            if spec.fields.is_empty() {
+                with_fields["group_by"] = serde_json::json!(["__threshold_all__"]);
+            }
+            Some(parse_suppression(&with_fields).map_err(|d| vec![d])?)
+        }
         (Some(_), _) => {
-            return Err(vec![Diagnostic::error("E001", "alert suppression is only supported on query and single-event EQL rules yet")]);
+            return Err(vec![Diagnostic::error("E001", "Kibana does not support alert suppression on EQL sequence and sample rules")]);
         }
         (None, _) => None,
     };

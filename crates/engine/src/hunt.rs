@@ -433,16 +433,20 @@ fn suppress(alerts: Vec<Match>, sup: &crate::compile::Suppression, interval_ms: 
     // group key -> (index in out, window start)
     let mut open: HashMap<Vec<Vec<String>>, (usize, i64)> = HashMap::new();
     for mut m in alerts {
-        let values: Vec<Vec<String>> = sup
-            .group_by
-            .iter()
-            .map(|(_, p)| {
-                let mut v = keyword_values(m.event.doc.as_ref(), p);
-                v.sort();
-                v.dedup();
-                v
-            })
-            .collect();
+        let values: Vec<Vec<String>> = match &m.threshold {
+            // A threshold alert stands for its bucket: group by the bucket's terms.
+            Some(t) => t.terms.iter().map(|(_, v)| vec![v.clone()]).collect(),
+            None => sup
+                .group_by
+                .iter()
+                .map(|(_, p)| {
+                    let mut v = keyword_values(m.event.doc.as_ref(), p);
+                    v.sort();
+                    v.dedup();
+                    v
+                })
+                .collect(),
+        };
         let terms: Vec<(String, Vec<String>)> = sup.group_by.iter().map(|(n, _)| n.clone()).zip(values.iter().cloned()).collect();
         if !sup.suppress_missing && values.iter().any(|v| v.is_empty()) {
             m.suppressed = None;

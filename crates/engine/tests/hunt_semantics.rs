@@ -125,3 +125,18 @@ fn alert_suppression_groups_by_fields_within_the_duration() {
     let (m, _) = run(dns, &events, &mut MemoryHistory::default());
     assert_eq!(m.iter().filter(|m| m.suppressed.is_none()).count(), 2, "alerts without host.name are never suppressed");
 }
+
+#[test]
+fn new_terms_alerts_can_be_suppressed() {
+    // Two new terms on one host within the hour: suppressed by host.name into one alert.
+    let r = rule(json!({"type": "new_terms", "new_terms": {"field": "new_terms_fields", "value": ["process.executable"],
+        "history_window_start": [{"field": "history_window_start", "value": "now-7d"}]},
+        "alert_suppression": {"group_by": ["host.name"], "duration": {"value": 1, "unit": "h"}}}));
+    let events = [
+        ev(1, json!({"@timestamp": t(0, 0), "host": {"name": "h"}, "process": {"name": "curl", "executable": "/usr/bin/curl"}})),
+        ev(2, json!({"@timestamp": t(1, 0), "host": {"name": "h"}, "process": {"name": "curl", "executable": "/tmp/curl"}})),
+    ];
+    let (m, _) = run(r, &events, &mut MemoryHistory::default());
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].suppressed.as_ref().map(|s| s.docs_count), Some(1));
+}

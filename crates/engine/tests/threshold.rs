@@ -193,3 +193,21 @@ fn threshold_alert_document_has_kibanas_threshold_result() {
     assert_eq!(a["kibana.alert.original_time"], "2026-05-01T10:01:02.000Z");
     assert_eq!(a["kibana.alert.rule.type"], "threshold");
 }
+
+#[test]
+fn suppression_folds_a_groups_alerts_within_the_duration() {
+    let docs: Vec<Value> = [(1, 0), (1, 30), (6, 0), (6, 30), (11, 0), (11, 30)]
+        .iter()
+        .map(|(m, s)| ev(&at(*m, *s), json!({"host": {"name": "a"}})))
+        .collect();
+    let th = json!({"field": ["host.name"], "value": 2});
+    let (m, _) = run(rule(th.clone(), "now-5m", "5m"), &docs);
+    assert_eq!(m.len(), 3, "one alert per execution without suppression");
+    let mut r = rule(th, "now-5m", "5m");
+    r.alert_suppression = Some(json!({"duration": {"value": 1, "unit": "h"}}));
+    let (m, _) = run(r, &docs);
+    assert_eq!(m.len(), 1);
+    let s = m[0].suppressed.as_ref().expect("suppressed");
+    assert_eq!(s.docs_count, 2);
+    assert_eq!(s.terms, vec![("host.name".to_string(), vec!["a".to_string()])]);
+}
