@@ -20,7 +20,8 @@
 //! emits its request alone; a lost request makes the next response count as unmatched) and the
 //! direction resynchronises at the next line that starts a request or a status line.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 use imdsguard_ecs::redact::{is_secret_key, redact_string, REDACTED};
 
@@ -250,7 +251,7 @@ const METHODS: &[&[u8]] =
 
 impl HttpDecoder {
     pub fn new(config: HttpConfig) -> Self {
-        HttpDecoder { config, flows: HashMap::new(), stats: HttpStats::default() }
+        HttpDecoder { config, flows: HashMap::default(), stats: HttpStats::default() }
     }
 
     pub fn stats(&self) -> &HttpStats {
@@ -414,6 +415,10 @@ impl HttpDecoder {
         };
         let pos = pos.min(st.buf.len());
         st.buf.drain(..pos);
+        if st.buf.is_empty() {
+            // Idle flows (most of a capture's open flows) keep no buffer.
+            st.buf = Vec::new();
+        }
         if !st.buf.is_empty() && pos > 0 {
             st.buf_ts = ts;
         }

@@ -21,7 +21,7 @@
 //! - Packets cut by the snap length are counted as truncated; their TCP payload is emitted as
 //!   far as it was captured (reassembly turns the missing tail into a gap).
 
-use std::collections::HashMap;
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -191,7 +191,7 @@ impl CaptureReader {
             state: State::Start,
             buf: Vec::new(),
             stats: CaptureStats::default(),
-            frags: HashMap::new(),
+            frags: HashMap::default(),
             frag_bytes: 0,
             last_ts: 0,
             resync: false,

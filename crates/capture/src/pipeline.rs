@@ -11,7 +11,7 @@ use crate::imds::ImdsConfig;
 use crate::pcap::{CaptureReader, CaptureStats, Limits as CaptureLimits};
 use crate::tcp::{Limits as TcpLimits, ReassemblyStats, Reassembler};
 use crate::types::{ProcessInfo, Segment, StreamEvent};
-use std::collections::HashMap;
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -64,7 +64,7 @@ impl CaptureDecoder {
     pub fn new(config: DecoderConfig) -> Self {
         let max_processes = config.tcp.max_flows.max(1);
         CaptureDecoder {
-            processes: HashMap::new(),
+            processes: HashMap::default(),
             max_processes,
             closed: Vec::new(),
             reader: CaptureReader::new(config.capture),

@@ -19,7 +19,10 @@
 //!   SYN-ACK the server; without a SYN, the side on a well-known port (< 1024 or a common service
 //!   port), else on the lower port, is the server.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+/// Flow tables use foldhash: several times faster than SipHash on socket addresses, and
+/// randomly seeded per process, so crafted captures cannot aim at collisions.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use std::net::SocketAddr;
 
 use crate::types::{Direction, FlowKey, Segment, StreamEvent};
@@ -137,7 +140,7 @@ impl Reassembler {
     pub fn new(limits: Limits) -> Self {
         Reassembler {
             limits,
-            flows: HashMap::new(),
+            flows: HashMap::default(),
             lru: BTreeMap::new(),
             clock: 0,
             stats: ReassemblyStats::default(),
