@@ -135,7 +135,9 @@ fn execve_args(records: &[&Record], problems: &mut Vec<(u64, String)>) -> Option
     let first_line = records.first().map(|r| r.line)?;
     let mut argc: Option<u64> = None;
     let mut whole: std::collections::BTreeMap<u64, String> = Default::default();
-    let mut chunks: std::collections::BTreeMap<u64, (Option<u64>, std::collections::BTreeMap<u64, Vec<u8>>)> = Default::default();
+    // argument index → (declared aN_len, chunk index → bytes)
+    type Chunks = std::collections::BTreeMap<u64, (Option<u64>, std::collections::BTreeMap<u64, Vec<u8>>)>;
+    let mut chunks: Chunks = Default::default();
     for r in records {
         for f in &r.fields {
             let k = f.key.as_str();
@@ -217,12 +219,12 @@ pub fn build(records: &[Record], host: &HostDefaults<'_>) -> Built {
         return Built { event: None, problems, kind: Kind::Incomplete };
     };
     let syscall = records.iter().find(|r| r.rtype == "SYSCALL");
-    if syscall.is_none() && records.len() > 1 && !tables::is_standalone(&first.rtype) {
+    if syscall.is_none() && !tables::is_standalone(&first.rtype) && (records.len() > 1 || tables::is_auxiliary(&first.rtype)) {
         let types: Vec<&str> = records.iter().map(|r| r.rtype.as_str()).collect();
         problems.push((
             first.line,
             format!(
-                "event audit({}.{:03}:{}) has {} records ({}) but no SYSCALL record (the log starts or was cut mid-event); not decoded",
+                "event audit({}.{:03}:{}) has {} record(s) ({}) but no SYSCALL record (the log starts or was cut mid-event); not decoded",
                 first.ms.div_euclid(1000),
                 first.ms.rem_euclid(1000),
                 first.serial,
@@ -235,8 +237,7 @@ pub fn build(records: &[Record], host: &HostDefaults<'_>) -> Built {
     // The record that gives the event its type: the first non-SYSCALL record of a compound event
     // (go-libaudit's "special" record), else the SYSCALL.
     let head = match syscall {
-        Some(sc) if first.rtype == "SYSCALL" || records.len() == 1 => sc,
-        Some(_) => first,
+        Some(sc) => records.iter().find(|r| r.rtype != "SYSCALL" && !tables::is_auxiliary(&r.rtype)).unwrap_or(sc),
         None => first,
     };
     let main = syscall.unwrap_or(first);
@@ -428,6 +429,11 @@ pub fn build(records: &[Record], host: &HostDefaults<'_>) -> Built {
         }
     }
 
+    // Auditbeat drops user.effective when it repeats user (removeRedundantEntity).
+    if user.get("effective").and_then(|e| e.get("id")).is_some() && user.get("effective").and_then(|e| e.get("id")) == user.get("id") {
+        user.remove("effective");
+    }
+
     let mut ev = Map::new();
     let ts = chrono::DateTime::from_timestamp_millis(main.ms).map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
     if let Some(ts) = ts {
@@ -580,7 +586,8 @@ mod tests {
 
     #[test]
     fn sockaddrs() {
-        let cases: &[(&str, &str, Option<&str>, Option<u16>, Option<&str>)] = &[
+        type Case<'a> = (&'a str, &'a str, Option<&'a str>, Option<u16>, Option<&'a str>);
+        let cases: &[Case] = &[
             ("02000050A9FEA9FE0000000000000000", "ipv4", Some("169.254.169.254"), Some(80), None),
             ("0A00005000000000FD000EC200000000000000000000025400000000", "ipv6", Some("fd00:ec2::254"), Some(80), None),
             ("01002F72756E2F73797374656D642F6E6F74696679", "unix", None, None, Some("/run/systemd/notify")),

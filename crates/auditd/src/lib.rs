@@ -217,8 +217,7 @@ impl AuditDecoder {
     }
 
     fn evict(&mut self, out: &mut Vec<Decoded>) {
-        loop {
-            let Some((&arrival, key)) = self.order.first_key_value() else { break };
+        while let Some((&arrival, key)) = self.order.first_key_value() {
             let why = if self.pending.len() > self.cfg.max_pending.max(1) {
                 Why::Limit
             } else if key.ms < self.newest_ms.saturating_sub(self.cfg.window_ms) {

@@ -236,7 +236,7 @@ fn parse_fields(s: &str, out: &mut Vec<Field>, problems: &mut Vec<String>, stric
 /// Decode an even-length hex string; `None` if it is not one.
 pub fn unhex(s: &str) -> Option<Vec<u8>> {
     let b = s.as_bytes();
-    if b.is_empty() || b.len() % 2 != 0 {
+    if b.is_empty() || !b.len().is_multiple_of(2) {
         return None;
     }
     let val = |c: u8| match c {

@@ -63,6 +63,11 @@ pub fn is_standalone(rtype: &str) -> bool {
     PREFIXES.iter().any(|p| rtype.starts_with(p)) || matches!(rtype, "CHGRP_ID" | "CHUSER_ID")
 }
 
+/// Records that only ever accompany a SYSCALL record.
+pub fn is_auxiliary(rtype: &str) -> bool {
+    matches!(rtype, "EXECVE" | "CWD" | "PATH" | "SOCKADDR" | "PROCTITLE" | "BPRM_FCAPS" | "MMAP" | "FD_PAIR" | "OBJ_PID" | "IPC" | "CAPSET" | "SOCKETCALL")
+}
+
 /// `arch=` (AUDIT_ARCH_*) to the name auditd prints.
 pub fn arch_name(hex: &str) -> Option<&'static str> {
     Some(match hex.to_ascii_lowercase().as_str() {
