@@ -147,6 +147,11 @@ impl AuditDecoder {
         &self.stats
     }
 
+    /// Whether problems are waiting for [`AuditDecoder::take_problems`].
+    pub fn has_problems(&self) -> bool {
+        !self.problems.is_empty()
+    }
+
     /// Problems found since the last call (each also counted in the stats).
     pub fn take_problems(&mut self) -> Vec<Problem> {
         std::mem::take(&mut self.problems)
