@@ -342,7 +342,26 @@ pub fn build(records: &[Record], host: &HostDefaults<'_>) -> Built {
             }
         }
     }
-    let sc = syscall.is_some().then(|| syscall_name.clone().unwrap_or_default());
+    // 32-bit processes on older ABIs reach the socket calls through socketcall(2), its a0 naming
+    // the call (linux/net.h). Auditbeat leaves these as "socketcall"; they are categorised here as
+    // the call they make, so a 32-bit connect() is a network event too (auditd.data keeps
+    // syscall=socketcall).
+    let socketcall = |a0: &str| match a0 {
+        "2" => Some("bind"),
+        "3" => Some("connect"),
+        "4" => Some("listen"),
+        "5" => Some("accept"),
+        "b" => Some("sendto"),
+        "c" => Some("recvfrom"),
+        "10" => Some("sendmsg"),
+        "11" => Some("recvmsg"),
+        "12" => Some("accept4"),
+        _ => None,
+    };
+    let sc = syscall.is_some().then(|| match syscall_name.as_deref() {
+        Some("socketcall") => main.value("a0").and_then(socketcall).unwrap_or("socketcall").to_string(),
+        other => other.unwrap_or_default().to_string(),
+    });
 
     // Auxiliary records.
     let mut paths: Vec<Value> = Vec::new();

@@ -332,3 +332,23 @@ audit: type=1320 audit(1777629600.124:7): \n";
         ],
     );
 }
+
+#[test]
+fn i386_socketcall_connect_is_a_network_event() {
+    // socketcall(SYS_CONNECT=3): a0 is the call number (hex), a1 points at its arguments.
+    let log = "type=SYSCALL msg=audit(1777629600.500:9): arch=40000003 syscall=102 success=no exit=-115 a0=3 a1=ffd0c2a0 a2=0 a3=0 items=0 ppid=1 pid=77 auid=1000 uid=1000 gid=1000 euid=1000 suid=1000 fsuid=1000 egid=1000 sgid=1000 fsgid=1000 tty=pts0 ses=3 comm=\"curl\" exe=\"/usr/bin/curl\" key=(null)\n\
+type=SOCKADDR msg=audit(1777629600.500:9): saddr=02000050A9FEA9FE0000000000000000\n\
+type=EOE msg=audit(1777629600.500:9):\n";
+    let (evs, problems, _) = decode_all(log, DecoderConfig::default());
+    assert!(problems.is_empty(), "{problems:?}");
+    check(
+        &evs[0].event,
+        &[
+            ("auditd.data.arch", json!("i386")),
+            ("auditd.data.syscall", json!("socketcall")),
+            ("event.category", json!(["network"])),
+            ("event.action", json!("connected-to")),
+            ("destination.ip", json!("169.254.169.254")),
+        ],
+    );
+}
