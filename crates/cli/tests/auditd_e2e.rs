@@ -182,3 +182,34 @@ fn auditbeat_json_is_read_as_ecs_and_the_seed_rules_fire() {
     assert_eq!(s0.len(), 1, "{stderr}");
     assert_eq!(field(s0[0], "kibana.alert.new_terms"), &serde_json::json!(["ec2a5f0d1b3c4e6f8a9b0c1d2e3f4a5b", "/usr/bin/curl"]));
 }
+
+/// An IMDSv2 session token on a command line (hex-encoded by the kernel because of the space)
+/// never leaves the process: not in `decode` output, not in alerts.
+#[test]
+fn tokens_on_command_lines_are_redacted() {
+    let hex = |s: &str| s.bytes().map(|b| format!("{b:02X}")).collect::<String>();
+    let secret = "AQAEAHnSecretSessionTokenValue0123456789==";
+    let header = format!("X-aws-ec2-metadata-token: {secret}");
+    let argv = ["curl", "-H", header.as_str(), "http://169.254.169.254/latest/meta-data/iam/security-credentials/"];
+    let st = "msg=audit(1777629700.100:3100):";
+    let log = format!(
+        "type=SYSCALL {st} arch=c000003e syscall=59 success=yes exit=0 a0=1 a1=2 a2=3 a3=4 items=1 ppid=1 pid=42 auid=1000 uid=1000 gid=1000 euid=1000 suid=1000 fsuid=1000 egid=1000 sgid=1000 fsgid=1000 tty=pts0 ses=3 comm=\"curl\" exe=\"/usr/bin/curl\" key=(null)\n\
+type=EXECVE {st} argc=4 a0=\"curl\" a1=\"-H\" a2={} a3=\"{}\"\n\
+type=PROCTITLE {st} proctitle={}\n\
+type=EOE {st}\n",
+        hex(&header),
+        argv[3],
+        hex(&argv.join("\0"))
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = dir.path().join("audit.log");
+    std::fs::write(&f, log).expect("write");
+    let out = bin().arg("decode").arg(&f).output().expect("run");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("X-aws-ec2-metadata-token"), "{text}");
+    assert!(!text.contains("SecretSessionToken"), "token leaked by decode: {text}");
+    let (alerts, stderr, _) = hunt(&[f.to_str().expect("utf8"), "--host-id", "i-1"]);
+    assert_eq!(of_rule(&alerts, SEED_002).len(), 1, "{stderr}");
+    let all = serde_json::to_string(&alerts).expect("json");
+    assert!(!all.contains("SecretSessionToken"), "token leaked in alerts: {all}");
+}
