@@ -13,6 +13,23 @@
 //!
 //! Every defect is reported with its line number and reason ([`Problem`]) and counted; none stops
 //! the decoder. Numeric ids are resolved to names only from an enriched log's interpretations.
+//!
+//! Differences from Auditbeat (which reads the kernel's netlink socket, not log files):
+//! - `host.name` and `host.id` come from the record's `node=` prefix, else from the configuration;
+//!   `host.os.type` is `linux`. Auditbeat fills `host.*` from the machine it runs on.
+//! - `process.command_line` (the arguments joined by spaces) and `process.args_count` are added;
+//!   Auditbeat writes `process.args` only. `process.ppid` repeats `process.parent.pid`.
+//! - `destination.port`/`source.port` are numbers (ECS `long`); Auditbeat writes the strings it
+//!   parsed (Elasticsearch coerces them). `auditd.data.socket.port` stays a string, as in Auditbeat.
+//! - Names: Auditbeat resolves ids with the local passwd/group files (`resolve_ids`); a log may
+//!   come from another machine, so only the enriched log's own interpretations are used.
+//! - i386 `socketcall(2)` socket calls are categorised as the call they make (a0), so a 32-bit
+//!   `connect` is a network event too; Auditbeat leaves them in the process/info catch-all.
+//! - Syscall numbers are named for x86_64, aarch64/riscv64 and i386 for the calls this project
+//!   uses (process start, sockets, identity, common file calls); others stay numeric unless the
+//!   log is enriched.
+//! - `event.original` (Auditbeat's `include_raw_message`) is not written: raw records can hold
+//!   hex-encoded secrets that redaction cannot see.
 
 mod event;
 mod parse;

@@ -117,6 +117,10 @@ pub fn parse_line(line_no: u64, raw: &[u8]) -> Result<Line, String> {
         .ok_or_else(|| format!("{rtype} record without an audit(TIME:SERIAL) stamp (truncated or garbled)"))?;
     let close = rest.find(')').ok_or_else(|| format!("{rtype} record: audit stamp not closed (truncated line)"))?;
     let stamp = &rest[..close];
+    if stamp.contains('/') {
+        // `ausearch -i` prints `audit(11/30/2026 16:00:00.123:456)` and rewrites the fields.
+        return Err(format!("{rtype} record: interpreted `ausearch -i` output (local date in the stamp) cannot be decoded; use `ausearch --raw`"));
+    }
     let (ms, serial) = parse_stamp(stamp).ok_or_else(|| format!("{rtype} record: malformed audit stamp {:?}", truncate(stamp, 40)))?;
     let body = rest[close + 1..].strip_prefix(':').unwrap_or(&rest[close + 1..]);
     let (plain, enriched) = match body.find('\x1d') {
@@ -316,6 +320,7 @@ mod tests {
             ("type=SYSCALL msg=audit(1700000000.12", "not closed"),
             ("type=SYSCALL msg=audit(17x:1): a=1", "malformed audit stamp"),
             ("type=SY\u{1}S msg=audit(1.0:1):", "garbled record type"),
+            ("type=PROCTITLE msg=audit(11/30/2026 16:00:00.123:456) : proctitle=curl", "use `ausearch --raw`"),
         ];
         for (line, want) in cases {
             match parse_line(3, line.as_bytes()) {
