@@ -139,8 +139,8 @@ fn execve_args(records: &[&Record], problems: &mut Vec<(u64, String)>) -> Option
     type Chunks = std::collections::BTreeMap<u64, (Option<u64>, std::collections::BTreeMap<u64, Vec<u8>>)>;
     let mut chunks: Chunks = Default::default();
     for r in records {
-        for f in &r.fields {
-            let k = f.key.as_str();
+        for f in r.fields() {
+            let k = f.key;
             if k == "argc" {
                 match f.value.parse() {
                     Ok(n) => argc = Some(n),
@@ -157,7 +157,7 @@ fn execve_args(records: &[&Record], problems: &mut Vec<(u64, String)>) -> Option
             }
             if let Some((idx, part)) = rest.split_once('[') {
                 if let (Ok(i), Some(Ok(p))) = (idx.parse::<u64>(), part.strip_suffix(']').map(str::parse::<u64>)) {
-                    let bytes = if f.quoted { Some(f.value.as_bytes().to_vec()) } else { unhex(&f.value) };
+                    let bytes = if f.quoted { Some(f.value.as_bytes().to_vec()) } else { unhex(f.value) };
                     match bytes {
                         Some(b) => {
                             chunks.entry(i).or_default().1.insert(p, b);
@@ -168,7 +168,7 @@ fn execve_args(records: &[&Record], problems: &mut Vec<(u64, String)>) -> Option
                 continue;
             }
             if let Ok(i) = rest.parse::<u64>() {
-                if !f.quoted && unhex(&f.value).is_none() && f.value != "(null)" {
+                if !f.quoted && unhex(f.value).is_none() && f.value != "(null)" {
                     problems.push((r.line, format!("EXECVE {k} is neither quoted nor hex (garbled or truncated)")));
                 }
                 whole.insert(i, text_of(f));
@@ -241,7 +241,7 @@ pub fn build(records: &[Record], host: &HostDefaults<'_>) -> Built {
         None => first,
     };
     let main = syscall.unwrap_or(first);
-    let enriched = records.iter().any(|r| !r.interp.is_empty());
+    let enriched = records.iter().any(Record::has_interps);
 
     let mut data = Map::new();
     let mut process = Map::new();
@@ -254,9 +254,9 @@ pub fn build(records: &[Record], host: &HostDefaults<'_>) -> Built {
     let mut syscall_name: Option<String> = None;
 
     // Fields of the main record (SYSCALL, or the single user-space record).
-    for f in &main.fields {
-        let k = f.key.as_str();
-        let v = if maybe_hex(k) { text_of(f) } else { f.value.clone() };
+    for f in main.fields() {
+        let k = f.key;
+        let v = if maybe_hex(k) { text_of(f) } else { f.value.to_string() };
         match k {
             "success" => result = if v == "yes" { "success".into() } else { "fail".into() },
             "res" => {
@@ -380,7 +380,7 @@ pub fn build(records: &[Record], host: &HostDefaults<'_>) -> Built {
             }
             "PROCTITLE" => {
                 if let Some(f) = r.get("proctitle") {
-                    let raw = if f.quoted { f.value.as_bytes().to_vec() } else { unhex(&f.value).unwrap_or_else(|| f.value.as_bytes().to_vec()) };
+                    let raw = if f.quoted { f.value.as_bytes().to_vec() } else { unhex(f.value).unwrap_or_else(|| f.value.as_bytes().to_vec()) };
                     let t: Vec<u8> = raw.iter().map(|&c| if c == 0 { b' ' } else { c }).collect();
                     let t = String::from_utf8_lossy(&t).trim_end().to_string();
                     process.insert("title".into(), json!(t));
@@ -388,13 +388,13 @@ pub fn build(records: &[Record], host: &HostDefaults<'_>) -> Built {
             }
             "PATH" => {
                 let mut m = Map::new();
-                for f in &r.fields {
-                    m.insert(f.key.clone(), json!(if maybe_hex(&f.key) { text_of(f) } else { f.value.clone() }));
+                for f in r.fields() {
+                    m.insert(f.key.to_string(), json!(if maybe_hex(f.key) { text_of(f) } else { f.value.to_string() }));
                 }
                 paths.push(Value::Object(m));
             }
             "SOCKADDR" => match r.get("saddr") {
-                Some(f) => match decode_saddr(&f.value) {
+                Some(f) => match decode_saddr(f.value) {
                     Ok(s) => {
                         put(&mut data, "socket.family", json!(s.family));
                         if let Some(a) = &s.addr {
@@ -416,9 +416,9 @@ pub fn build(records: &[Record], host: &HostDefaults<'_>) -> Built {
                 None => problems.push((r.line, "SOCKADDR record without saddr (truncated?)".into())),
             },
             _ => {
-                for f in &r.fields {
-                    let v = if maybe_hex(&f.key) { text_of(f) } else { f.value.clone() };
-                    data.entry(f.key.clone()).or_insert(json!(v));
+                for f in r.fields() {
+                    let v = if maybe_hex(f.key) { text_of(f) } else { f.value.to_string() };
+                    data.entry(f.key.to_string()).or_insert(json!(v));
                 }
             }
         }
@@ -628,8 +628,8 @@ mod tests {
 
     #[test]
     fn field_helpers() {
-        let f = Field { key: "a".into(), value: "x".into(), quoted: true };
-        assert_eq!(text_of(&f), "x");
+        let f = Field { key: "a", value: "x", quoted: true };
+        assert_eq!(text_of(f), "x");
         assert_eq!(basename("/usr/bin/curl"), "curl");
     }
 }

@@ -4,16 +4,25 @@
 
 use crate::tables;
 
-/// One `key=value` field of a record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Field {
-    pub key: String,
-    pub value: String,
+/// One `key=value` field of a record, borrowed from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Field<'a> {
+    pub key: &'a str,
+    pub value: &'a str,
     /// The value was written in double quotes: a literal, never hex-encoded.
     pub quoted: bool,
 }
 
-/// One audit record (one line).
+/// Where a field lies in its record's text (byte offsets; always on character boundaries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
+    key: (usize, usize),
+    value: (usize, usize),
+    quoted: bool,
+}
+
+/// One audit record (one line). The line is kept once; fields are offsets into it (one
+/// allocation per record instead of two per field).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     /// Line number in the input (1-based).
@@ -25,23 +34,39 @@ pub struct Record {
     /// Event time in milliseconds since the epoch.
     pub ms: i64,
     pub serial: u64,
-    pub fields: Vec<Field>,
+    text: String,
+    spans: Vec<Span>,
     /// Enriched logs (`log_format = ENRICHED`): the interpretations after `\x1d`, keys as written
     /// (upper case, e.g. `UID`, `SYSCALL`). Empty in plain logs.
-    pub interp: Vec<Field>,
+    interp_spans: Vec<Span>,
     /// Problems with this line (truncated or garbled parts); the record keeps what could be read.
     pub problems: Vec<String>,
 }
 
 impl Record {
-    pub fn get(&self, key: &str) -> Option<&Field> {
-        self.fields.iter().find(|f| f.key == key)
+    fn field(&self, s: &Span) -> Field<'_> {
+        let at = |(a, b): (usize, usize)| self.text.get(a..b).unwrap_or("");
+        Field { key: at(s.key), value: at(s.value), quoted: s.quoted }
+    }
+    /// The `key=value` fields, in order (nested `msg='...'` fields included).
+    pub fn fields(&self) -> impl Iterator<Item = Field<'_>> + '_ {
+        self.spans.iter().map(|s| self.field(s))
+    }
+    /// The enriched interpretations, in order; none in plain logs.
+    pub fn interps(&self) -> impl Iterator<Item = Field<'_>> + '_ {
+        self.interp_spans.iter().map(|s| self.field(s))
+    }
+    pub fn has_interps(&self) -> bool {
+        !self.interp_spans.is_empty()
+    }
+    pub fn get(&self, key: &str) -> Option<Field<'_>> {
+        self.fields().find(|f| f.key == key)
     }
     pub fn value(&self, key: &str) -> Option<&str> {
-        self.get(key).map(|f| f.value.as_str())
+        self.get(key).map(|f| f.value)
     }
     pub fn interp(&self, key: &str) -> Option<&str> {
-        self.interp.iter().find(|f| f.key == key).map(|f| f.value.as_str())
+        self.interps().find(|f| f.key == key).map(|f| f.value)
     }
 }
 
@@ -128,13 +153,14 @@ pub fn parse_line(line_no: u64, raw: &[u8]) -> Result<Line, String> {
         None => (body, None),
     };
     let strict = tables::is_interpreted(&rtype);
-    let mut fields = Vec::new();
-    parse_fields(plain, &mut fields, &mut problems, strict, 0);
-    let mut interp = Vec::new();
+    let offset = |sub: &str| sub.as_ptr() as usize - s.as_ptr() as usize;
+    let mut spans = Vec::with_capacity(32);
+    parse_fields(plain, offset(plain), &mut spans, &mut problems, strict, 0);
+    let mut interp_spans = Vec::new();
     if let Some(e) = enriched {
-        parse_fields(e, &mut interp, &mut problems, false, 0);
+        parse_fields(e, offset(e), &mut interp_spans, &mut problems, false, 0);
     }
-    Ok(Line::Record(Record { line: line_no, rtype, node, ms, serial, fields, interp, problems }))
+    Ok(Line::Record(Record { line: line_no, rtype, node, ms, serial, text: s.to_string(), spans, interp_spans, problems }))
 }
 
 fn truncate(s: &str, n: usize) -> String {
@@ -164,7 +190,7 @@ fn parse_stamp(s: &str) -> Option<(i64, u64)> {
 /// does for the `msg='...'` of user-space records), `{ braced }` (enriched SADDR) or bare up to
 /// whitespace. `strict`: a token without `=` is reported (the interpreted record types have
 /// none; AVC and others do).
-fn parse_fields(s: &str, out: &mut Vec<Field>, problems: &mut Vec<String>, strict: bool, depth: u32) {
+fn parse_fields(s: &str, base: usize, out: &mut Vec<Span>, problems: &mut Vec<String>, strict: bool, depth: u32) {
     let b = s.as_bytes();
     let mut i = 0;
     let n = b.len();
@@ -186,36 +212,37 @@ fn parse_fields(s: &str, out: &mut Vec<Field>, problems: &mut Vec<String>, stric
             continue;
         }
         let key = &s[start..i];
+        let kspan = (base + start, base + i);
         i += 1; // '='
-        let (value, quoted, next) = match b.get(i) {
+        let ((vs, ve), quoted, next) = match b.get(i) {
             Some(b'"') => match s[i + 1..].find('"') {
-                Some(j) => (&s[i + 1..i + 1 + j], true, i + 2 + j),
+                Some(j) => ((i + 1, i + 1 + j), true, i + 2 + j),
                 None => {
                     problems.push(format!("unterminated quoted value of {key} (truncated line)"));
-                    (&s[i + 1..], true, n)
+                    ((i + 1, n), true, n)
                 }
             },
             Some(b'\'') => {
-                let (inner, next) = match s[i + 1..].find('\'') {
-                    Some(j) => (&s[i + 1..i + 1 + j], i + 2 + j),
+                let ((vs, ve), next) = match s[i + 1..].find('\'') {
+                    Some(j) => ((i + 1, i + 1 + j), i + 2 + j),
                     None => {
                         problems.push(format!("unterminated '...' value of {key} (truncated line)"));
-                        (&s[i + 1..], n)
+                        ((i + 1, n), n)
                     }
                 };
                 if depth == 0 {
-                    parse_fields(inner, out, problems, false, depth + 1);
+                    parse_fields(&s[vs..ve], base + vs, out, problems, false, depth + 1);
                 } else {
-                    out.push(Field { key: key.to_string(), value: inner.to_string(), quoted: true });
+                    out.push(Span { key: kspan, value: (base + vs, base + ve), quoted: true });
                 }
                 i = next;
                 continue;
             }
             Some(b'{') => match s[i..].find('}') {
-                Some(j) => (&s[i..i + j + 1], true, i + j + 1),
+                Some(j) => ((i, i + j + 1), true, i + j + 1),
                 None => {
                     problems.push(format!("unterminated {{...}} value of {key} (truncated line)"));
-                    (&s[i..], true, n)
+                    ((i, n), true, n)
                 }
             },
             _ => {
@@ -223,7 +250,7 @@ fn parse_fields(s: &str, out: &mut Vec<Field>, problems: &mut Vec<String>, stric
                 while j < n && !b[j].is_ascii_whitespace() {
                     j += 1;
                 }
-                (&s[i..j], false, j)
+                ((i, j), false, j)
             }
         };
         if key.is_empty() {
@@ -231,7 +258,7 @@ fn parse_fields(s: &str, out: &mut Vec<Field>, problems: &mut Vec<String>, stric
                 problems.push("field with an empty key (garbled)".into());
             }
         } else {
-            out.push(Field { key: key.to_string(), value: value.to_string(), quoted });
+            out.push(Span { key: kspan, value: (base + vs, base + ve), quoted });
         }
         i = next;
     }
@@ -254,13 +281,13 @@ pub fn unhex(s: &str) -> Option<Vec<u8>> {
 
 /// The text of a possibly hex-encoded field (the kernel hex-encodes untrusted strings that contain
 /// spaces, quotes or control characters and writes them unquoted). `(null)` and `?` stay as they are.
-pub fn text_of(f: &Field) -> String {
+pub fn text_of(f: Field<'_>) -> String {
     if f.quoted {
-        return f.value.clone();
+        return f.value.to_string();
     }
-    match unhex(&f.value) {
+    match unhex(f.value) {
         Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-        None => f.value.clone(),
+        None => f.value.to_string(),
     }
 }
 
@@ -306,10 +333,10 @@ mod tests {
         assert_eq!(r.interp("AUID"), Some("ubuntu"));
         let r = rec("type=SOCKADDR msg=audit(1.0:2): saddr=02000050A9FEA9FE0000000000000000\x1dSADDR={ saddr_fam=inet laddr=169.254.169.254 lport=80 }");
         assert_eq!(r.interp("SADDR"), Some("{ saddr_fam=inet laddr=169.254.169.254 lport=80 }"));
-        let f = Field { key: "a1".into(), value: "6869207468657265".into(), quoted: false };
-        assert_eq!(text_of(&f), "hi there");
-        let f = Field { key: "name".into(), value: "(null)".into(), quoted: false };
-        assert_eq!(text_of(&f), "(null)");
+        let f = Field { key: "a1", value: "6869207468657265", quoted: false };
+        assert_eq!(text_of(f), "hi there");
+        let f = Field { key: "name", value: "(null)", quoted: false };
+        assert_eq!(text_of(f), "(null)");
     }
 
     #[test]
