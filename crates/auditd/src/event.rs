@@ -303,7 +303,16 @@ pub fn build(records: &[Record], host: &HostDefaults<'_>) -> Built {
                 data.insert("syscall".into(), json!(v));
             }
             "subj" => {
-                put(&mut user, "selinux.context", json!(v));
+                // An SELinux context (user:role:domain:level[:category]) becomes user.selinux.*,
+                // as auparse splits it; an AppArmor label ("unconfined") stays data.
+                let parts: Vec<&str> = v.splitn(5, ':').collect();
+                if parts.len() >= 3 {
+                    for (name, part) in ["user", "role", "domain", "level", "category"].iter().zip(&parts) {
+                        put(&mut user, &format!("selinux.{name}"), json!(part));
+                    }
+                } else {
+                    data.insert("subj".into(), json!(v));
+                }
             }
             _ if k.ends_with("uid") || k.ends_with("gid") => {
                 if let Some((_, path, ekey)) = ID_KEYS.iter().find(|(a, _, _)| *a == k) {
@@ -365,6 +374,7 @@ pub fn build(records: &[Record], host: &HostDefaults<'_>) -> Built {
 
     // Auxiliary records.
     let mut paths: Vec<Value> = Vec::new();
+    let mut first_path: Option<&Record> = None;
     let mut execve: Vec<&Record> = Vec::new();
     let mut destination: Option<Sockaddr> = None;
     for r in records {
@@ -387,6 +397,9 @@ pub fn build(records: &[Record], host: &HostDefaults<'_>) -> Built {
                 }
             }
             "PATH" => {
+                if first_path.is_none() || r.value("item") == Some("0") {
+                    first_path = Some(r);
+                }
                 let mut m = Map::new();
                 for f in r.fields() {
                     m.insert(f.key.to_string(), json!(if maybe_hex(f.key) { text_of(f) } else { f.value.to_string() }));
@@ -504,6 +517,7 @@ pub fn build(records: &[Record], host: &HostDefaults<'_>) -> Built {
 
     // Summary (actor, object, how).
     let mut summary = Map::new();
+    let mut ev_file: Option<Value> = None;
     let id_or_name = |id_key: &str, ekey: &str| -> Option<String> {
         let v = main.value(id_key)?;
         if is_unset(v) {
@@ -525,6 +539,33 @@ pub fn build(records: &[Record], host: &HostDefaults<'_>) -> Built {
             "file" => {
                 if let Some(name) = paths.first().and_then(|p| p.get("name")).and_then(Value::as_str) {
                     put(&mut summary, "object.primary", json!(name));
+                }
+                // Auditbeat's file.* from the object's PATH record.
+                if let Some(p) = first_path {
+                    let mut file = Map::new();
+                    if let Some(f) = p.get("name") {
+                        file.insert("path".into(), json!(text_of(f)));
+                    }
+                    if let Some(v) = p.value("inode") {
+                        file.insert("inode".into(), json!(v));
+                    }
+                    if let Some(v) = p.value("rdev") {
+                        file.insert("device".into(), json!(v));
+                    }
+                    if let Some(mode) = p.value("mode").and_then(|m| u32::from_str_radix(m, 8).ok()) {
+                        file.insert("mode".into(), json!(format!("{:04o}", mode & 0o7777)));
+                    }
+                    for (key, ekey, id_field, name_field) in [("ouid", "OUID", "uid", "owner"), ("ogid", "OGID", "gid", "group")] {
+                        if let Some(v) = p.value(key) {
+                            file.insert(id_field.into(), json!(v));
+                            if let Some(n) = p.interp(ekey) {
+                                file.insert(name_field.into(), json!(n));
+                            }
+                        }
+                    }
+                    if !file.is_empty() {
+                        ev_file = Some(Value::Object(file));
+                    }
                 }
             }
             "socket" => {
@@ -569,6 +610,9 @@ pub fn build(records: &[Record], host: &HostDefaults<'_>) -> Built {
     }
     if !user.is_empty() {
         ev.insert("user".into(), Value::Object(user));
+    }
+    if let Some(f) = ev_file {
+        ev.insert("file".into(), f);
     }
     if enriched && !names.is_empty() {
         put(&mut ev, "related.user", json!(names));

@@ -95,6 +95,21 @@ fn curl_to_the_metadata_service_execve_and_connect() {
         ],
     );
     assert_eq!(get(exec, "auditd.paths").as_array().map(Vec::len), Some(2));
+    check(
+        exec,
+        &[
+            ("file.path", json!("/usr/bin/curl")),
+            ("file.mode", json!("0755")),
+            ("file.uid", json!("0")),
+            ("file.gid", json!("0")),
+            ("file.inode", json!("1836")),
+            ("file.device", json!("00:00")),
+            ("file.owner", Value::Null),
+            // AppArmor label: not an SELinux context.
+            ("auditd.data.subj", json!("unconfined")),
+            ("user.selinux", Value::Null),
+        ],
+    );
     let conn = by_seq(&evs, 2202);
     check(
         conn,
@@ -170,6 +185,7 @@ fn enriched_log_resolves_names_and_node_sets_the_host() {
         ],
     );
     check(by_seq(&evs, 2190), &[("user.name", json!("root")), ("user.audit.name", json!("ubuntu"))]);
+    check(exec, &[("file.owner", json!("root")), ("file.group", json!("root"))]);
     check(by_seq(&evs, 2202), &[("destination.ip", json!("169.254.169.254")), ("auditd.data.syscall", json!("connect"))]);
 }
 
@@ -349,6 +365,32 @@ type=EOE msg=audit(1777629600.500:9):\n";
             ("event.category", json!(["network"])),
             ("event.action", json!("connected-to")),
             ("destination.ip", json!("169.254.169.254")),
+        ],
+    );
+}
+
+#[test]
+fn selinux_subject_is_split() {
+    let log = "type=SYSCALL msg=audit(1777629800.512:5150): arch=c000003e syscall=46 success=yes exit=10 a0=9 a1=7ffc3b1e5a90 a2=4000 a3=0 items=1 ppid=1 pid=612 auid=4294967295 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=4294967295 comm=\"systemd-logind\" exe=\"/usr/lib/systemd/systemd-logind\" subj=system_u:system_r:systemd_logind_t:s0 key=(null)\n\
+type=SOCKADDR msg=audit(1777629800.512:5150): saddr=01002F72756E2F73797374656D642F6E6F74696679\n\
+type=CWD msg=audit(1777629800.512:5150):  cwd=\"/\"\n\
+type=PATH msg=audit(1777629800.512:5150): item=0 name=\"/run/systemd/notify\" inode=7731 dev=00:19 mode=0140777 ouid=0 ogid=0 rdev=00:00 obj=system_u:object_r:init_var_run_t:s0 objtype=NORMAL\n";
+    let (evs, problems, _) = decode_all(log, DecoderConfig::default());
+    assert!(problems.is_empty(), "{problems:?}");
+    check(
+        &evs[0].event,
+        &[
+            ("user.selinux.user", json!("system_u")),
+            ("user.selinux.role", json!("system_r")),
+            ("user.selinux.domain", json!("systemd_logind_t")),
+            ("user.selinux.level", json!("s0")),
+            ("auditd.data.syscall", json!("sendmsg")),
+            ("event.action", json!("sent-to")),
+            ("destination.path", json!("/run/systemd/notify")),
+            ("network.direction", json!("egress")),
+            ("process.working_directory", json!("/")),
+            ("auditd.summary.actor.primary", json!("unset")),
+            ("auditd.summary.actor.secondary", json!("0")),
         ],
     );
 }
