@@ -394,3 +394,23 @@ type=PATH msg=audit(1777629800.512:5150): item=0 name=\"/run/systemd/notify\" in
         ],
     );
 }
+
+#[test]
+fn ausearch_output_with_separators() {
+    // `ausearch -k imds` (no -i) prints each event's raw records after a `----` and a `time->`
+    // line; `ausearch --raw` prints the records only. Both decode to the same events.
+    let raw = data("curl_imds.log");
+    let mut plain_ausearch = String::new();
+    for line in raw.lines().filter(|l| l.contains(":2202)")) {
+        if line.starts_with("type=SYSCALL") {
+            plain_ausearch.push_str("----\ntime->Fri May  1 10:00:00 2026\n");
+        }
+        plain_ausearch.push_str(line);
+        plain_ausearch.push('\n');
+    }
+    let (evs, problems, stats) = decode_all(&plain_ausearch, DecoderConfig::default());
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(stats.ignored_lines, 3, "----, time->, and the final empty line");
+    assert_eq!(evs.len(), 1);
+    check(&evs[0].event, &[("destination.ip", json!("169.254.169.254")), ("auditd.sequence", json!(2202))]);
+}
