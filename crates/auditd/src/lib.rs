@@ -131,7 +131,9 @@ pub struct AuditDecoder {
     pending: HashMap<Key, Pending>,
     order: BTreeMap<u64, Key>,
     arrival: u64,
-    newest_ms: i64,
+    /// Newest record time per node: forwarded logs mix hosts whose clocks differ, so each host's
+    /// events age against its own clock.
+    newest_ms: HashMap<Option<String>, i64>,
     recent: HashSet<Key>,
     recent_order: VecDeque<Key>,
     stats: DecoderStats,
@@ -152,7 +154,7 @@ impl AuditDecoder {
             pending: HashMap::new(),
             order: BTreeMap::new(),
             arrival: 0,
-            newest_ms: i64::MIN,
+            newest_ms: HashMap::new(),
             recent: HashSet::new(),
             recent_order: VecDeque::new(),
             stats: DecoderStats::default(),
@@ -198,7 +200,12 @@ impl AuditDecoder {
         if !rec.problems.is_empty() {
             self.stats.damaged += 1;
         }
-        self.newest_ms = self.newest_ms.max(rec.ms);
+        match self.newest_ms.get_mut(&rec.node) {
+            Some(n) => *n = (*n).max(rec.ms),
+            None => {
+                self.newest_ms.insert(rec.node.clone(), rec.ms);
+            }
+        }
         let key = Key { node: rec.node.clone(), ms: rec.ms, serial: rec.serial };
         if tables::is_standalone(&rec.rtype) && !self.pending.contains_key(&key) {
             self.stats.completed_standalone += 1;
@@ -242,7 +249,7 @@ impl AuditDecoder {
         while let Some((&arrival, key)) = self.order.first_key_value() {
             let why = if self.pending.len() > self.cfg.max_pending.max(1) {
                 Why::Limit
-            } else if key.ms < self.newest_ms.saturating_sub(self.cfg.window_ms) {
+            } else if key.ms < self.newest_ms.get(&key.node).copied().unwrap_or(i64::MIN).saturating_sub(self.cfg.window_ms) {
                 Why::Window
             } else {
                 break;
@@ -364,6 +371,21 @@ type=EXECVE msg=audit(1700000000.100:10): argc=1 a0=\"ls\"\n";
         let (evs, _, st) = decode_all(&format!("{EXEC}{other}"), cfg);
         assert_eq!(evs.len(), 2);
         assert_eq!((st.evicted_by_limit, st.flushed_at_end), (1, 1));
+    }
+
+    #[test]
+    fn hosts_age_against_their_own_clocks() {
+        // Two forwarded hosts, one a minute behind the other, records interleaved.
+        let a = EXEC.replace("type=", "node=a type=");
+        let b = EXEC.replace("type=", "node=b type=").replace("1700000000.100:10", "1700000060.100:10");
+        let al: Vec<&str> = a.lines().collect();
+        let bl: Vec<&str> = b.lines().collect();
+        let text = format!("{}\n{}\n{}\n{}\n", bl[0], al[0], bl[1], al[1]);
+        let (evs, problems, st) = decode_all(&text, DecoderConfig::default());
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(evs.len(), 2);
+        assert_eq!((st.late_records, st.evicted_by_window, st.flushed_at_end), (0, 0, 2));
+        assert!(evs.iter().all(|e| e.event["process"]["args"] == serde_json::json!(["ls"])));
     }
 
     #[test]
