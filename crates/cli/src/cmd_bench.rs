@@ -2,6 +2,10 @@
 //! the figures compare (splitting lines, parsing every event with serde_json and with sonic-rs, the
 //! whole hunt with and without the prefilter), plus the peak memory of a streaming hunt.
 //!
+//! A raw Linux audit log (first non-empty line an audit record) is measured in auditd mode: lines/s
+//! and MB/s of plain line reading (the baseline), of the auditd decoder, and of the whole hunt,
+//! each streaming from the file (`scripts/gen_auditd.py` writes multi-GB logs).
+//!
 //! Generate the standard data set with
 //! `python3 ../shared/bench/gen_events.py --count 1000000 --seed 42 --out events.ndjson`
 //! and run `taskset -c 0 imdsguard bench events.ndjson` (see scripts/bench.sh).
@@ -21,7 +25,8 @@ use std::time::Instant;
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
-    /// NDJSON events (e.g. from ../shared/bench/gen_events.py).
+    /// NDJSON events (e.g. from ../shared/bench/gen_events.py), a packet capture, or a raw audit
+    /// log (scripts/gen_auditd.py).
     pub file: PathBuf,
     /// Timed repetitions of each in-memory stage (the median is reported).
     #[arg(long, default_value_t = 5)]
@@ -129,6 +134,152 @@ fn run_capture(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// CPU time of the calling thread in seconds (`/proc/thread-self/schedstat`, nanoseconds): on a
+/// shared machine the wall clock also counts time other processes held the core.
+fn thread_cpu_secs() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: f64 = s.split_whitespace().next()?.parse().ok()?;
+    Some(ns / 1e9)
+}
+
+/// Whether the file is a raw audit log: its first non-empty line is an audit record.
+fn is_audit_log(path: &std::path::Path) -> bool {
+    use std::io::BufRead;
+    let Ok(f) = std::fs::File::open(path) else { return false };
+    let mut r = std::io::BufReader::new(f);
+    let mut line = Vec::new();
+    for _ in 0..16 {
+        line.clear();
+        match r.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return false,
+            Ok(_) if line.iter().all(u8::is_ascii_whitespace) => continue,
+            Ok(_) => return imdsguard_auditd::looks_like_audit_line(&line),
+        }
+    }
+    false
+}
+
+/// Throughput on a raw audit log, streaming from the file (multi-GB logs do not fit in memory):
+/// (a) plain line reading, the baseline; (b) the auditd decoder (events built, then dropped);
+/// (c) the whole hunt with the rule pack through `imdsguard-sources`. Each stage reads the whole
+/// file; run it twice first (or pass --runs) so the page cache holds it.
+fn run_auditd(args: &BenchArgs) -> anyhow::Result<ExitCode> {
+    use imdsguard_sources::{for_each_line, read_input_with, ReadOptions};
+    let runs = args.runs.max(1);
+    let open = || -> anyhow::Result<std::io::BufReader<std::fs::File>> {
+        let f = std::fs::File::open(&args.file).with_context(|| format!("cannot open {}", args.file.display()))?;
+        Ok(std::io::BufReader::with_capacity(1 << 20, f))
+    };
+    let bytes = std::fs::metadata(&args.file)?.len();
+    // Median wall time, median thread CPU time, result.
+    let timed = |f: &mut dyn FnMut() -> anyhow::Result<u64>| -> anyhow::Result<(f64, f64, u64)> {
+        let mut times = Vec::new();
+        let mut cpu = Vec::new();
+        let mut out = 0;
+        for _ in 0..runs {
+            let c = thread_cpu_secs();
+            let t = Instant::now();
+            out = std::hint::black_box(f()?);
+            times.push(t.elapsed().as_secs_f64());
+            if let (Some(a), Some(b)) = (c, thread_cpu_secs()) {
+                cpu.push(b - a);
+            }
+        }
+        let wall = median(times);
+        let cpu = if cpu.is_empty() { wall } else { median(cpu) };
+        Ok((wall, cpu, out))
+    };
+    // (a) Baseline: split the file into lines.
+    let (t_lines, c_lines, lines) = timed(&mut || {
+        let mut n = 0u64;
+        for_each_line(&mut open()?, &mut |_| n += 1)?;
+        Ok(n)
+    })?;
+    // (b) Decode every line into Auditbeat-shaped events.
+    let mut dstats = imdsguard_auditd::DecoderStats::default();
+    let (t_decode, c_decode, events) = timed(&mut || {
+        let mut d = imdsguard_auditd::AuditDecoder::new(imdsguard_auditd::DecoderConfig::default());
+        let mut out = Vec::new();
+        let mut n = 0u64;
+        for_each_line(&mut open()?, &mut |l| {
+            n += 1;
+            d.feed_line(n, l, &mut out);
+            out.clear();
+            d.take_problems();
+        })?;
+        d.finish(&mut out);
+        dstats = d.stats().clone();
+        Ok(dstats.events)
+    })?;
+    // (c) The whole hunt (decode, JSON bytes, prefilter, rules) as `imdsguard hunt` runs it.
+    let now = 1_800_000_000_000;
+    let table = field_table(&args.fields)?;
+    let (rules, errors) = load_rules(&args.rules, args.no_builtin);
+    if errors.iter().any(|e| e.is_error()) {
+        anyhow::bail!("{} rule file(s) failed to load", errors.len());
+    }
+    let mut evaluated = 0u64;
+    let (t_hunt, c_hunt, alerts) = timed(&mut || {
+        let (compiled, _, _) = compile_all(rules.clone(), &table, now);
+        let mut hunt = Hunt::new(compiled);
+        let mut st = ReadStats::default();
+        let mut opts = ReadOptions::default();
+        opts.auditd.host_id = Some("bench-host".into());
+        read_input_with(&args.file, &mut Sink { hunt: &mut hunt, prefilter: true }, &mut st, Box::new(|_| {}), &opts);
+        let (m, h, _) = hunt.finish(&mut MemoryHistory::default())?;
+        evaluated = h.evaluated;
+        Ok(m.len() as u64)
+    })?;
+    let rss = peak_rss_kib();
+    let mbs = |t: f64| bytes as f64 / 1e6 / t;
+    let lps = |t: f64| lines as f64 / t;
+    let report = serde_json::json!({
+        "file": args.file.display().to_string(), "bytes": bytes, "lines": lines, "events": events, "runs": runs,
+        "process_starts": dstats.process_starts, "connects": dstats.connects, "problems": dstats.problems,
+        "evicted_by_window": dstats.evicted_by_window, "evicted_by_limit": dstats.evicted_by_limit,
+        "median_seconds": {"a_read_lines": t_lines, "b_decode": t_decode, "c_hunt": t_hunt},
+        "median_cpu_seconds": {"a_read_lines": c_lines, "b_decode": c_decode, "c_hunt": c_hunt},
+        "lines_per_sec": {"a_read_lines": lps(t_lines), "b_decode": lps(t_decode), "c_hunt": lps(t_hunt)},
+        "mb_per_sec": {"a_read_lines": mbs(t_lines), "b_decode": mbs(t_decode), "c_hunt": mbs(t_hunt)},
+        "lines_per_cpu_sec": {"a_read_lines": lps(c_lines), "b_decode": lps(c_decode), "c_hunt": lps(c_hunt)},
+        "mb_per_cpu_sec": {"a_read_lines": mbs(c_lines), "b_decode": mbs(c_decode), "c_hunt": mbs(c_hunt)},
+        "events_per_sec": {"b_decode": events as f64 / t_decode, "c_hunt": events as f64 / t_hunt},
+        "events_evaluated": evaluated, "alerts": alerts, "peak_rss_kib": rss,
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{bytes} bytes, {lines} lines, {events} audit events; median of {runs} run(s), one thread, streaming from the file");
+        println!("  wall clock:                                                   per CPU second of the thread:");
+        let row = |name: &str, t: f64, c: f64| {
+            println!(
+                "  {name} {:>11.0} lines/s {:>7.1} MB/s   {:>11.0} lines/s {:>7.1} MB/s  ({:.1}x the CPU of (a))",
+                lps(t),
+                mbs(t),
+                lps(c),
+                mbs(c),
+                c / c_lines
+            );
+        };
+        row("(a) read lines (baseline)", t_lines, c_lines);
+        row("(b) auditd decode        ", t_decode, c_decode);
+        row("(c) hunt, rule pack      ", t_hunt, c_hunt);
+        println!("  {:.0} events/s decoded, {:.0} events/s hunted (wall clock)", events as f64 / t_decode, events as f64 / t_hunt);
+        println!(
+            "  {} process starts, {} connects, {} problems, {} evicted by window, {} by limit; {} evaluated, {} alerts; peak RSS {} KiB",
+            dstats.process_starts,
+            dstats.connects,
+            dstats.problems,
+            dstats.evicted_by_window,
+            dstats.evicted_by_limit,
+            evaluated,
+            alerts,
+            rss.unwrap_or(0)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let mut head = [0u8; 4];
     if let Ok(mut f) = std::fs::File::open(&args.file) {
@@ -136,6 +287,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         if f.read_exact(&mut head).is_ok() && imdsguard_capture::is_capture(&head) {
             return run_capture(&args);
         }
+    }
+    if is_audit_log(&args.file) {
+        return run_auditd(&args);
     }
     let now = 1_800_000_000_000;
     let table = field_table(&args.fields)?;

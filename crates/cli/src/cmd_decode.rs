@@ -1,15 +1,17 @@
 //! `imdsguard decode`: packet captures to ECS events (NDJSON), Packetbeat-compatible, with the
-//! `imds.*` field set.
+//! `imds.*` field set; raw Linux audit logs to Auditbeat-compatible ECS events.
 
+use crate::cmd_hunt::HostOpts;
 use crate::output::{open_output, write_event};
-use imdsguard_sources::{expand_inputs, read_input_with, EventSink, ReadOptions, ReadStats};
+use imdsguard_sources::{expand_inputs, read_input_with, EventSink, ReadStats};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
 pub struct DecodeArgs {
-    /// Capture files (pcap or pcapng, optionally gzip-compressed) or directories; `-` reads stdin.
+    /// Capture files (pcap or pcapng) or raw audit logs (audit.log, `ausearch --raw`, syslog-forwarded),
+    /// optionally gzip-compressed, or directories; `-` reads stdin.
     #[arg(value_name = "PATH", required = true)]
     pub paths: Vec<PathBuf>,
     /// Put every request and response header into the events (Packetbeat's `send_all_headers`);
@@ -19,6 +21,8 @@ pub struct DecodeArgs {
     /// Write events to FILE instead of stdout.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub host: HostOpts,
 }
 
 struct Sink<'a> {
@@ -40,7 +44,7 @@ impl EventSink for Sink<'_> {
 }
 
 pub fn run(args: DecodeArgs) -> anyhow::Result<ExitCode> {
-    let mut opts = ReadOptions::default();
+    let mut opts = args.host.read_options();
     opts.capture.send_all_headers = args.send_all_headers;
     let mut out = open_output(args.output.as_deref())?;
     let mut stats = ReadStats::default();
@@ -55,6 +59,9 @@ pub fn run(args: DecodeArgs) -> anyhow::Result<ExitCode> {
     let events = sink.events;
     out.flush()?;
     for n in &stats.capture_notes {
+        eprintln!("{n}");
+    }
+    for n in &stats.auditd_notes {
         eprintln!("{n}");
     }
     for s in &stats.skipped_examples {

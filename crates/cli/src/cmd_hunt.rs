@@ -6,7 +6,7 @@ use crate::{FieldOpts, Format};
 use anyhow::Context;
 use imdsguard_engine::history::{MemoryHistory, TermsHistory};
 use imdsguard_engine::{compile_rule, CompiledRule, Hunt};
-use imdsguard_sources::{expand_inputs, read_input, EventSink, ReadStats};
+use imdsguard_sources::{expand_inputs, read_input_with, EventSink, ReadOptions, ReadStats};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -16,7 +16,8 @@ use std::sync::Arc;
 
 #[derive(clap::Args, Debug)]
 pub struct HuntArgs {
-    /// Event files or directories (NDJSON, JSON array, Elasticsearch _search export; .gz ok); `-` reads stdin.
+    /// Event files or directories (NDJSON, JSON array, Elasticsearch _search export, packet capture,
+    /// raw auditd log; .gz ok); `-` reads stdin.
     #[arg(value_name = "PATH", required = true)]
     pub paths: Vec<PathBuf>,
     /// Rule file or directory (Elastic TOML, rule JSON/NDJSON). Repeatable; adds to the built-in pack.
@@ -60,6 +61,30 @@ pub struct HuntArgs {
     /// alert as `imdsguard.explanation`; after the table in table format).
     #[arg(long)]
     pub explain: bool,
+    #[command(flatten)]
+    pub host: HostOpts,
+}
+
+/// Host identity of events decoded from raw audit logs (shared by `hunt`, `search`, `decode`).
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct HostOpts {
+    /// `host.name` of events decoded from audit logs whose records have no `node=` prefix.
+    #[arg(long, value_name = "NAME")]
+    pub host_name: Option<String>,
+    /// `host.id` of events decoded from audit logs whose records have no `node=` prefix (seed 000's
+    /// new_terms rule needs a host.id).
+    #[arg(long, value_name = "ID")]
+    pub host_id: Option<String>,
+}
+
+impl HostOpts {
+    /// Reader options carrying the host identity.
+    pub fn read_options(&self) -> ReadOptions {
+        let mut opts = ReadOptions::default();
+        opts.auditd.host_name = self.host_name.clone();
+        opts.auditd.host_id = self.host_id.clone();
+        opts
+    }
 }
 
 /// Resolve the state store location.
@@ -184,11 +209,12 @@ pub fn run(args: HuntArgs) -> anyhow::Result<ExitCode> {
         ProgressBar::hidden()
     };
     {
+        let opts = args.host.read_options();
         let mut sink = Sink { hunt: &mut hunt, prefilter: !args.no_prefilter };
         for f in &files {
             bar.set_message(f.display().to_string());
             let b = bar.clone();
-            read_input(f, &mut sink, &mut stats, Box::new(move |n| b.inc(n)));
+            read_input_with(f, &mut sink, &mut stats, Box::new(move |n| b.inc(n)), &opts);
         }
     }
     bar.finish_and_clear();
@@ -241,6 +267,7 @@ pub fn run(args: HuntArgs) -> anyhow::Result<ExitCode> {
             "events_skipped": stats.skipped,
             "skipped_examples": stats.skipped_examples.iter().map(|s| format!("{}: {}", s.provenance, s.reason)).collect::<Vec<_>>(),
             "unreadable": stats.unreadable.iter().map(|(p, e)| format!("{p}: {e}")).collect::<Vec<_>>(),
+            "auditd_notes": stats.auditd_notes,
             "secrets_redacted": redacted,
             "rules_loaded": rules.len(),
             "rule_load_errors": load_errors.len(),
@@ -294,6 +321,9 @@ fn print_summary(
     }
     for n in &stats.capture_notes {
         eprintln!("  capture {n}");
+    }
+    for n in &stats.auditd_notes {
+        eprintln!("  {n}");
     }
     eprintln!("{} rule(s) ran; {} failed to load", rules.len(), load_errors);
     for (reason, ids) in failed {

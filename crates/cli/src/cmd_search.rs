@@ -2,12 +2,13 @@
 
 use crate::load::{field_table, now_millis};
 use crate::output::{open_output, write_event};
+use crate::cmd_hunt::HostOpts;
 use crate::FieldOpts;
 use clap::ValueEnum;
 use imdsguard_engine::lower_kql::KqlLowering;
 use imdsguard_engine::prefilter::Prefilter;
 use imdsguard_ir::Expr;
-use imdsguard_sources::{expand_inputs, read_input, EventSink, ReadStats};
+use imdsguard_sources::{expand_inputs, read_input_with, EventSink, ReadStats};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -70,6 +71,8 @@ pub struct SearchArgs {
     pub explain: bool,
     #[command(flatten)]
     pub fields: FieldOpts,
+    #[command(flatten)]
+    pub host: HostOpts,
 }
 
 struct Sink<'a> {
@@ -139,8 +142,12 @@ pub fn run(args: SearchArgs) -> anyhow::Result<ExitCode> {
         error: None,
         explain: args.explain,
     };
+    let opts = args.host.read_options();
     for f in &files {
-        read_input(f, &mut sink, &mut stats, Box::new(|_| {}));
+        read_input_with(f, &mut sink, &mut stats, Box::new(|_| {}), &opts);
+    }
+    for n in &stats.auditd_notes {
+        eprintln!("{n}");
     }
     let matches = sink.matches;
     if let Some(e) = sink.error.take() {
@@ -247,8 +254,12 @@ fn run_eql(args: SearchArgs, table: std::sync::Arc<imdsguard_ecs::FieldTable>) -
         seq: 0,
     };
     let mut stats = ReadStats::default();
+    let opts = args.host.read_options();
     for f in expand_inputs(&args.paths, &mut stats) {
-        read_input(&f, &mut sink, &mut stats, Box::new(|_| {}));
+        read_input_with(&f, &mut sink, &mut stats, Box::new(|_| {}), &opts);
+    }
+    for n in &stats.auditd_notes {
+        eprintln!("{n}");
     }
     let mut hits = sink.hits;
     hits.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.unwrap_or(f64::MIN).total_cmp(&b.1.unwrap_or(f64::MIN))).then(a.2.cmp(&b.2)));

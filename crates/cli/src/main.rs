@@ -27,7 +27,8 @@ struct Cli {
 enum Command {
     /// Run detection rules over ECS events and print the alerts.
     Hunt(cmd_hunt::HuntArgs),
-    /// Decode packet captures (pcap, pcapng) into ECS events: HTTP to metadata services, IMDSv1/v2.
+    /// Decode packet captures (pcap, pcapng) into ECS events: HTTP to metadata services, IMDSv1/v2;
+    /// and raw Linux audit logs into Auditbeat-shaped ECS events.
     Decode(cmd_decode::DecodeArgs),
     /// Print the events matching a query.
     Search(cmd_search::SearchArgs),

@@ -6,7 +6,11 @@
 //! - a JSON array of events;
 //! - an Elasticsearch `_search` response (`hits.hits[]._source`, keeping `_id` and `_index`), either
 //!   as one document or one hit per line;
-//! - one or several pretty-printed JSON objects.
+//! - one or several pretty-printed JSON objects;
+//! - packet captures (pcap, pcapng), decoded by `imdsguard-capture`;
+//! - raw Linux audit logs (`/var/log/audit/audit.log`, `ausearch --raw`, syslog-forwarded),
+//!   recognised from their first non-empty lines and decoded by `imdsguard-auditd` into
+//!   Auditbeat-shaped events.
 //!
 //! Contract (shared by every source): every record is either delivered as an event or counted as
 //! skipped with its file, line and reason; the rest of the input is still read. Events are parsed
@@ -60,6 +64,8 @@ pub struct ReadStats {
     /// One line per packet capture read: what its decoder saw (packets, flows, HTTP messages,
     /// what was dropped and why).
     pub capture_notes: Vec<String>,
+    /// One line per audit log read: what the auditd decoder saw (records, events, evictions, defects).
+    pub auditd_notes: Vec<String>,
 }
 
 /// Keep at most this many skipped-record examples.
@@ -140,6 +146,8 @@ impl<R: Read> Read for Counting<R> {
 pub struct ReadOptions {
     /// Settings of the packet-capture decoder.
     pub capture: imdsguard_capture::DecoderConfig,
+    /// Settings of the audit-log decoder (host identity for logs without `node=`, reordering bounds).
+    pub auditd: imdsguard_auditd::DecoderConfig,
 }
 
 /// Read one input (a file path or `-`) into the sink. `progress` receives byte increments of the
@@ -219,6 +227,10 @@ pub fn read_stream_with(r: &mut dyn BufRead, origin: &Arc<str>, sink: &mut dyn E
             }
         }
     };
+    if first != b'[' && first != b'{' && looks_like_audit_log(r) {
+        read_auditd(r, origin, sink, stats, opts, skipped_lines);
+        return;
+    }
     if first == b'[' {
         let mut all = Vec::new();
         if let Err(e) = r.read_to_end(&mut all) {
@@ -426,6 +438,68 @@ fn read_capture(r: &mut dyn BufRead, origin: &Arc<str>, sink: &mut dyn EventSink
         s.http.non_http_flows,
         s.tcp.flows_evicted + s.http.flows_evicted,
     ));
+}
+
+/// Whether the buffered start of the input is an audit log: the first non-empty line is an audit
+/// record, or (the first line being damaged) one of the next few is and none looks like JSON.
+/// Looks only at buffered bytes; consumes nothing.
+fn looks_like_audit_log(r: &mut dyn BufRead) -> bool {
+    let Ok(buf) = r.fill_buf() else { return false };
+    let mut lines = buf.split(|&b| b == b'\n').map(trim_ascii).filter(|l| !l.is_empty()).take(8);
+    let Some(first) = lines.next() else { return false };
+    if imdsguard_auditd::looks_like_audit_line(first) {
+        return true;
+    }
+    let rest: Vec<&[u8]> = lines.collect();
+    !rest.iter().any(|l| l.first() == Some(&b'{')) && rest.iter().any(|l| imdsguard_auditd::looks_like_audit_line(l))
+}
+
+/// Decode a raw audit log into Auditbeat-style events (see `imdsguard-auditd`). Every line the
+/// decoder cannot read, and every event it cannot complete, is a skipped record with its line.
+fn read_auditd(r: &mut dyn BufRead, origin: &Arc<str>, sink: &mut dyn EventSink, stats: &mut ReadStats, opts: &ReadOptions, start_line: u64) {
+    let mut decoder = imdsguard_auditd::AuditDecoder::new(opts.auditd.clone());
+    let mut out: Vec<imdsguard_auditd::Decoded> = Vec::new();
+    let deliver = |decoder: &mut imdsguard_auditd::AuditDecoder, out: &mut Vec<imdsguard_auditd::Decoded>, stats: &mut ReadStats, sink: &mut dyn EventSink| {
+        for p in decoder.take_problems() {
+            stats.records += 1;
+            stats.skip(Provenance { origin: origin.clone(), line: p.line }, p.reason);
+        }
+        for d in out.drain(..) {
+            stats.records += 1;
+            let prov = Provenance { origin: origin.clone(), line: d.line };
+            let bytes = match serde_json::to_vec(&d.event) {
+                Ok(b) => b,
+                Err(e) => {
+                    stats.skip(prov, format!("decoded event could not be encoded: {e}"));
+                    continue;
+                }
+            };
+            if !sink.wants(&bytes) {
+                continue;
+            }
+            match sonic_rs::from_slice::<Doc>(&bytes) {
+                Ok(doc) => {
+                    let key = key_of(Some(&bytes), &doc);
+                    finish(doc, key, None, prov, sink, stats);
+                }
+                Err(e) => stats.skip(prov, format!("decoded event could not be re-read: {e}")),
+            }
+        }
+    };
+    let mut lineno = start_line;
+    let result = for_each_line(r, &mut |raw| {
+        lineno += 1;
+        decoder.feed_line(lineno, raw, &mut out);
+        if !out.is_empty() || decoder.has_problems() {
+            deliver(&mut decoder, &mut out, stats, sink);
+        }
+    });
+    if let Err(e) = result {
+        stats.skip(Provenance { origin: origin.clone(), line: lineno + 1 }, format!("read error: {e}; the rest of this input cannot be read"));
+    }
+    decoder.finish(&mut out);
+    deliver(&mut decoder, &mut out, stats, sink);
+    stats.auditd_notes.push(format!("{origin}: {}", decoder.summary()));
 }
 
 fn parse_object(bytes: &[u8]) -> Result<Doc, String> {
@@ -646,5 +720,46 @@ mod more_tests {
         assert_eq!(sink.0.len(), 1);
         assert_eq!(sink.0[0].provenance.line, 4);
         assert_eq!(stats.skipped_examples[0].provenance.line, 3);
+    }
+
+    #[test]
+    fn audit_logs_are_detected_and_decoded_with_line_numbers() {
+        let log = "\n\ntype=SYSCALL msg=audit(1777629600.124:7): arch=c000003e syscall=42 success=no exit=-115 a0=3 a1=7ffd a2=10 a3=0 items=0 ppid=1 pid=9 auid=1000 uid=1000 gid=1000 euid=1000 suid=1000 fsuid=1000 egid=1000 sgid=1000 fsgid=1000 tty=pts0 ses=2 comm=\"curl\" exe=\"/usr/bin/curl\" key=(null)\n\
+type=SOCKADDR msg=audit(1777629600.124:7): saddr=02000050A9FEA9FE0000000000000000\n\
+garbled line\n\
+type=EOE msg=audit(1777629600.124:7): \n";
+        for prefix in ["", "May  1 10:00:00 web-3 audisp-syslog: node=web-3 "] {
+            let text: String = log.lines().map(|l| if l.starts_with("type=") { format!("{prefix}{l}\n") } else { format!("{l}\n") }).collect();
+            let mut sink = Collect::default();
+            let mut stats = ReadStats::default();
+            let origin: Arc<str> = Arc::from("audit.log");
+            let opts = ReadOptions { auditd: imdsguard_auditd::DecoderConfig { host_id: Some("i-1".into()), ..Default::default() }, ..Default::default() };
+            read_stream_with(&mut io::Cursor::new(text.as_bytes()), &origin, &mut sink, &mut stats, &opts);
+            assert_eq!(sink.0.len(), 1, "{prefix}: {stats:?}");
+            let ev = &sink.0[0];
+            assert_eq!(ev.provenance.line, 3);
+            assert_eq!(ev.doc.get("destination").and_then(|d| d.get("ip")).and_then(|v| v.as_str()), Some("169.254.169.254"));
+            let host_id = ev.doc.get("host").and_then(|h| h.get("id")).and_then(|v| v.as_str());
+            assert_eq!(host_id, Some(if prefix.is_empty() { "i-1" } else { "web-3" }));
+            assert_eq!(stats.skipped, 1);
+            assert_eq!(stats.skipped_examples[0].provenance.line, 5);
+            assert!(stats.skipped_examples[0].reason.contains("no type= field"), "{:?}", stats.skipped_examples);
+            assert_eq!(stats.auditd_notes.len(), 1);
+            assert!(stats.auditd_notes[0].starts_with("audit.log: auditd: 6 lines, 3 records, 1 events (0 process starts, 1 connects)"), "{:?}", stats.auditd_notes);
+        }
+    }
+
+    #[test]
+    fn a_damaged_first_line_still_detects_an_audit_log_but_json_stays_json() {
+        let mut sink = Collect::default();
+        let mut stats = ReadStats::default();
+        let origin: Arc<str> = Arc::from("t");
+        read_stream(&mut io::Cursor::new(&b"\x00\x01junk\ntype=CWD msg=audit(1.0:1): cwd=\"/\"\n"[..]), &origin, &mut sink, &mut stats);
+        assert_eq!(stats.auditd_notes.len(), 1);
+        assert_eq!(stats.skipped, 2, "the junk line and the CWD record without its SYSCALL: {:?}", stats.skipped_examples);
+        let mut stats = ReadStats::default();
+        read_stream(&mut io::Cursor::new(&b"{bad\n{\"message\":\"type=CWD msg=audit(1.0:1):\"}\n"[..]), &origin, &mut sink, &mut stats);
+        assert!(stats.auditd_notes.is_empty());
+        assert_eq!(stats.events, 1);
     }
 }
