@@ -13,6 +13,7 @@ const CORE: &[&str] = &[
     "imdsguard-engine",
     "imdsguard-alerts",
     "imdsguard-ruletest",
+    "imdsguard-auditd",
 ];
 
 /// Crates a pure core must never pull in, even transitively.
