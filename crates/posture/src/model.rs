@@ -1,0 +1,350 @@
+//! What the parsers produce and the checks read: resources with their metadata options, where
+//! they were found, and the findings.
+
+use serde::Serialize;
+
+/// One metadata option as written in an input.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", content = "value", rename_all = "snake_case")]
+pub enum Setting {
+    /// Not written: the service or provider default applies.
+    Unset,
+    /// A literal value (`required`, `optional`, `enabled`, `2`...).
+    Value(String),
+    /// An expression that cannot be resolved offline (`var.tokens`, `!Ref TokensParam`, `!If ...`).
+    Unknown(String),
+}
+
+impl Setting {
+    pub fn value(&self) -> Option<&str> {
+        match self {
+            Setting::Value(v) => Some(v),
+            _ => None,
+        }
+    }
+    pub fn is(&self, v: &str) -> bool {
+        self.value().is_some_and(|x| x.eq_ignore_ascii_case(v))
+    }
+    /// The hop limit, when it is a literal integer.
+    pub fn int(&self) -> Option<i64> {
+        self.value().and_then(|v| v.trim().parse().ok())
+    }
+    /// How the evidence shows it.
+    pub fn show(&self) -> String {
+        match self {
+            Setting::Unset => "unset".into(),
+            Setting::Value(v) => v.clone(),
+            Setting::Unknown(e) => format!("{e} (not resolvable offline)"),
+        }
+    }
+}
+
+/// `MetadataOptions` (AWS API, CloudFormation) or `metadata_options` (Terraform).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Metadata {
+    pub http_tokens: Setting,
+    pub http_endpoint: Setting,
+    pub hop_limit: Setting,
+    pub ipv6: Setting,
+    pub tags: Setting,
+    /// Line of the block itself (IaC).
+    pub line: Option<usize>,
+    /// Lines of the `http_tokens`, `http_put_response_hop_limit` and `http_endpoint` settings.
+    pub tokens_line: Option<usize>,
+    pub hop_line: Option<usize>,
+    pub endpoint_line: Option<usize>,
+}
+
+impl Default for Metadata {
+    fn default() -> Self {
+        Metadata {
+            http_tokens: Setting::Unset,
+            http_endpoint: Setting::Unset,
+            hop_limit: Setting::Unset,
+            ipv6: Setting::Unset,
+            tags: Setting::Unset,
+            line: None,
+            tokens_line: None,
+            hop_line: None,
+            endpoint_line: None,
+        }
+    }
+}
+
+impl Metadata {
+    /// The endpoint is off: neither IMDS version answers.
+    pub fn endpoint_disabled(&self) -> bool {
+        self.http_endpoint.is("disabled")
+    }
+}
+
+/// Where a resource description came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// `aws ec2 describe-*` / `aws autoscaling describe-*` output: the deployed state.
+    Aws,
+    /// A `.tf` file.
+    Terraform,
+    /// `terraform show -json` (a plan or a state).
+    TerraformPlan,
+    /// A CloudFormation template (YAML or JSON).
+    CloudFormation,
+}
+
+impl Origin {
+    pub fn is_iac(self) -> bool {
+        !matches!(self, Origin::Aws)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceKind {
+    Instance,
+    LaunchTemplate,
+    LaunchConfiguration,
+    AccountDefaults,
+    AutoScalingGroup,
+}
+
+impl ResourceKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            ResourceKind::Instance => "instance",
+            ResourceKind::LaunchTemplate => "launch template",
+            ResourceKind::LaunchConfiguration => "launch configuration",
+            ResourceKind::AccountDefaults => "account defaults",
+            ResourceKind::AutoScalingGroup => "auto scaling group",
+        }
+    }
+}
+
+/// A launch template version (AWS) as the checks see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TemplateVersion {
+    pub template_id: String,
+    pub template_name: Option<String>,
+    pub version: i64,
+    pub is_default: bool,
+    pub is_latest: bool,
+    /// The template's latest version number when known (for the fix: the new version is latest + 1).
+    pub latest: Option<i64>,
+}
+
+/// A reference from an Auto Scaling group (or instance) to a launch template.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TemplateRef {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    /// `$Latest`, `$Default`, a number; `None` means `$Default`.
+    pub version: Option<String>,
+}
+
+/// Anything whose metadata settings can be checked.
+#[derive(Clone, Debug)]
+pub struct Resource {
+    pub kind: ResourceKind,
+    pub origin: Origin,
+    /// `i-...`, `lt-...` (with `version` in `template`), a Terraform address, a CloudFormation
+    /// logical id, a launch configuration name, `account-defaults`.
+    pub id: String,
+    /// The `Name` tag, a template name.
+    pub name: Option<String>,
+    pub file: String,
+    pub line: Option<usize>,
+    /// `None`: the resource has no metadata options at all (Terraform without a
+    /// `metadata_options` block, a template without `MetadataOptions`).
+    pub metadata: Option<Metadata>,
+    pub tags: Vec<(String, String)>,
+    /// EC2 state (`running`, `stopped`...).
+    pub state: Option<String>,
+    pub private_ips: Vec<String>,
+    pub private_dns: Vec<String>,
+    pub availability_zone: Option<String>,
+    pub template: Option<TemplateVersion>,
+    /// For Terraform: the resource type (`aws_instance`...).
+    pub tf_type: Option<String>,
+}
+
+impl Resource {
+    pub fn new(kind: ResourceKind, origin: Origin, id: impl Into<String>, file: &str) -> Self {
+        Resource {
+            kind,
+            origin,
+            id: id.into(),
+            name: None,
+            file: file.to_string(),
+            line: None,
+            metadata: None,
+            tags: Vec::new(),
+            state: None,
+            private_ips: Vec::new(),
+            private_dns: Vec::new(),
+            availability_zone: None,
+            template: None,
+            tf_type: None,
+        }
+    }
+
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+}
+
+/// An Auto Scaling group and what it launches.
+#[derive(Clone, Debug)]
+pub struct AutoScalingGroup {
+    pub name: String,
+    pub origin: Origin,
+    pub file: String,
+    pub line: Option<usize>,
+    pub templates: Vec<TemplateRef>,
+    pub launch_configuration: Option<String>,
+    pub instance_ids: Vec<String>,
+}
+
+/// Severity, ordered from least to most severe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn parse(s: &str) -> Option<Severity> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "info" => Severity::Info,
+            "low" => Severity::Low,
+            "medium" => Severity::Medium,
+            "high" => Severity::High,
+            "critical" => Severity::Critical,
+            _ => return None,
+        })
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// How a fix is applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FixKind {
+    /// AWS CLI commands, run in order.
+    AwsCli,
+    /// A Terraform block or attributes to put in the resource.
+    Terraform,
+    /// A CloudFormation snippet to put in the resource's properties.
+    CloudFormation,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Fix {
+    pub kind: FixKind,
+    pub text: String,
+}
+
+/// The ids of the same check in other tools.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Equivalents {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub aws_config: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub prowler: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checkov: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tfsec: Vec<&'static str>,
+}
+
+/// IMDSv1 use seen by the detections on the resource of a finding.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Observed {
+    /// Alerts of the IMDSv1 rule that matched (each counting the events it suppressed).
+    pub alerts: u64,
+    /// The alert field and value that tied them to the resource (`cloud.instance.id=i-...`).
+    pub matched_on: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_seen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ResourceRef {
+    pub kind: ResourceKind,
+    pub origin: Origin,
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Location {
+    pub file: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub check_id: &'static str,
+    pub title: &'static str,
+    pub severity: Severity,
+    pub resource: ResourceRef,
+    pub location: Location,
+    pub message: String,
+    pub evidence: Vec<String>,
+    pub fix: Vec<Fix>,
+    pub equivalents: Equivalents,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed: Option<Observed>,
+}
+
+/// A per-file problem: the file (or one document in it) was not audited.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct InputError {
+    pub file: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl std::fmt::Display for InputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{}: {}", self.file, l, self.message),
+            None => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+/// 1-based line of a byte offset.
+pub fn line_of(text: &[u8], offset: usize) -> usize {
+    let end = offset.min(text.len());
+    memchr_count(&text[..end]) + 1
+}
+
+fn memchr_count(b: &[u8]) -> usize {
+    b.iter().filter(|&&c| c == b'\n').count()
+}
+
+/// 1-based line of the first occurrence of `needle`, if any.
+pub fn find_line(text: &[u8], needle: &str) -> Option<usize> {
+    let n = needle.as_bytes();
+    if n.is_empty() || n.len() > text.len() {
+        return None;
+    }
+    text.windows(n.len()).position(|w| w == n).map(|p| line_of(text, p))
+}
