@@ -1,6 +1,7 @@
 //! `imdsguard`: the command-line front end. It parses arguments, calls the libraries, renders
 //! results and diagnostics, and maps failures to exit codes; it holds no detection logic.
 
+mod cmd_audit;
 mod cmd_bench;
 mod cmd_decode;
 mod cmd_hunt;
@@ -30,6 +31,8 @@ enum Command {
     Search(cmd_search::SearchArgs),
     /// Measure throughput of the pipeline's stages on an NDJSON file.
     Bench(cmd_bench::BenchArgs),
+    /// Audit IMDSv2 posture: instances, launch templates, Auto Scaling groups, account defaults, Terraform and CloudFormation that still allow IMDSv1.
+    Audit(cmd_audit::AuditArgs),
     /// List, show and validate detection rules.
     Rules {
         #[command(subcommand)]
@@ -68,6 +71,7 @@ fn main() -> ExitCode {
         Command::Search(a) => cmd_search::run(a),
         Command::Bench(a) => cmd_bench::run(a),
         Command::Decode(a) => cmd_decode::run(a),
+        Command::Audit(a) => cmd_audit::run(a),
         Command::Rules { command } => cmd_rules::run(command),
     };
     match result {

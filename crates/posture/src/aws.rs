@@ -3,7 +3,7 @@
 //! `describe-instance-metadata-defaults` spelling), `autoscaling describe-auto-scaling-groups`
 //! and `describe-launch-configurations`.
 
-use crate::model::{find_line, AutoScalingGroup, Metadata, Origin, Resource, ResourceKind, Setting, TemplateRef};
+use crate::model::{find_line, find_line_after, AutoScalingGroup, Metadata, Origin, Resource, ResourceKind, Setting, TemplateRef};
 use crate::Inventory;
 use serde_json::Value;
 
@@ -140,6 +140,8 @@ fn templates(v: &Value, file: &str, inv: &mut Inventory) {
 }
 
 fn template_versions(v: &Value, file: &str, bytes: &[u8], inv: &mut Inventory) {
+    // Versions appear in document order: each one's line is searched after the previous one's.
+    let mut cursor = 0;
     for t in arr(v, "LaunchTemplateVersions") {
         let (Some(id), Some(n)) = (s(t, "LaunchTemplateId"), t.get("VersionNumber").and_then(Value::as_i64)) else {
             inv.error(file, None, "a launch template version without LaunchTemplateId or VersionNumber: skipped");
@@ -158,7 +160,7 @@ fn template_versions(v: &Value, file: &str, bytes: &[u8], inv: &mut Inventory) {
                 vtags.extend(tags(spec));
             }
         }
-        let line = find_line(bytes, &format!("\"VersionNumber\": {n}")).or_else(|| find_line(bytes, &format!("\"{id}\"")));
+        let line = find_line_after(bytes, &[format!("\"VersionNumber\": {n}"), format!("\"VersionNumber\":{n}")], &mut cursor);
         e.versions.insert(n, crate::LiveVersion { metadata: md, tags: vtags, file: file.to_string(), line });
     }
 }

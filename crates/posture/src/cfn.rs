@@ -185,10 +185,11 @@ impl Ctx<'_> {
             Some(other) => {
                 if let Some(Value::String(p)) = other.get("Ref") {
                     if let Some(d) = self.params.and_then(|ps| ps.get(p)).and_then(|p| p.get("Default")) {
+                        let expr = format!("!Ref {p}");
                         return match d {
-                            Value::String(s) => Setting::Value(s.clone()),
-                            Value::Number(n) => Setting::Value(n.to_string()),
-                            _ => Setting::Unknown(format!("!Ref {p}")),
+                            Value::String(s) => Setting::Defaulted { expr, value: s.clone() },
+                            Value::Number(n) => Setting::Defaulted { expr, value: n.to_string() },
+                            _ => Setting::Unknown(expr),
                         };
                     }
                     return Setting::Unknown(format!("!Ref {p}"));

@@ -86,10 +86,10 @@ pub fn tokens(md: Option<&Metadata>, origin: Origin, account: Option<bool>) -> T
         return Tokens::EndpointDisabled;
     }
     match &md.http_tokens {
-        Setting::Value(v) if v.eq_ignore_ascii_case("required") => Tokens::Required,
-        Setting::Value(v) => Tokens::Allows(format!("{} = {v}", tokens_key(origin))),
         Setting::Unset => unset_reason(&format!("{} not set", tokens_key(origin))),
         Setting::Unknown(e) => Tokens::Unknown(format!("{} = {e}", tokens_key(origin))),
+        t if t.is("required") => Tokens::Required,
+        t => Tokens::Allows(format!("{} = {}", tokens_key(origin), t.show())),
     }
 }
 
@@ -343,7 +343,7 @@ pub fn run(inv: &Inventory, opts: &Options) -> (Vec<Finding>, Vec<String>) {
             ResourceKind::AccountDefaults => {
                 let ev = base_evidence(r);
                 match md.map(|m| &m.http_tokens) {
-                    Some(Setting::Value(v)) if v.eq_ignore_ascii_case("required") => {}
+                    Some(t) if t.is("required") => {}
                     Some(Setting::Unknown(e)) => out.push(finding(
                         "IMDS004",
                         Severity::Info,
@@ -355,15 +355,15 @@ pub fn run(inv: &Inventory, opts: &Options) -> (Vec<Finding>, Vec<String>) {
                     )),
                     other => {
                         let what = match other {
-                            Some(Setting::Value(v)) => format!("HttpTokens = {v}"),
-                            _ => "no account-level HttpTokens (no preference): new instances get the AMI's default".into(),
+                            Some(t @ (Setting::Value(_) | Setting::Defaulted { .. })) => format!("{} = {}", tokens_key(r.origin), t.show()),
+                            _ => "no account-level HttpTokens is set (no preference), so new instances get the AMI's default".into(),
                         };
                         out.push(finding(
                             "IMDS004",
                             Severity::Medium,
                             r,
                             md.and_then(|m| m.tokens_line).or(r.line),
-                            format!("the account default does not require IMDSv2 ({what})"),
+                            format!("the account default does not require IMDSv2: {what}"),
                             ev,
                             fix_for(r, want, "IMDS004"),
                         ));
@@ -527,7 +527,8 @@ fn asg_checks(inv: &Inventory, resources: &[Resource], account: Option<bool>, op
                 format!("launch configuration {}", t.id)
             } else {
                 match &t.template {
-                    Some(tv) => format!("launch template {} version {} ({version})", tv.template_id, tv.version),
+                    Some(tv) if version.starts_with('$') => format!("launch template {} version {} (as {version})", tv.template_id, tv.version),
+                    Some(tv) => format!("launch template {} version {}", tv.template_id, tv.version),
                     None => format!("launch template {} ({})", t.id, if version.is_empty() { "$Default" } else { &version }),
                 }
             };

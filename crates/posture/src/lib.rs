@@ -198,7 +198,10 @@ impl Inventory {
                     InputKind::TerraformPlan
                 } else if cfn::is_template(&d) {
                     // Re-read through the YAML reader for line numbers; fall back to no lines.
-                    let doc = cfn::parse_yaml(text).ok().filter(|doc| doc.root == d).unwrap_or(cfn::Doc { root: d, lines: Default::default() });
+                    let doc = cfn::parse_yaml(text)
+                        .ok()
+                        .filter(|doc| cfn::is_template(&doc.root))
+                        .unwrap_or(cfn::Doc { root: d, lines: Default::default() });
                     cfn::load(&doc, name, self)?;
                     InputKind::CloudFormation
                 } else {

@@ -11,14 +11,17 @@ pub enum Setting {
     Unset,
     /// A literal value (`required`, `optional`, `enabled`, `2`...).
     Value(String),
-    /// An expression that cannot be resolved offline (`var.tokens`, `!Ref TokensParam`, `!If ...`).
+    /// An expression that cannot be resolved offline (`!If ...`, `var.x` without a default).
     Unknown(String),
+    /// A variable or parameter reference resolved to its declared default (`var.imds_tokens`,
+    /// `!Ref ImdsTokens`): the value applies unless the deployment overrides it.
+    Defaulted { expr: String, value: String },
 }
 
 impl Setting {
     pub fn value(&self) -> Option<&str> {
         match self {
-            Setting::Value(v) => Some(v),
+            Setting::Value(v) | Setting::Defaulted { value: v, .. } => Some(v),
             _ => None,
         }
     }
@@ -35,6 +38,7 @@ impl Setting {
             Setting::Unset => "unset".into(),
             Setting::Value(v) => v.clone(),
             Setting::Unknown(e) => format!("{e} (not resolvable offline)"),
+            Setting::Defaulted { expr, value } => format!("{value} (default of {expr})"),
         }
     }
 }
@@ -347,4 +351,23 @@ pub fn find_line(text: &[u8], needle: &str) -> Option<usize> {
         return None;
     }
     text.windows(n.len()).position(|w| w == n).map(|p| line_of(text, p))
+}
+
+/// 1-based line of the first occurrence of any of `needles` at or after `*cursor`; moves the
+/// cursor past it. For items listed in document order whose text is not unique.
+pub fn find_line_after(text: &[u8], needles: &[String], cursor: &mut usize) -> Option<usize> {
+    let start = (*cursor).min(text.len());
+    let hay = &text[start..];
+    let pos = needles
+        .iter()
+        .filter_map(|n| {
+            let n = n.as_bytes();
+            if n.is_empty() || n.len() > hay.len() {
+                return None;
+            }
+            hay.windows(n.len()).position(|w| w == n).map(|p| (p, n.len()))
+        })
+        .min()?;
+    *cursor = start + pos.0 + pos.1;
+    Some(line_of(text, start + pos.0))
 }

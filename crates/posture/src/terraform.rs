@@ -32,6 +32,7 @@ pub(crate) fn load_hcl(text: &str, file: &str, inv: &mut Inventory) -> Result<()
         message: format!("invalid HCL at column {}: {}", e.location().column(), e.message()),
     })?;
     let bytes = text.as_bytes();
+    let vars = variables(&body);
     let line = |span: Option<std::ops::Range<usize>>| span.map(|r| line_of(bytes, r.start));
     for block in body.blocks().filter(|b| b.ident.as_str() == "resource") {
         let (Some(ty), Some(name)) = (block.labels.first(), block.labels.get(1)) else { continue };
@@ -48,9 +49,9 @@ pub(crate) fn load_hcl(text: &str, file: &str, inv: &mut Inventory) -> Result<()
         res.tags = hcl_tags(&block.body);
         res.name = res.tag("Name").map(str::to_string).or_else(|| attr_string(&block.body, "name"));
         res.metadata = if kind == ResourceKind::AccountDefaults {
-            Some(hcl_metadata(&block.body, None, bytes))
+            Some(hcl_metadata(&block.body, None, bytes, &vars))
         } else if let Some(md) = block.body.get_blocks("metadata_options").next() {
-            Some(hcl_metadata(&md.body, line(md.span()), bytes))
+            Some(hcl_metadata(&md.body, line(md.span()), bytes, &vars))
         } else if let Some(dynamic) = dynamic_block(&block.body, "metadata_options") {
             let unknown = Setting::Unknown("dynamic \"metadata_options\"".into());
             Some(Metadata {
@@ -72,7 +73,37 @@ fn dynamic_block<'a>(body: &'a Body, name: &str) -> Option<&'a Block> {
     body.get_blocks("dynamic").find(|b| b.labels.first().is_some_and(|l| l.as_str() == name))
 }
 
-fn expr_setting(e: &Expression) -> Setting {
+/// `variable "x" { default = <literal> }` of the file.
+type Vars = std::collections::HashMap<String, String>;
+
+fn variables(body: &Body) -> Vars {
+    let mut vars = Vars::new();
+    for b in body.blocks().filter(|b| b.ident.as_str() == "variable") {
+        let Some(name) = b.labels.first() else { continue };
+        if let Some(v) = b.body.get_attribute("default").and_then(|a| literal(&a.value)) {
+            vars.insert(name.as_str().to_string(), v);
+        }
+    }
+    vars
+}
+
+fn literal(e: &Expression) -> Option<String> {
+    match e {
+        Expression::String(s) => Some(s.value().to_string()),
+        Expression::Number(n) => Some(n.value().to_string()),
+        Expression::Bool(b) => Some(b.value().to_string()),
+        _ => None,
+    }
+}
+
+fn expr_setting(e: &Expression, vars: &Vars) -> Setting {
+    if let Expression::Traversal(_) = e {
+        let text = e.to_string();
+        let text = text.trim();
+        if let Some(value) = text.strip_prefix("var.").and_then(|name| vars.get(name)) {
+            return Setting::Defaulted { expr: text.to_string(), value: value.clone() };
+        }
+    }
     match e {
         Expression::Null(_) => Setting::Unset,
         Expression::String(s) => Setting::Value(s.value().to_string()),
@@ -82,27 +113,27 @@ fn expr_setting(e: &Expression) -> Setting {
     }
 }
 
-fn attr_setting(body: &Body, key: &str, bytes: &[u8]) -> (Setting, Option<usize>) {
+fn attr_setting(body: &Body, key: &str, bytes: &[u8], vars: &Vars) -> (Setting, Option<usize>) {
     match body.get_attribute(key) {
-        Some(a) => (expr_setting(&a.value), a.span().map(|r| line_of(bytes, r.start))),
+        Some(a) => (expr_setting(&a.value, vars), a.span().map(|r| line_of(bytes, r.start))),
         None => (Setting::Unset, None),
     }
 }
 
 fn attr_string(body: &Body, key: &str) -> Option<String> {
-    body.get_attribute(key).and_then(|a| expr_setting(&a.value).value().map(str::to_string))
+    body.get_attribute(key).and_then(|a| literal(&a.value))
 }
 
-fn hcl_metadata(body: &Body, line: Option<usize>, bytes: &[u8]) -> Metadata {
-    let (http_tokens, tokens_line) = attr_setting(body, "http_tokens", bytes);
-    let (http_endpoint, endpoint_line) = attr_setting(body, "http_endpoint", bytes);
-    let (hop_limit, hop_line) = attr_setting(body, "http_put_response_hop_limit", bytes);
+fn hcl_metadata(body: &Body, line: Option<usize>, bytes: &[u8], vars: &Vars) -> Metadata {
+    let (http_tokens, tokens_line) = attr_setting(body, "http_tokens", bytes, vars);
+    let (http_endpoint, endpoint_line) = attr_setting(body, "http_endpoint", bytes, vars);
+    let (hop_limit, hop_line) = attr_setting(body, "http_put_response_hop_limit", bytes, vars);
     Metadata {
         http_tokens,
         http_endpoint,
         hop_limit,
-        ipv6: attr_setting(body, "http_protocol_ipv6", bytes).0,
-        tags: attr_setting(body, "instance_metadata_tags", bytes).0,
+        ipv6: attr_setting(body, "http_protocol_ipv6", bytes, vars).0,
+        tags: attr_setting(body, "instance_metadata_tags", bytes, vars).0,
         line,
         tokens_line,
         hop_line,
@@ -120,7 +151,7 @@ fn hcl_tags(body: &Body) -> Vec<(String, String)> {
                 ObjectKey::Expression(Expression::String(s)) => s.value().to_string(),
                 ObjectKey::Expression(_) => continue,
             };
-            if let Some(v) = expr_setting(v.expr()).value() {
+            if let Some(v) = literal(v.expr()) {
                 out.push((k, v.to_string()));
             }
         }
@@ -139,10 +170,10 @@ fn template_address(e: &Expression) -> Option<String> {
 
 fn hcl_template_ref(body: &Body, id_key: &str, name_key: &str) -> TemplateRef {
     let find = |k: &str| body.get_attribute(k).map(|a| &a.value);
-    let id = find(id_key).and_then(|e| template_address(e).or_else(|| expr_setting(e).value().map(str::to_string)));
-    let name = find(name_key).and_then(|e| template_address(e).or_else(|| expr_setting(e).value().map(str::to_string)));
-    let version = find("version").map(|e| match expr_setting(e) {
-        Setting::Value(v) => v,
+    let id = find(id_key).and_then(|e| template_address(e).or_else(|| literal(e)));
+    let name = find(name_key).and_then(|e| template_address(e).or_else(|| literal(e)));
+    let version = find("version").map(|e| match literal(e) {
+        Some(v) => v,
         // `aws_launch_template.x.latest_version` / `.default_version`: the template in the same
         // configuration is the one checked.
         _ => {
@@ -179,7 +210,7 @@ fn hcl_asg(body: &Body, address: &str, file: &str, line: Option<usize>) -> AutoS
         let t = t.trim();
         match t.strip_prefix("aws_launch_configuration.") {
             Some(rest) => format!("aws_launch_configuration.{}", rest.split('.').next().unwrap_or(rest)),
-            None => expr_setting(&a.value).value().map(str::to_string).unwrap_or_else(|| t.to_string()),
+            None => literal(&a.value).unwrap_or_else(|| t.to_string()),
         }
     });
     AutoScalingGroup {
