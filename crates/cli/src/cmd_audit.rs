@@ -229,6 +229,14 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The resource id, with the version for a launch template version.
+fn resource_id(f: &Finding) -> String {
+    match f.resource.version {
+        Some(v) => format!("{}:{v}", f.resource.id),
+        None => f.resource.id.clone(),
+    }
+}
+
 fn location(f: &Finding) -> String {
     match f.location.line {
         Some(l) => format!("{}:{l}", f.location.file),
@@ -245,10 +253,10 @@ fn write_table(out: &mut dyn Write, r: &Report) -> anyhow::Result<()> {
         .findings
         .iter()
         .map(|f| {
-            let res = match &f.resource.name {
-                Some(n) => format!("{} {} ({n})", f.resource.kind.label(), f.resource.id),
-                None => format!("{} {}", f.resource.kind.label(), f.resource.id),
-            };
+            let mut res = format!("{} {}", f.resource.kind.label(), resource_id(f));
+            if let Some(n) = &f.resource.name {
+                res.push_str(&format!(" ({n})"));
+            }
             let obs = f.observed.as_ref().map(|o| format!("{} alert(s)", o.alerts)).unwrap_or_else(|| "-".into());
             [f.severity.as_str().to_string(), f.check_id.to_string(), res, location(f), obs]
         })
@@ -413,7 +421,8 @@ pub fn sarif(r: &Report) -> Value {
             if let Some(l) = f.location.line {
                 physical["region"] = json!({"startLine": l});
             }
-            let fqn = format!("{}/{}", serde_json::to_value(f.resource.origin).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(), f.resource.id);
+            let origin = serde_json::to_value(f.resource.origin).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+            let fqn = format!("{origin}/{}", resource_id(f));
             let mut props = json!({
                 "severity": f.severity.as_str(),
                 "resource": f.resource,
@@ -433,7 +442,7 @@ pub fn sarif(r: &Report) -> Value {
                 "message": {"text": message},
                 "locations": [{
                     "physicalLocation": physical,
-                    "logicalLocations": [{"name": f.resource.id, "fullyQualifiedName": fqn, "kind": "resource"}]
+                    "logicalLocations": [{"name": resource_id(f), "fullyQualifiedName": fqn, "kind": "resource"}]
                 }],
                 "partialFingerprints": {"imdsguard/resource/v1": format!("{}:{}:{}", f.check_id, fqn, f.location.file)},
                 "properties": props

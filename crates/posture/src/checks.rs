@@ -297,7 +297,7 @@ fn finding(check: &'static str, sev: Severity, r: &Resource, line: Option<usize>
         check_id: check,
         title: check_title(check),
         severity: sev,
-        resource: ResourceRef { kind: r.kind, origin: r.origin, id: display(r), name: r.name.clone() },
+        resource: ResourceRef { kind: r.kind, origin: r.origin, id: r.id.clone(), version: r.template.as_ref().map(|t| t.version), name: r.name.clone() },
         location: Location { file: r.file.clone(), line },
         message,
         evidence,

@@ -290,6 +290,9 @@ pub struct ResourceRef {
     pub kind: ResourceKind,
     pub origin: Origin,
     pub id: String,
+    /// For a launch template version (AWS).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
