@@ -128,3 +128,49 @@ pub fn read_alerts(file: &str, bytes: &[u8]) -> (Vec<Observation>, usize, Vec<In
     }
     (obs, other, errors)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn fields_nested_dotted_and_mixed() {
+        let doc = json!({"host": {"name": "a", "ip": ["10.0.0.1", "10.0.0.2"]}, "cloud.instance.id": "i-1", "cloud": {"instance.name": "n"}, "kibana.alert.rule.rule_id": "r"});
+        let table: &[(&str, &[&str])] = &[
+            ("host.name", &["a"]),
+            ("host.ip", &["10.0.0.1", "10.0.0.2"]),
+            ("cloud.instance.id", &["i-1"]),
+            ("cloud.instance.name", &["n"]),
+            ("kibana.alert.rule.rule_id", &["r"]),
+            ("host.missing", &[]),
+        ];
+        for (path, want) in table {
+            assert_eq!(get_all(&doc, path), want.iter().map(|s| s.to_string()).collect::<Vec<_>>(), "{path}");
+        }
+    }
+
+    #[test]
+    fn groups_imdsv1_alerts_by_host_and_reports_bad_lines() {
+        let lines = [
+            json!({"kibana.alert.rule.rule_id": IMDSV1_RULE_ID, "host": {"name": "h1"}, "kibana.alert.original_time": "2026-01-02T00:00:00Z"}).to_string(),
+            "{not json".to_string(),
+            json!({"kibana.alert.rule.rule_id": IMDSV1_RULE_ID, "host": {"name": "h1"}, "kibana.alert.suppression.docs_count": 3, "kibana.alert.original_time": "2026-01-01T00:00:00Z"}).to_string(),
+            json!({"kibana": {"alert": {"rule": {"rule_id": "other"}}}, "host": {"name": "h2"}}).to_string(),
+            "[1]".to_string(),
+            String::new(),
+        ];
+        let (obs, other, errors) = read_alerts("a.ndjson", lines.join("\n").as_bytes());
+        assert_eq!(other, 1);
+        assert_eq!(errors.iter().map(|e| e.line).collect::<Vec<_>>(), vec![Some(2), Some(5)]);
+        assert_eq!(obs.len(), 1);
+        assert_eq!(obs[0].count, 5);
+        assert_eq!(obs[0].first_seen.as_deref(), Some("2026-01-01T00:00:00Z"));
+        assert_eq!(obs[0].last_seen.as_deref(), Some("2026-01-02T00:00:00Z"));
+        // A JSON array of alerts (Kibana export) is read too.
+        let arr = json!([{"kibana.alert.rule.rule_id": IMDSV1_RULE_ID, "cloud": {"instance": {"id": "i-9"}}}]).to_string();
+        let (obs, _, errors) = read_alerts("a.json", arr.as_bytes());
+        assert!(errors.is_empty());
+        assert_eq!(obs[0].keys, vec![("cloud.instance.id".to_string(), "i-9".to_string())]);
+    }
+}

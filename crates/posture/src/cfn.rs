@@ -86,6 +86,9 @@ pub fn parse_yaml(text: &str) -> Result<Doc, (Option<usize>, String)> {
             Event::DocumentEnd | Event::StreamEnd => break,
             Event::Alias(_) => Some(Value::Null),
             Event::Scalar(v, style, _, tag) => {
+                if !is_key {
+                    lines.entry(ptr.clone()).or_insert(line);
+                }
                 let plain = matches!(style, saphyr_parser::ScalarStyle::Plain);
                 let value = if plain && tag.is_none() && matches!(v.as_ref(), "~" | "null" | "Null" | "NULL" | "") {
                     Value::Null
@@ -351,4 +354,72 @@ pub(crate) fn load(doc: &Doc, file: &str, inv: &mut Inventory) -> Result<(), Inp
         inv.resources.push(res);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn short_tags_become_long_form() {
+        let table: &[(&str, Value)] = &[
+            ("a: !Ref Param", json!({"a": {"Ref": "Param"}})),
+            ("a: !GetAtt Res.Arn", json!({"a": {"Fn::GetAtt": ["Res", "Arn"]}})),
+            ("a: !GetAtt [Res, Arn]", json!({"a": {"Fn::GetAtt": ["Res", "Arn"]}})),
+            ("a: !Sub 'x-${Env}'", json!({"a": {"Fn::Sub": "x-${Env}"}})),
+            ("a: !If [IsProd, required, optional]", json!({"a": {"Fn::If": ["IsProd", "required", "optional"]}})),
+            ("a: !Condition IsProd", json!({"a": {"Condition": "IsProd"}})),
+            ("a: !Base64\n  Fn::Sub: x", json!({"a": {"Fn::Base64": {"Fn::Sub": "x"}}})),
+            ("a: !Equals [!Ref Env, prod]", json!({"a": {"Fn::Equals": [{"Ref": "Env"}, "prod"]}})),
+            ("a: !!str 3", json!({"a": "3"})),
+            ("a: ~\nb: ''", json!({"a": null, "b": ""})),
+        ];
+        for (yaml, want) in table {
+            let doc = parse_yaml(yaml).unwrap_or_else(|e| panic!("{yaml}: {e:?}"));
+            assert_eq!(&doc.root, want, "{yaml}");
+        }
+    }
+
+    #[test]
+    fn lines_by_pointer() {
+        let doc = parse_yaml("Resources:\n  A:\n    Type: X\n    Properties:\n      L:\n        - one\n        - two\n").expect("yaml");
+        let table = [("/Resources", 1), ("/Resources/A", 2), ("/Resources/A/Type", 3), ("/Resources/A/Properties/L", 5), ("/Resources/A/Properties/L/1", 7)];
+        for (ptr, line) in table {
+            assert_eq!(doc.line(ptr), Some(line), "{ptr}");
+        }
+        // JSON is read by the same reader.
+        let doc = parse_yaml("{\n  \"Resources\": {\n    \"A/B\": {\"Type\": \"X\"}\n  }\n}").expect("json");
+        assert_eq!(doc.line("/Resources/A~1B"), Some(3));
+    }
+
+    #[test]
+    fn bad_yaml_is_an_error_with_a_line() {
+        let table: &[(&str, Option<usize>, &str)] = &[
+            ("a: [1, 2\nb: 3\n", Some(2), "invalid YAML"),
+            ("a: b\n c: d: e\n", Some(2), "invalid YAML"),
+            ("", None, "empty document"),
+        ];
+        for (yaml, line, msg) in table {
+            let Err((l, m)) = parse_yaml(yaml) else { panic!("{yaml:?} parsed") };
+            assert_eq!(l, *line, "{yaml:?}: {m}");
+            assert!(m.contains(msg), "{yaml:?}: {m}");
+        }
+        let deep = "a: ".to_string() + &"[".repeat(MAX_DEPTH + 5);
+        let Err((_, m)) = parse_yaml(&deep) else { panic!("deep parsed") };
+        assert!(m.contains("nesting deeper"), "{m}");
+    }
+
+    #[test]
+    fn template_detection() {
+        let table = [
+            (json!({"Resources": {"A": {"Type": "AWS::EC2::Instance"}}}), true),
+            (json!({"AWSTemplateFormatVersion": "2010-09-09", "Resources": {}}), true),
+            (json!({"Resources": {"A": {"Type": "Something"}}}), false),
+            (json!({"resources": []}), false),
+        ];
+        for (v, want) in table {
+            assert_eq!(is_template(&v), want, "{v}");
+        }
+    }
 }

@@ -374,3 +374,79 @@ pub(crate) fn load_plan(v: &Value, file: &str, bytes: &[u8], inv: &mut Inventory
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Inventory {
+        let mut inv = Inventory::default();
+        load_hcl(text, "t.tf", &mut inv).expect("valid HCL");
+        inv
+    }
+
+    #[test]
+    fn metadata_options_settings_and_lines() {
+        let table: &[(&str, Option<(&str, Option<usize>)>)] = &[
+            ("resource \"aws_instance\" \"a\" {\n  ami = \"x\"\n}\n", None),
+            ("resource \"aws_instance\" \"a\" {\n  metadata_options {\n    http_tokens = \"required\"\n  }\n}\n", Some(("required", Some(3)))),
+            ("resource \"aws_instance\" \"a\" {\n  metadata_options {\n    http_endpoint = \"enabled\"\n  }\n}\n", Some(("unset", None))),
+            ("resource \"aws_instance\" \"a\" {\n  metadata_options {\n    http_tokens = local.t\n  }\n}\n", Some(("local.t (not resolvable offline)", Some(3)))),
+            (
+                "variable \"t\" {\n  default = \"optional\"\n}\nresource \"aws_instance\" \"a\" {\n  metadata_options {\n    http_tokens = var.t\n  }\n}\n",
+                Some(("optional (default of var.t)", Some(6))),
+            ),
+            (
+                "resource \"aws_instance\" \"a\" {\n  dynamic \"metadata_options\" {\n    for_each = var.m\n    content {}\n  }\n}\n",
+                Some(("dynamic \"metadata_options\" (not resolvable offline)", None)),
+            ),
+        ];
+        for (text, want) in table {
+            let inv = load(text);
+            let r = &inv.resources[0];
+            assert_eq!(r.line, Some(if text.starts_with("variable") { 4 } else { 1 }), "{text}");
+            let got = r.metadata.as_ref().map(|m| (m.http_tokens.show(), m.tokens_line));
+            assert_eq!(got, want.map(|(s, l)| (s.to_string(), l)), "{text}");
+        }
+    }
+
+    #[test]
+    fn invalid_hcl_names_the_line() {
+        let mut inv = Inventory::default();
+        let e = load_hcl("resource \"aws_instance\" \"a\" {\n  ami = \n}\n", "bad.tf", &mut inv).expect_err("invalid");
+        assert_eq!(e.file, "bad.tf");
+        assert_eq!(e.line, Some(2));
+        assert!(e.message.starts_with("invalid HCL"), "{}", e.message);
+    }
+
+    #[test]
+    fn asg_template_references() {
+        let inv = load(
+            "resource \"aws_autoscaling_group\" \"g\" {\n  launch_template {\n    id      = aws_launch_template.t.id\n    version = aws_launch_template.t.default_version\n  }\n  mixed_instances_policy {\n    launch_template {\n      launch_template_specification {\n        launch_template_name = \"named\"\n        version = \"3\"\n      }\n    }\n  }\n}\n",
+        );
+        let g = &inv.asgs[0];
+        assert_eq!(g.line, Some(1));
+        let refs: Vec<(Option<&str>, Option<&str>, Option<&str>)> =
+            g.templates.iter().map(|t| (t.id.as_deref(), t.name.as_deref(), t.version.as_deref())).collect();
+        assert_eq!(refs, vec![(Some("aws_launch_template.t"), None, Some("$Default")), (None, Some("named"), Some("3"))]);
+    }
+
+    #[test]
+    fn plans_skip_deletes_and_data_sources() {
+        let plan = serde_json::json!({
+            "format_version": "1.2",
+            "resource_changes": [
+                {"address": "aws_instance.gone", "mode": "managed", "type": "aws_instance", "change": {"actions": ["delete"], "after": null}},
+                {"address": "data.aws_instance.d", "mode": "data", "type": "aws_instance", "change": {"actions": ["read"], "after": {}}},
+                {"address": "aws_instance.new", "mode": "managed", "type": "aws_instance",
+                 "change": {"actions": ["create"], "after": {"metadata_options": [{"http_tokens": null}]}, "after_unknown": {"metadata_options": [{"http_tokens": true}]}}}
+            ]
+        });
+        let mut inv = Inventory::default();
+        load_plan(&plan, "p.json", plan.to_string().as_bytes(), &mut inv);
+        assert_eq!(inv.resources.len(), 1);
+        let r = &inv.resources[0];
+        assert_eq!(r.id, "aws_instance.new");
+        assert_eq!(r.metadata.as_ref().map(|m| m.http_tokens.clone()), Some(Setting::Unknown("(known after apply)".into())));
+    }
+}
