@@ -3,7 +3,7 @@
 //! `describe-instance-metadata-defaults` spelling), `autoscaling describe-auto-scaling-groups`
 //! and `describe-launch-configurations`.
 
-use crate::model::{find_line, find_line_after, AutoScalingGroup, Metadata, Origin, Resource, ResourceKind, Setting, TemplateRef};
+use crate::model::{member, AutoScalingGroup, Lines, Metadata, Origin, Resource, ResourceKind, Setting, TemplateRef};
 use crate::Inventory;
 use serde_json::Value;
 
@@ -69,7 +69,7 @@ fn arr<'a>(v: &'a Value, k: &str) -> &'a [Value] {
 }
 
 /// Adds one AWS CLI document to the inventory.
-pub(crate) fn load(kind: &str, v: &Value, file: &str, bytes: &[u8], inv: &mut Inventory) {
+pub(crate) fn load(kind: &str, v: &Value, file: &str, bytes: &mut Lines<'_>, inv: &mut Inventory) {
     match kind {
         "describe-instances" => instances(v, file, bytes, inv),
         "describe-launch-templates" => templates(v, file, inv),
@@ -81,7 +81,7 @@ pub(crate) fn load(kind: &str, v: &Value, file: &str, bytes: &[u8], inv: &mut In
     }
 }
 
-fn instances(v: &Value, file: &str, bytes: &[u8], inv: &mut Inventory) {
+fn instances(v: &Value, file: &str, lines: &mut Lines<'_>, inv: &mut Inventory) {
     for r in arr(v, "Reservations") {
         for i in arr(r, "Instances") {
             let Some(id) = s(i, "InstanceId") else {
@@ -89,7 +89,7 @@ fn instances(v: &Value, file: &str, bytes: &[u8], inv: &mut Inventory) {
                 continue;
             };
             let mut res = Resource::new(ResourceKind::Instance, Origin::Aws, id.clone(), file);
-            res.line = find_line(bytes, &format!("\"{id}\""));
+            res.line = lines.find_next(&member("InstanceId", &format!("\"{id}\"")));
             res.tags = tags(i);
             res.name = res.tag("Name").map(str::to_string);
             res.state = i.get("State").and_then(|st| s(st, "Name"));
@@ -139,9 +139,7 @@ fn templates(v: &Value, file: &str, inv: &mut Inventory) {
     }
 }
 
-fn template_versions(v: &Value, file: &str, bytes: &[u8], inv: &mut Inventory) {
-    // Versions appear in document order: each one's line is searched after the previous one's.
-    let mut cursor = 0;
+fn template_versions(v: &Value, file: &str, lines: &mut Lines<'_>, inv: &mut Inventory) {
     for t in arr(v, "LaunchTemplateVersions") {
         let (Some(id), Some(n)) = (s(t, "LaunchTemplateId"), t.get("VersionNumber").and_then(Value::as_i64)) else {
             inv.error(file, None, "a launch template version without LaunchTemplateId or VersionNumber: skipped");
@@ -160,15 +158,16 @@ fn template_versions(v: &Value, file: &str, bytes: &[u8], inv: &mut Inventory) {
                 vtags.extend(tags(spec));
             }
         }
-        let line = find_line_after(bytes, &[format!("\"VersionNumber\": {n}"), format!("\"VersionNumber\":{n}")], &mut cursor);
+        // Versions are in document order: each one's line is searched after the previous one's.
+        let line = lines.find_next(&member("VersionNumber", &n.to_string()));
         e.versions.insert(n, crate::LiveVersion { metadata: md, tags: vtags, file: file.to_string(), line });
     }
 }
 
-fn defaults(v: &Value, file: &str, bytes: &[u8], inv: &mut Inventory) {
+fn defaults(v: &Value, file: &str, lines: &mut Lines<'_>, inv: &mut Inventory) {
     let al = v.get("AccountLevel").cloned().unwrap_or(Value::Null);
     let mut res = Resource::new(ResourceKind::AccountDefaults, Origin::Aws, "account-defaults", file);
-    res.line = find_line(bytes, "\"AccountLevel\"");
+    res.line = lines.find("\"AccountLevel\"");
     res.metadata = Some(if al.is_object() { metadata(&al) } else { Metadata::default() });
     inv.resources.push(res);
 }
@@ -177,7 +176,7 @@ fn template_ref(v: &Value) -> TemplateRef {
     TemplateRef { id: s(v, "LaunchTemplateId"), name: s(v, "LaunchTemplateName"), version: s(v, "Version") }
 }
 
-fn asgs(v: &Value, file: &str, bytes: &[u8], inv: &mut Inventory) {
+fn asgs(v: &Value, file: &str, lines: &mut Lines<'_>, inv: &mut Inventory) {
     for g in arr(v, "AutoScalingGroups") {
         let Some(name) = s(g, "AutoScalingGroupName") else {
             inv.error(file, None, "an Auto Scaling group without AutoScalingGroupName: skipped");
@@ -199,7 +198,7 @@ fn asgs(v: &Value, file: &str, bytes: &[u8], inv: &mut Inventory) {
         }
         let instance_ids = arr(g, "Instances").iter().filter_map(|i| s(i, "InstanceId")).collect();
         inv.asgs.push(AutoScalingGroup {
-            line: find_line(bytes, &format!("\"{name}\"")),
+            line: lines.find_next(&member("AutoScalingGroupName", &format!("\"{name}\""))),
             name,
             origin: Origin::Aws,
             file: file.to_string(),
@@ -210,14 +209,14 @@ fn asgs(v: &Value, file: &str, bytes: &[u8], inv: &mut Inventory) {
     }
 }
 
-fn launch_configurations(v: &Value, file: &str, bytes: &[u8], inv: &mut Inventory) {
+fn launch_configurations(v: &Value, file: &str, lines: &mut Lines<'_>, inv: &mut Inventory) {
     for lc in arr(v, "LaunchConfigurations") {
         let Some(name) = s(lc, "LaunchConfigurationName") else {
             inv.error(file, None, "a launch configuration without LaunchConfigurationName: skipped");
             continue;
         };
         let mut res = Resource::new(ResourceKind::LaunchConfiguration, Origin::Aws, name.clone(), file);
-        res.line = find_line(bytes, &format!("\"{name}\""));
+        res.line = lines.find_next(&member("LaunchConfigurationName", &format!("\"{name}\"")));
         // A launch configuration without MetadataOptions launches with the defaults: IMDSv1 allowed.
         res.metadata = lc.get("MetadataOptions").filter(|m| m.is_object()).map(metadata);
         inv.resources.push(res);

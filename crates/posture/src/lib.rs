@@ -164,7 +164,7 @@ impl Inventory {
 
     fn load_json(&mut self, name: &str, text: &str) -> Result<InputKind, InputError> {
         let err = |line: Option<usize>, message: String| InputError { file: name.to_string(), line, message };
-        let bytes = text.as_bytes();
+        let mut lines = Lines::new(text.as_bytes());
         let mut stream = serde_json::Deserializer::from_str(text).into_iter::<serde_json::Value>();
         let mut kind = None;
         let mut index = 0;
@@ -191,10 +191,10 @@ impl Inventory {
             };
             for d in docs {
                 let k = if let Some(k) = aws::kind_of(&d) {
-                    aws::load(k, &d, name, bytes, self);
+                    aws::load(k, &d, name, &mut lines, self);
                     InputKind::AwsCli
                 } else if terraform::is_plan(&d) {
-                    terraform::load_plan(&d, name, bytes, self);
+                    terraform::load_plan(&d, name, &mut lines, self);
                     InputKind::TerraformPlan
                 } else if cfn::is_template(&d) {
                     // Re-read through the YAML reader for line numbers; fall back to no lines.

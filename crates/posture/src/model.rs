@@ -340,37 +340,54 @@ impl std::fmt::Display for InputError {
 /// 1-based line of a byte offset.
 pub fn line_of(text: &[u8], offset: usize) -> usize {
     let end = offset.min(text.len());
-    memchr_count(&text[..end]) + 1
+    memchr::memchr_iter(b'\n', &text[..end]).count() + 1
 }
 
-fn memchr_count(b: &[u8]) -> usize {
-    b.iter().filter(|&&c| c == b'\n').count()
+/// Line numbers of a text: newline offsets computed once, substring search with `memmem`, and a
+/// forward cursor for items listed in document order (linear over a whole file, however many
+/// items it has).
+pub struct Lines<'a> {
+    text: &'a [u8],
+    newlines: Vec<usize>,
+    cursor: usize,
 }
 
-/// 1-based line of the first occurrence of `needle`, if any.
-pub fn find_line(text: &[u8], needle: &str) -> Option<usize> {
-    let n = needle.as_bytes();
-    if n.is_empty() || n.len() > text.len() {
-        return None;
+impl<'a> Lines<'a> {
+    pub fn new(text: &'a [u8]) -> Self {
+        Lines { text, newlines: memchr::memchr_iter(b'\n', text).collect(), cursor: 0 }
     }
-    text.windows(n.len()).position(|w| w == n).map(|p| line_of(text, p))
+
+    /// 1-based line of a byte offset.
+    pub fn line_of(&self, offset: usize) -> usize {
+        self.newlines.partition_point(|&n| n < offset) + 1
+    }
+
+    /// Line of the first occurrence of `needle` in the whole text.
+    pub fn find(&self, needle: &str) -> Option<usize> {
+        if needle.is_empty() {
+            return None;
+        }
+        memchr::memmem::find(self.text, needle.as_bytes()).map(|p| self.line_of(p))
+    }
+
+    /// Line of the first occurrence of any of `needles` after the previous match; moves past it.
+    /// Falls back to the whole text when the items were not in document order.
+    pub fn find_next(&mut self, needles: &[String]) -> Option<usize> {
+        let start = self.cursor.min(self.text.len());
+        let hit = |from: usize| {
+            needles
+                .iter()
+                .filter(|n| !n.is_empty())
+                .filter_map(|n| memchr::memmem::find(&self.text[from..], n.as_bytes()).map(|p| (from + p, n.len())))
+                .min()
+        };
+        let (pos, len) = hit(start).or_else(|| if start > 0 { hit(0) } else { None })?;
+        self.cursor = pos + len;
+        Some(self.line_of(pos))
+    }
 }
 
-/// 1-based line of the first occurrence of any of `needles` at or after `*cursor`; moves the
-/// cursor past it. For items listed in document order whose text is not unique.
-pub fn find_line_after(text: &[u8], needles: &[String], cursor: &mut usize) -> Option<usize> {
-    let start = (*cursor).min(text.len());
-    let hay = &text[start..];
-    let pos = needles
-        .iter()
-        .filter_map(|n| {
-            let n = n.as_bytes();
-            if n.is_empty() || n.len() > hay.len() {
-                return None;
-            }
-            hay.windows(n.len()).position(|w| w == n).map(|p| (p, n.len()))
-        })
-        .min()?;
-    *cursor = start + pos.0 + pos.1;
-    Some(line_of(text, start + pos.0))
+/// Both spellings of a JSON member (`"key": value` pretty, `"key":value` compact).
+pub fn member(key: &str, value: &str) -> Vec<String> {
+    vec![format!("\"{key}\": {value}"), format!("\"{key}\":{value}")]
 }

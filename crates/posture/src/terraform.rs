@@ -7,7 +7,7 @@
 //! and `aws_autoscaling_group` (`launch_template`, `mixed_instances_policy`,
 //! `launch_configuration`), which is linked to the template it names in the same inputs.
 
-use crate::model::{line_of, AutoScalingGroup, InputError, Metadata, Origin, Resource, ResourceKind, Setting, TemplateRef};
+use crate::model::{member, AutoScalingGroup, Lines, InputError, Metadata, Origin, Resource, ResourceKind, Setting, TemplateRef};
 use crate::Inventory;
 use hcl_edit::expr::{Expression, ObjectKey};
 use hcl_edit::structure::{Block, Body};
@@ -31,9 +31,10 @@ pub(crate) fn load_hcl(text: &str, file: &str, inv: &mut Inventory) -> Result<()
         line: Some(e.location().line()),
         message: format!("invalid HCL at column {}: {}", e.location().column(), e.message()),
     })?;
-    let bytes = text.as_bytes();
+    let lines = Lines::new(text.as_bytes());
+    let bytes = &lines;
     let vars = variables(&body);
-    let line = |span: Option<std::ops::Range<usize>>| span.map(|r| line_of(bytes, r.start));
+    let line = |span: Option<std::ops::Range<usize>>| span.map(|r| lines.line_of(r.start));
     for block in body.blocks().filter(|b| b.ident.as_str() == "resource") {
         let (Some(ty), Some(name)) = (block.labels.first(), block.labels.get(1)) else { continue };
         let (ty, name) = (ty.as_str(), name.as_str());
@@ -113,9 +114,9 @@ fn expr_setting(e: &Expression, vars: &Vars) -> Setting {
     }
 }
 
-fn attr_setting(body: &Body, key: &str, bytes: &[u8], vars: &Vars) -> (Setting, Option<usize>) {
+fn attr_setting(body: &Body, key: &str, bytes: &Lines<'_>, vars: &Vars) -> (Setting, Option<usize>) {
     match body.get_attribute(key) {
-        Some(a) => (expr_setting(&a.value, vars), a.span().map(|r| line_of(bytes, r.start))),
+        Some(a) => (expr_setting(&a.value, vars), a.span().map(|r| bytes.line_of(r.start))),
         None => (Setting::Unset, None),
     }
 }
@@ -124,7 +125,7 @@ fn attr_string(body: &Body, key: &str) -> Option<String> {
     body.get_attribute(key).and_then(|a| literal(&a.value))
 }
 
-fn hcl_metadata(body: &Body, line: Option<usize>, bytes: &[u8], vars: &Vars) -> Metadata {
+fn hcl_metadata(body: &Body, line: Option<usize>, bytes: &Lines<'_>, vars: &Vars) -> Metadata {
     let (http_tokens, tokens_line) = attr_setting(body, "http_tokens", bytes, vars);
     let (http_endpoint, endpoint_line) = attr_setting(body, "http_endpoint", bytes, vars);
     let (hop_limit, hop_line) = attr_setting(body, "http_put_response_hop_limit", bytes, vars);
@@ -272,9 +273,8 @@ fn plan_tags(values: &Value) -> Vec<(String, String)> {
     out
 }
 
-fn address_line(bytes: &[u8], address: &str) -> Option<usize> {
-    crate::model::find_line(bytes, &format!("\"address\":\"{address}\""))
-        .or_else(|| crate::model::find_line(bytes, &format!("\"address\": \"{address}\"")))
+fn address_line(lines: &mut Lines<'_>, address: &str) -> Option<usize> {
+    lines.find_next(&member("address", &format!("\"{address}\"")))
 }
 
 fn plan_resource(
@@ -283,7 +283,7 @@ fn plan_resource(
     values: &Value,
     unknown: &Value,
     file: &str,
-    bytes: &[u8],
+    bytes: &mut Lines<'_>,
     inv: &mut Inventory,
 ) {
     if ty == "aws_autoscaling_group" {
@@ -326,7 +326,7 @@ fn plan_resource(
     inv.resources.push(res);
 }
 
-fn walk_module(m: &Value, file: &str, bytes: &[u8], inv: &mut Inventory, depth: usize) {
+fn walk_module(m: &Value, file: &str, bytes: &mut Lines<'_>, inv: &mut Inventory, depth: usize) {
     if depth > 64 {
         return;
     }
@@ -347,7 +347,7 @@ fn walk_module(m: &Value, file: &str, bytes: &[u8], inv: &mut Inventory, depth: 
 
 /// Loads `terraform show -json` output: the planned changes when present (resources being
 /// deleted are skipped), else the planned values, else the state's values.
-pub(crate) fn load_plan(v: &Value, file: &str, bytes: &[u8], inv: &mut Inventory) {
+pub(crate) fn load_plan(v: &Value, file: &str, bytes: &mut Lines<'_>, inv: &mut Inventory) {
     if let Some(changes) = v.get("resource_changes").and_then(Value::as_array) {
         for rc in changes {
             if rc.get("mode").and_then(Value::as_str).is_some_and(|m| m != "managed") {
@@ -443,7 +443,8 @@ mod tests {
             ]
         });
         let mut inv = Inventory::default();
-        load_plan(&plan, "p.json", plan.to_string().as_bytes(), &mut inv);
+        let text = plan.to_string();
+        load_plan(&plan, "p.json", &mut Lines::new(text.as_bytes()), &mut inv);
         assert_eq!(inv.resources.len(), 1);
         let r = &inv.resources[0];
         assert_eq!(r.id, "aws_instance.new");
