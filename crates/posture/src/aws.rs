@@ -3,7 +3,7 @@
 //! `describe-instance-metadata-defaults` spelling), `autoscaling describe-auto-scaling-groups`
 //! and `describe-launch-configurations`.
 
-use crate::model::{member, AutoScalingGroup, Lines, Metadata, Origin, Resource, ResourceKind, Setting, TemplateRef};
+use crate::model::{AutoScalingGroup, Lines, Metadata, Origin, Resource, ResourceKind, Setting, TemplateRef};
 use crate::Inventory;
 use serde_json::Value;
 
@@ -89,7 +89,7 @@ fn instances(v: &Value, file: &str, lines: &mut Lines<'_>, inv: &mut Inventory) 
                 continue;
             };
             let mut res = Resource::new(ResourceKind::Instance, Origin::Aws, id.clone(), file);
-            res.line = lines.find_next(&member("InstanceId", &format!("\"{id}\"")));
+            res.line = lines.find_member_next("InstanceId", &format!("\"{id}\""));
             res.tags = tags(i);
             res.name = res.tag("Name").map(str::to_string);
             res.state = i.get("State").and_then(|st| s(st, "Name"));
@@ -159,7 +159,7 @@ fn template_versions(v: &Value, file: &str, lines: &mut Lines<'_>, inv: &mut Inv
             }
         }
         // Versions are in document order: each one's line is searched after the previous one's.
-        let line = lines.find_next(&member("VersionNumber", &n.to_string()));
+        let line = lines.find_member_next("VersionNumber", &n.to_string());
         e.versions.insert(n, crate::LiveVersion { metadata: md, tags: vtags, file: file.to_string(), line });
     }
 }
@@ -198,7 +198,7 @@ fn asgs(v: &Value, file: &str, lines: &mut Lines<'_>, inv: &mut Inventory) {
         }
         let instance_ids = arr(g, "Instances").iter().filter_map(|i| s(i, "InstanceId")).collect();
         inv.asgs.push(AutoScalingGroup {
-            line: lines.find_next(&member("AutoScalingGroupName", &format!("\"{name}\""))),
+            line: lines.find_member_next("AutoScalingGroupName", &format!("\"{name}\"")),
             name,
             origin: Origin::Aws,
             file: file.to_string(),
@@ -216,7 +216,7 @@ fn launch_configurations(v: &Value, file: &str, lines: &mut Lines<'_>, inv: &mut
             continue;
         };
         let mut res = Resource::new(ResourceKind::LaunchConfiguration, Origin::Aws, name.clone(), file);
-        res.line = lines.find_next(&member("LaunchConfigurationName", &format!("\"{name}\"")));
+        res.line = lines.find_member_next("LaunchConfigurationName", &format!("\"{name}\""));
         // A launch configuration without MetadataOptions launches with the defaults: IMDSv1 allowed.
         res.metadata = lc.get("MetadataOptions").filter(|m| m.is_object()).map(metadata);
         inv.resources.push(res);

@@ -370,24 +370,36 @@ impl<'a> Lines<'a> {
         memchr::memmem::find(self.text, needle.as_bytes()).map(|p| self.line_of(p))
     }
 
-    /// Line of the first occurrence of any of `needles` after the previous match; moves past it.
-    /// Falls back to the whole text when the items were not in document order.
-    pub fn find_next(&mut self, needles: &[String]) -> Option<usize> {
+    /// Line of the next JSON member `"key": value` (any spacing) after the previous match; moves
+    /// past it. Falls back to the whole text when the items were not in document order.
+    pub fn find_member_next(&mut self, key: &str, value: &str) -> Option<usize> {
         let start = self.cursor.min(self.text.len());
-        let hit = |from: usize| {
-            needles
-                .iter()
-                .filter(|n| !n.is_empty())
-                .filter_map(|n| memchr::memmem::find(&self.text[from..], n.as_bytes()).map(|p| (from + p, n.len())))
-                .min()
-        };
-        let (pos, len) = hit(start).or_else(|| if start > 0 { hit(0) } else { None })?;
-        self.cursor = pos + len;
-        Some(self.line_of(pos))
+        let found = self.member_from(start, key, value).or_else(|| if start > 0 { self.member_from(0, key, value) } else { None })?;
+        self.cursor = found;
+        Some(self.line_of(found))
     }
-}
 
-/// Both spellings of a JSON member (`"key": value` pretty, `"key":value` compact).
-pub fn member(key: &str, value: &str) -> Vec<String> {
-    vec![format!("\"{key}\": {value}"), format!("\"{key}\":{value}")]
+    fn member_from(&self, from: usize, key: &str, value: &str) -> Option<usize> {
+        let quoted = format!("\"{key}\"");
+        let ws = |b: &u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
+        for p in memchr::memmem::find_iter(&self.text[from..], quoted.as_bytes()) {
+            let at = from + p;
+            let mut i = at + quoted.len();
+            while self.text.get(i).is_some_and(ws) {
+                i += 1;
+            }
+            if self.text.get(i) != Some(&b':') {
+                continue;
+            }
+            i += 1;
+            while self.text.get(i).is_some_and(ws) {
+                i += 1;
+            }
+            let rest = &self.text[i.min(self.text.len())..];
+            if rest.starts_with(value.as_bytes()) && !rest.get(value.len()).is_some_and(|c| c.is_ascii_alphanumeric()) {
+                return Some(at);
+            }
+        }
+        None
+    }
 }

@@ -7,7 +7,7 @@
 //! and `aws_autoscaling_group` (`launch_template`, `mixed_instances_policy`,
 //! `launch_configuration`), which is linked to the template it names in the same inputs.
 
-use crate::model::{member, AutoScalingGroup, Lines, InputError, Metadata, Origin, Resource, ResourceKind, Setting, TemplateRef};
+use crate::model::{AutoScalingGroup, Lines, InputError, Metadata, Origin, Resource, ResourceKind, Setting, TemplateRef};
 use crate::Inventory;
 use hcl_edit::expr::{Expression, ObjectKey};
 use hcl_edit::structure::{Block, Body};
@@ -274,7 +274,7 @@ fn plan_tags(values: &Value) -> Vec<(String, String)> {
 }
 
 fn address_line(lines: &mut Lines<'_>, address: &str) -> Option<usize> {
-    lines.find_next(&member("address", &format!("\"{address}\"")))
+    lines.find_member_next("address", &format!("\"{address}\""))
 }
 
 fn plan_resource(
