@@ -53,8 +53,14 @@ fn find<'a>(r: &'a Report, check: &str, id: &str, version: Option<i64>) -> &'a F
 
 use Severity::*;
 
+/// (check, severity, resource id, template version, file, line, observed alerts).
+type Row<'a> = (&'a str, Severity, &'a str, Option<i64>, &'a str, Option<usize>, u64);
+
+/// (check, resource id, template version, fixes).
+type FixRow<'a> = (&'a str, &'a str, Option<i64>, &'a [(FixKind, &'a str)]);
+
 /// (check, severity, resource id, template version, file, line, observed alerts), in report order.
-const EXPECTED: &[(&str, Severity, &str, Option<i64>, &str, Option<usize>, u64)] = &[
+const EXPECTED: &[Row] = &[
     ("IMDS001", Critical, "i-0a1b2c3d4e5f60001", None, "describe-instances-page1.json", Some(9), 8),
     ("IMDS005", Critical, "web-asg", None, "describe-auto-scaling-groups.json", Some(4), 1),
     ("IMDS001", Critical, "i-0a1b2c3d4e5f60003", None, "describe-instances-page1.json", Some(154), 1),
@@ -90,7 +96,7 @@ const EXPECTED: &[(&str, Severity, &str, Option<i64>, &str, Option<usize>, u64)]
 fn every_finding_with_its_location_in_report_order() {
     let r = run(true);
     assert!(r.errors.is_empty(), "{:?}", r.errors);
-    let got: Vec<(&str, Severity, &str, Option<i64>, &str, Option<usize>, u64)> = r
+    let got: Vec<Row> = r
         .findings
         .iter()
         .map(|f| {
@@ -174,7 +180,7 @@ const TF_BLOCK_HOP1: &str = "metadata_options {\n  http_endpoint               =
 #[test]
 fn fixes_are_the_seed_commands_adapted_to_each_resource() {
     let r = run(true);
-    let table: &[(&str, &str, Option<i64>, &[(FixKind, &str)])] = &[
+    let table: &[FixRow] = &[
         (
             "IMDS001",
             "i-0a1b2c3d4e5f60001",
@@ -294,7 +300,8 @@ fn evidence_names_the_setting_and_where_it_comes_from() {
 #[test]
 fn equivalent_checks_of_other_tools() {
     let r = run(false);
-    let table: &[(&str, &str, &[&str], &[&str], &[&str], &[&str])] = &[
+    type EqRow<'a> = (&'a str, &'a str, &'a [&'a str], &'a [&'a str], &'a [&'a str], &'a [&'a str]);
+    let table: &[EqRow] = &[
         ("IMDS001", "i-0a1b2c3d4e5f60007", &["ec2-imdsv2-check"], &["ec2_instance_imdsv2_enabled"], &[], &[]),
         ("IMDS001", "aws_instance.web", &["ec2-imdsv2-check"], &["ec2_instance_imdsv2_enabled"], &["CKV_AWS_79"], &["aws-ec2-enforce-http-token-imds"]),
         (
