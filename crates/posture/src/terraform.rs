@@ -387,7 +387,9 @@ mod tests {
 
     #[test]
     fn metadata_options_settings_and_lines() {
-        let table: &[(&str, Option<(&str, Option<usize>)>)] = &[
+        // (file text, (http_tokens shown, its line) or no metadata_options at all)
+        type Row<'a> = (&'a str, Option<(&'a str, Option<usize>)>);
+        let table: &[Row] = &[
             ("resource \"aws_instance\" \"a\" {\n  ami = \"x\"\n}\n", None),
             ("resource \"aws_instance\" \"a\" {\n  metadata_options {\n    http_tokens = \"required\"\n  }\n}\n", Some(("required", Some(3)))),
             ("resource \"aws_instance\" \"a\" {\n  metadata_options {\n    http_endpoint = \"enabled\"\n  }\n}\n", Some(("unset", None))),

@@ -71,7 +71,7 @@ fn bad_inputs_are_errors_with_file_and_line() {
 fn one_bad_input_does_not_stop_the_others() {
     let mut inv = Inventory::default();
     inv.add("good1.json", page(&[("i-1", "optional")]).as_bytes());
-    inv.add("trunc.json", page(&[("i-2", "optional")])[..40].as_bytes());
+    inv.add("trunc.json", &page(&[("i-2", "optional")]).as_bytes()[..40]);
     inv.add("bad.tf", b"resource \"aws_instance\" \"a\" {\n");
     inv.add("good2.tf", b"resource \"aws_instance\" \"b\" {\n}\n");
     let r = audit(&inv, &Options::default());
