@@ -93,6 +93,7 @@ pub enum Origin {
     /// `terraform show -json` (a plan or a state).
     TerraformPlan,
     /// A CloudFormation template (YAML or JSON).
+    #[serde(rename = "cloudformation")]
     CloudFormation,
 }
 
@@ -250,6 +251,7 @@ pub enum FixKind {
     /// A Terraform block or attributes to put in the resource.
     Terraform,
     /// A CloudFormation snippet to put in the resource's properties.
+    #[serde(rename = "cloudformation")]
     CloudFormation,
 }
 
