@@ -138,6 +138,9 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     let mut files = Vec::new();
     let mut unreadable = Vec::new();
     collect(&paths, &mut files, &mut unreadable);
+    // An alerts file inside an audited directory is read as alerts only.
+    let alert_files: Vec<PathBuf> = args.alerts.iter().filter_map(|a| std::fs::canonicalize(a).ok()).collect();
+    files.retain(|f| !std::fs::canonicalize(f).is_ok_and(|c| alert_files.contains(&c)));
     let mut inv = Inventory::default();
     for (name, msg) in &unreadable {
         inv.errors.push(imdsguard_posture::InputError { file: name.clone(), line: None, message: msg.clone() });

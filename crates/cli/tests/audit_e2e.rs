@@ -221,3 +221,29 @@ fn table_lists_each_finding_with_its_fix() {
     assert!(r.stdout.contains("    fix (cloudformation): MetadataOptions:\n        HttpEndpoint: enabled\n        HttpTokens: required\n"), "{}", r.stdout);
     assert!(r.stdout.contains("same as: AWS Config ec2-launch-template-imdsv2-check; Prowler ec2_launch_template_imdsv2_required; Checkov CKV_AWS_79"));
 }
+
+#[test]
+fn an_alerts_file_inside_the_audited_directory_is_not_an_input() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(repo().join("examples/audit/describe-instances-page1.json"), dir.path().join("page1.json")).expect("copy");
+    // A Kibana export as a JSON array: a .json file the directory walk would pick up.
+    let alerts = serde_json::json!([{
+        "kibana.alert.rule.rule_id": "6f1c2a34-8d3e-4b5a-9c7e-1d2f3a4b5c60",
+        "host": {"name": "ip-10-0-1-16.ec2.internal"},
+        "kibana.alert.original_time": "2026-11-29T10:00:00.000Z"
+    }]);
+    let a = dir.path().join("alerts.json");
+    std::fs::write(&a, alerts.to_string()).expect("write");
+    let (d, a) = (dir.path().display().to_string(), a.display().to_string());
+    let r = audit(&[&d, "--alerts", &a, "--format", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = json(&r.stdout);
+    assert_eq!(v["summary"]["inputs"], 1);
+    // web-2 requires tokens: the alert matches it, but there is no IMDSv1 finding to mark.
+    assert!(v["findings"].as_array().is_some_and(|f| f.iter().all(|x| x["observed"].is_null())));
+    let notes: Vec<&str> = v["notes"].as_array().expect("notes").iter().filter_map(Value::as_str).collect();
+    assert_eq!(
+        notes,
+        ["IMDSv1 use observed (1 alert(s), host.name=ip-10-0-1-16.ec2.internal) on instance i-0a1b2c3d4e5f60002, which requires tokens or has the endpoint disabled now: the requests were refused or predate the change"]
+    );
+}

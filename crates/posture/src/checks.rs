@@ -637,14 +637,25 @@ pub fn join_observations(findings: &mut [Finding], inv: &Inventory, obs: &[Obser
             }
         }
     }
-    obs.iter()
+    let mut notes: Vec<String> = per_instance
+        .iter()
+        .filter(|(id, _)| !findings.iter().any(|f| f.check_id == "IMDS001" && f.resource.id == *id))
+        .map(|(id, o)| {
+            format!(
+                "IMDSv1 use observed ({} alert(s), {}) on instance {id}, which requires tokens or has the endpoint disabled now: the requests were refused or predate the change",
+                o.alerts,
+                o.matched_on.join(", ")
+            )
+        })
+        .collect();
+    notes.extend(obs.iter()
         .zip(used)
         .filter(|(_, u)| !u)
         .map(|(o, _)| {
             let keys: Vec<String> = o.keys.iter().map(|(f, v)| format!("{f}={v}")).collect();
             format!("IMDSv1 use observed ({} alert(s)) on a host that matches no audited instance: {}", o.count, if keys.is_empty() { "(no host fields)".into() } else { keys.join(", ") })
-        })
-        .collect()
+        }));
+    notes
 }
 
 fn matches_instance(r: &Resource, field: &str, value: &str) -> bool {
