@@ -1,7 +1,7 @@
 //! AWS CLI output (`--output json`): `ec2 describe-instances`, `describe-launch-templates`,
 //! `describe-launch-template-versions`, `get-instance-metadata-defaults` (also the
-//! `describe-instance-metadata-defaults` spelling), `autoscaling describe-auto-scaling-groups`
-//! and `describe-launch-configurations`.
+//! `describe-instance-metadata-defaults` spelling), `autoscaling describe-auto-scaling-groups`,
+//! `describe-launch-configurations`, and `ec2 describe-images` (AMI names, to tell container hosts).
 
 use crate::model::{AutoScalingGroup, Lines, Metadata, Origin, Resource, ResourceKind, Setting, TemplateRef};
 use crate::Inventory;
@@ -17,6 +17,7 @@ pub(crate) fn kind_of(v: &Value) -> Option<&'static str> {
         ("AccountLevel", "get-instance-metadata-defaults"),
         ("AutoScalingGroups", "describe-auto-scaling-groups"),
         ("LaunchConfigurations", "describe-launch-configurations"),
+        ("Images", "describe-images"),
     ] {
         if o.contains_key(key) {
             return Some(kind);
@@ -77,6 +78,13 @@ pub(crate) fn load(kind: &str, v: &Value, file: &str, bytes: &mut Lines<'_>, inv
         "get-instance-metadata-defaults" => defaults(v, file, bytes, inv),
         "describe-auto-scaling-groups" => asgs(v, file, bytes, inv),
         "describe-launch-configurations" => launch_configurations(v, file, bytes, inv),
+        "describe-images" => {
+            for i in arr(v, "Images") {
+                if let (Some(id), Some(name)) = (s(i, "ImageId"), s(i, "Name")) {
+                    inv.images.insert(id, name);
+                }
+            }
+        }
         _ => {}
     }
 }
@@ -94,6 +102,7 @@ fn instances(v: &Value, file: &str, lines: &mut Lines<'_>, inv: &mut Inventory) 
             res.name = res.tag("Name").map(str::to_string);
             res.state = i.get("State").and_then(|st| s(st, "Name"));
             res.availability_zone = i.get("Placement").and_then(|p| s(p, "AvailabilityZone"));
+            res.image = s(i, "ImageId");
             res.metadata = i.get("MetadataOptions").filter(|m| m.is_object()).map(metadata);
             let mut ips: Vec<String> = s(i, "PrivateIpAddress").into_iter().collect();
             let mut dns: Vec<String> = s(i, "PrivateDnsName").into_iter().filter(|d| !d.is_empty()).collect();
@@ -160,7 +169,8 @@ fn template_versions(v: &Value, file: &str, lines: &mut Lines<'_>, inv: &mut Inv
         }
         // Versions are in document order: each one's line is searched after the previous one's.
         let line = lines.find_member_next("VersionNumber", &n.to_string());
-        e.versions.insert(n, crate::LiveVersion { metadata: md, tags: vtags, file: file.to_string(), line });
+        let image = data.and_then(|d| s(d, "ImageId"));
+        e.versions.insert(n, crate::LiveVersion { metadata: md, image, tags: vtags, file: file.to_string(), line });
     }
 }
 
@@ -217,6 +227,7 @@ fn launch_configurations(v: &Value, file: &str, lines: &mut Lines<'_>, inv: &mut
         };
         let mut res = Resource::new(ResourceKind::LaunchConfiguration, Origin::Aws, name.clone(), file);
         res.line = lines.find_member_next("LaunchConfigurationName", &format!("\"{name}\""));
+        res.image = s(lc, "ImageId");
         // A launch configuration without MetadataOptions launches with the defaults: IMDSv1 allowed.
         res.metadata = lc.get("MetadataOptions").filter(|m| m.is_object()).map(metadata);
         inv.resources.push(res);

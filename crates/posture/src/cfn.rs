@@ -333,6 +333,11 @@ pub(crate) fn load(doc: &Doc, file: &str, inv: &mut Inventory) -> Result<(), Inp
             _ => (props.get("MetadataOptions"), format!("{pptr}/MetadataOptions")),
         };
         res.metadata = md.filter(|m| m.is_object()).map(|m| ctx.metadata(m, &mptr));
+        let image = match kind {
+            ResourceKind::LaunchTemplate => props.get("LaunchTemplateData").and_then(|d| d.get("ImageId")),
+            _ => props.get("ImageId"),
+        };
+        res.image = ctx.setting(image).value().map(str::to_string);
         if kind == ResourceKind::Instance && res.metadata.is_none() {
             if let Some(lt) = props.get("LaunchTemplate") {
                 let r = cfn_template_ref(lt);

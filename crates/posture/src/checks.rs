@@ -4,6 +4,7 @@
 use crate::alerts::Observation;
 use crate::model::*;
 use crate::{Inventory, LiveTemplate, Options};
+use std::collections::BTreeMap;
 
 /// The check catalogue: (id, title, default severity, description).
 pub const CHECKS: [(&str, &str, Severity, &str); 5] = [
@@ -103,12 +104,32 @@ fn tokens_key(origin: Origin) -> &'static str {
 const CONTAINER_TAGS: [&str; 6] =
     ["eks:cluster-name", "aws:eks:cluster-name", "eks:nodegroup-name", "k8s.io/cluster-autoscaler/enabled", "AmazonECSManaged", "aws:ecs:clusterName"];
 
+/// AMI names (from `describe-images`) and SSM public parameter paths of the ECS-optimized,
+/// EKS-optimized and Bottlerocket images.
+const CONTAINER_IMAGES: [&str; 8] = [
+    "amazon-eks-",
+    "amzn2-ami-ecs-",
+    "al2023-ami-ecs-",
+    "amazon-ecs-optimized",
+    "bottlerocket-aws-k8s-",
+    "bottlerocket-aws-ecs-",
+    "/aws/service/eks/optimized-ami/",
+    "/aws/service/ecs/optimized-ami/",
+];
+
 /// Whether the resource runs containers: `--container-host`, the tag `imdsguard:containers=true`,
 /// an EKS/ECS/Kubernetes tag (`eks:cluster-name`, `kubernetes.io/cluster/<name>`,
-/// `AmazonECSManaged`...).
-pub fn is_container_host(r: &Resource, opts: &Options) -> bool {
+/// `AmazonECSManaged`...), or an ECS/EKS-optimized or Bottlerocket image (its name from
+/// `describe-images`, or the SSM parameter a CloudFormation `ImageId` reads).
+pub fn is_container_host(r: &Resource, opts: &Options, images: &BTreeMap<String, String>) -> bool {
     if named_in(r, &opts.container_hosts) {
         return true;
+    }
+    if let Some(img) = &r.image {
+        let name = images.get(img).unwrap_or(img).to_ascii_lowercase();
+        if CONTAINER_IMAGES.iter().any(|p| name.contains(p)) || name.starts_with("/aws/service/bottlerocket/") {
+            return true;
+        }
     }
     r.tags.iter().any(|(k, v)| {
         CONTAINER_TAGS.contains(&k.as_str())
@@ -335,7 +356,7 @@ pub fn run(inv: &Inventory, opts: &Options) -> (Vec<Finding>, Vec<String>) {
     resources.extend(live_template_resources(inv));
     for r in &resources {
         let md = r.metadata.as_ref();
-        let container = is_container_host(r, opts);
+        let container = is_container_host(r, opts, &inv.images);
         let hop = recommended_hop(md, container);
         let want = Want { endpoint_enabled: true, hop: Some(hop) };
         let want_cli = Want { endpoint_enabled: true, hop: md.and_then(|m| m.hop_limit.int()).map(|_| hop) };
@@ -521,7 +542,7 @@ fn asg_checks(inv: &Inventory, resources: &[Resource], account: Option<bool>, op
         }
         for (t, version, _) in targets {
             let Tokens::Allows(why) = tokens(t.metadata.as_ref(), t.origin, account) else { continue };
-            let container = is_container_host(&t, opts);
+            let container = is_container_host(&t, opts, &inv.images);
             let want_hop = recommended_hop(t.metadata.as_ref(), container);
             let what = if t.kind == ResourceKind::LaunchConfiguration {
                 format!("launch configuration {}", t.id)

@@ -61,6 +61,7 @@ pub struct LiveTemplate {
 #[derive(Clone, Debug)]
 pub struct LiveVersion {
     pub metadata: Option<Metadata>,
+    pub image: Option<String>,
     /// Instance tags of the version's `TagSpecifications`.
     pub tags: Vec<(String, String)>,
     pub file: String,
@@ -87,6 +88,7 @@ impl LiveTemplate {
         let mut r = Resource::new(ResourceKind::LaunchTemplate, Origin::Aws, self.id.clone(), &v.file);
         r.line = v.line;
         r.metadata = v.metadata.clone();
+        r.image = v.image.clone();
         r.tags = self.tags.iter().chain(v.tags.iter()).cloned().collect();
         r.name = self.name.clone();
         r.template = Some(TemplateVersion {
@@ -107,6 +109,8 @@ pub struct Inventory {
     pub resources: Vec<Resource>,
     pub templates: BTreeMap<String, LiveTemplate>,
     pub asgs: Vec<AutoScalingGroup>,
+    /// AMI id → name, from `aws ec2 describe-images`.
+    pub images: BTreeMap<String, String>,
     pub notes: Vec<String>,
     pub errors: Vec<InputError>,
     /// (file, kind) of every input that was read.

@@ -167,6 +167,9 @@ pub struct Resource {
     pub private_ips: Vec<String>,
     pub private_dns: Vec<String>,
     pub availability_zone: Option<String>,
+    /// The AMI (`ImageId`, `image_id`, `ami`) or, in CloudFormation, the SSM parameter path it
+    /// is read from, when literal.
+    pub image: Option<String>,
     pub template: Option<TemplateVersion>,
     /// For Terraform: the resource type (`aws_instance`...).
     pub tf_type: Option<String>,
@@ -187,6 +190,7 @@ impl Resource {
             private_ips: Vec::new(),
             private_dns: Vec::new(),
             availability_zone: None,
+            image: None,
             template: None,
             tf_type: None,
         }

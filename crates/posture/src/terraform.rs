@@ -49,6 +49,7 @@ pub(crate) fn load_hcl(text: &str, file: &str, inv: &mut Inventory) -> Result<()
         res.line = line(block.span());
         res.tags = hcl_tags(&block.body);
         res.name = res.tag("Name").map(str::to_string).or_else(|| attr_string(&block.body, "name"));
+        res.image = attr_string(&block.body, "ami").or_else(|| attr_string(&block.body, "image_id"));
         res.metadata = if kind == ResourceKind::AccountDefaults {
             Some(hcl_metadata(&block.body, None, bytes, &vars))
         } else if let Some(md) = block.body.get_blocks("metadata_options").next() {
@@ -312,6 +313,7 @@ fn plan_resource(
     res.line = address_line(bytes, address);
     res.tags = plan_tags(values);
     res.name = res.tag("Name").map(str::to_string).or_else(|| values.get("name").and_then(Value::as_str).map(str::to_string));
+    res.image = ["ami", "image_id"].iter().find_map(|k| values.get(*k).and_then(Value::as_str)).map(str::to_string);
     res.metadata = if kind == ResourceKind::AccountDefaults {
         let u = |k: &str| unknown.get(k) == Some(&Value::Bool(true));
         Some(Metadata {

@@ -7,8 +7,9 @@ use imdsguard_posture::alerts::read_alerts;
 use imdsguard_posture::{audit, Finding, FixKind, Inventory, Options, Report, Severity};
 use std::path::PathBuf;
 
-const FILES: [&str; 10] = [
+const FILES: [&str; 11] = [
     "describe-auto-scaling-groups.json",
+    "describe-images.json",
     "describe-instances-page1.json",
     "describe-instances-page2.json",
     "describe-launch-template-versions.json",
@@ -122,6 +123,7 @@ fn clean_resources_have_no_finding() {
     for clean in [
         "i-0a1b2c3d4e5f60002", // required, hop 1
         "i-0a1b2c3d4e5f60004", // EKS node: required, hop 2 is expected on a container host
+        "i-0a1b2c3d4e5f6000b", // hop 2 on an ECS-optimized AMI (its name from describe-images)
         "i-0a1b2c3d4e5f60008", // terminated
         "i-0a1b2c3d4e5f60009", // endpoint disabled: neither IMDS version answers
         "lt-0ddd3333eeee4444f",
@@ -359,4 +361,16 @@ fn flags_mark_container_hosts_and_resources_without_metadata_use() {
     assert!(!r.findings.iter().any(|f| f.resource.id == "i-0a1b2c3d4e5f60005"), "hop limit 2 is fine on a container host");
     let f = find(&r, "IMDS003", "i-0a1b2c3d4e5f60002", None);
     assert_eq!(f.severity, Low);
+}
+
+#[test]
+fn ami_names_tell_container_hosts() {
+    // Without describe-images the ECS host's hop limit of 2 is unexplained.
+    let mut inv = Inventory::default();
+    for f in FILES.iter().filter(|f| **f != "describe-images.json") {
+        inv.add(f, &read(f));
+    }
+    let r = audit(&inv, &Options::default());
+    let f = find(&r, "IMDS002", "i-0a1b2c3d4e5f6000b", None);
+    assert_eq!((f.severity, f.location.line), (Low, Some(410)));
 }

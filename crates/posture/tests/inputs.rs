@@ -153,3 +153,24 @@ fn account_default_requiring_tokens_covers_templates_without_options() {
         assert_eq!(r.findings.len(), findings, "{defaults}: {:?}", r.findings.iter().map(|f| (f.check_id, &f.resource.id)).collect::<Vec<_>>());
     }
 }
+
+#[test]
+fn cloudformation_image_from_an_ssm_container_ami_parameter() {
+    let template = |path: &str| {
+        format!(
+            "Parameters:\n  Ami:\n    Type: AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>\n    Default: {path}\nResources:\n  Host:\n    Type: AWS::EC2::Instance\n    Properties:\n      ImageId: !Ref Ami\n      MetadataOptions:\n        HttpTokens: required\n        HttpPutResponseHopLimit: 2\n"
+        )
+    };
+    let table = [
+        ("/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id", 0),
+        ("/aws/service/eks/optimized-ami/1.31/amazon-linux-2023/x86_64/standard/recommended/image_id", 0),
+        ("/aws/service/bottlerocket/aws-k8s-1.31/x86_64/latest/image_id", 0),
+        ("/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64", 1),
+    ];
+    for (path, findings) in table {
+        let mut inv = Inventory::default();
+        inv.add("t.yaml", template(path).as_bytes());
+        let r = audit(&inv, &Options::default());
+        assert_eq!(r.findings.len(), findings, "{path}");
+    }
+}
