@@ -2,6 +2,7 @@
 //! results and diagnostics, and maps failures to exit codes; it holds no detection logic.
 
 mod baseline;
+mod cmd_audit;
 mod cmd_bench;
 mod cmd_decode;
 mod cmd_hunt;
@@ -34,6 +35,8 @@ enum Command {
     Search(cmd_search::SearchArgs),
     /// Measure throughput of the pipeline's stages on an NDJSON file.
     Bench(cmd_bench::BenchArgs),
+    /// Audit IMDSv2 posture: instances, launch templates, Auto Scaling groups, account defaults, Terraform and CloudFormation that still allow IMDSv1.
+    Audit(cmd_audit::AuditArgs),
     /// List, show and validate detection rules.
     Rules {
         #[command(subcommand)]
@@ -77,6 +80,7 @@ fn main() -> ExitCode {
         Command::Search(a) => cmd_search::run(a),
         Command::Bench(a) => cmd_bench::run(a),
         Command::Decode(a) => cmd_decode::run(a),
+        Command::Audit(a) => cmd_audit::run(a),
         Command::Rules { command } => cmd_rules::run(command),
     };
     match result {
