@@ -14,6 +14,7 @@ const CORE: &[&str] = &[
     "imdsguard-alerts",
     "imdsguard-ruletest",
     "imdsguard-auditd",
+    "imdsguard-posture",
 ];
 
 /// Crates a pure core must never pull in, even transitively.
