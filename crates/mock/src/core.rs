@@ -346,7 +346,8 @@ mod tests {
         // (providers, path, headers, want status, want provider)
         let aws_only = Providers { aws: true, gcp: false, azure: false };
         let gcp_only = Providers { aws: false, gcp: true, azure: false };
-        let cases: Vec<(Providers, &str, Vec<(&str, &str)>, u16, Provider)> = vec![
+        type Case<'a> = (Providers, &'a str, Vec<(&'a str, &'a str)>, u16, Provider);
+        let cases: Vec<Case> = vec![
             (Providers::ALL, "/latest/meta-data/instance-id", vec![], 200, Provider::Aws),
             (Providers::ALL, "/computeMetadata/v1/instance/id", vec![("Metadata-Flavor", "Google")], 200, Provider::Gcp),
             (Providers::ALL, "/metadata/instance?api-version=2021-02-01", vec![("Metadata", "true")], 200, Provider::Azure),

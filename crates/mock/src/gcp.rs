@@ -170,7 +170,7 @@ pub(crate) fn handle(state: &State, req: &Request) -> Response {
     match node {
         Node::Dir(entries) => {
             if recursive {
-                let v = to_json(state, node, false);
+                let v = to_json(node, false);
                 if alt == Some("text") {
                     let mut lines = Vec::new();
                     flatten_text("", &v, &mut lines);
@@ -286,7 +286,7 @@ fn camel(name: &str) -> String {
 
 /// The recursive JSON of a directory. Attribute names stay verbatim; numbered directories are
 /// arrays; tokens and identities are not included (as on GCP).
-fn to_json(state: &State, node: &Node, verbatim_keys: bool) -> serde_json::Value {
+fn to_json(node: &Node, verbatim_keys: bool) -> serde_json::Value {
     match node {
         Node::Leaf(l) => leaf_json(l),
         Node::Dir(entries) => {
@@ -294,7 +294,7 @@ fn to_json(state: &State, node: &Node, verbatim_keys: bool) -> serde_json::Value
             if numbered {
                 let mut items: Vec<(usize, &Node)> = entries.iter().filter_map(|(k, v)| k.parse::<usize>().ok().map(|i| (i, v))).collect();
                 items.sort_by_key(|(i, _)| *i);
-                return serde_json::Value::from(items.into_iter().map(|(_, v)| to_json(state, v, false)).collect::<Vec<_>>());
+                return serde_json::Value::from(items.into_iter().map(|(_, v)| to_json(v, false)).collect::<Vec<_>>());
             }
             let mut m = serde_json::Map::new();
             for (k, v) in entries {
@@ -302,7 +302,7 @@ fn to_json(state: &State, node: &Node, verbatim_keys: bool) -> serde_json::Value
                     continue;
                 }
                 let key = if verbatim_keys { k.clone() } else { camel(k) };
-                m.insert(key, to_json(state, v, k == "attributes"));
+                m.insert(key, to_json(v, k == "attributes"));
             }
             serde_json::Value::Object(m)
         }
