@@ -4,6 +4,7 @@
 mod cmd_bench;
 mod cmd_decode;
 mod cmd_hunt;
+mod cmd_imds_mock;
 mod cmd_rules;
 mod cmd_search;
 mod load;
@@ -30,6 +31,8 @@ enum Command {
     Search(cmd_search::SearchArgs),
     /// Measure throughput of the pipeline's stages on an NDJSON file.
     Bench(cmd_bench::BenchArgs),
+    /// Serve a faithful mock of the AWS (IMDSv1/v2, ECS), GCP and Azure metadata services on loopback.
+    ImdsMock(cmd_imds_mock::ImdsMockArgs),
     /// List, show and validate detection rules.
     Rules {
         #[command(subcommand)]
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => cmd_bench::run(a),
         Command::Decode(a) => cmd_decode::run(a),
         Command::Rules { command } => cmd_rules::run(command),
+        Command::ImdsMock(a) => cmd_imds_mock::run(a),
     };
     match result {
         Ok(code) => code,

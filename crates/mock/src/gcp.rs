@@ -109,7 +109,7 @@ fn etag(body: &[u8]) -> String {
 fn error_page(state: &State, status: u16, path: &str, detail: &str, outcome: &'static str) -> Response {
     let title = format!("Error {status} ({})!!1", crate::http::reason(status));
     let body = format!(
-        "<!DOCTYPE html>\n<html lang=en>\n  <meta charset=utf-8>\n  <title>{title}</title>\n  <p><b>{status}.</b> <ins>That\u{2019}s an error.</ins>\n  <p>{}{detail}  <ins>That\u{2019}s all we know.</ins>\n",
+        "<!DOCTYPE html>\n<html lang=en>\n  <meta charset=utf-8>\n  <title>{title}</title>\n  <p><b>{status}.</b> <ins>That\u{2019}s an error.</ins>\n  <p>{}{detail} <ins>That\u{2019}s all we know.</ins>\n",
         if status == 403 {
             format!("Your client does not have permission to get URL <code>{}</code> from this server. ", html_escape(path))
         } else if status == 404 {

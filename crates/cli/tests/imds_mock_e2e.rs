@@ -1,0 +1,205 @@
+//! End-to-end: the real `imdsguard imds-mock` binary on an ephemeral loopback port, driven with
+//! plain HTTP requests (what curl sends), its request log, its flags and its refusals.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Mock {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Mock {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the binary with `args` plus `--listen 127.0.0.1:0` and reads the bound address it prints.
+fn start(args: &[&str]) -> Mock {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_imdsguard"))
+        .arg("imds-mock")
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run imdsguard imds-mock");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        if let Some(Ok(l)) = lines.next() {
+            let _ = tx.send(l);
+        }
+        for _ in lines {}
+    });
+    let line = rx.recv_timeout(Duration::from_secs(20)).expect("the mock prints its address within 20 s");
+    let addr = line.strip_prefix("imds-mock listening on http://").and_then(|a| a.parse().ok()).unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    Mock { child, addr }
+}
+
+/// One request the way curl sends it; returns (status, headers, body).
+fn curl(addr: SocketAddr, method: &str, target: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n");
+    for (n, v) in headers {
+        req.push_str(&format!("{n}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).expect("send");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or_else(|| panic!("incomplete response {out:?}"));
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, head.to_string(), body.to_string())
+}
+
+#[test]
+fn binary_serves_imdsv2_gcp_azure_and_logs_every_request() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("requests.ndjson");
+    let log_s = log.display().to_string();
+    let m = start(&["--http-tokens", "required", "--hop-limit", "2", "--log", &log_s]);
+    let a = m.addr;
+    let (st, head, token) = curl(a, "PUT", "/latest/api/token", &[("X-aws-ec2-metadata-token-ttl-seconds", "300")]);
+    assert_eq!(st, 200, "{head}");
+    assert!(head.contains("\r\nServer: EC2ws") && head.contains("X-Aws-Ec2-Metadata-Token-Ttl-Seconds: 300"), "{head}");
+    let (st, _, _) = curl(a, "GET", "/latest/meta-data/instance-id", &[]);
+    assert_eq!(st, 401, "--http-tokens required refuses IMDSv1");
+    let (st, _, role) = curl(a, "GET", "/latest/meta-data/iam/security-credentials/", &[("X-aws-ec2-metadata-token", &token)]);
+    assert_eq!((st, role.as_str()), (200, "imdsguard-demo-role"));
+    let (st, _, creds) = curl(a, "GET", &format!("/latest/meta-data/iam/security-credentials/{role}"), &[("X-aws-ec2-metadata-token", &token)]);
+    assert_eq!(st, 200);
+    let v: serde_json::Value = serde_json::from_str(&creds).expect("credentials JSON");
+    assert!(v["AccessKeyId"].as_str().unwrap_or("").starts_with("ASIAEXAMPLE"));
+    let (st, _, _) = curl(a, "GET", "/computeMetadata/v1/instance/id", &[]);
+    assert_eq!(st, 403);
+    let (st, _, id) = curl(a, "GET", "/computeMetadata/v1/instance/id", &[("Metadata-Flavor", "Google")]);
+    assert_eq!((st, id.as_str()), (200, "4520031799277581759"));
+    let (st, _, body) = curl(a, "GET", "/metadata/instance/compute/vmId?api-version=2021-02-01&format=text", &[("Metadata", "true")]);
+    assert_eq!((st, body.as_str()), (200, "02aab8a4-74ef-476e-8182-f6d2ba4166a6"));
+    let (st, _, _) = curl(a, "GET", "/v2/credentials/5e1c8d0a-7b3f-4c2e-9a61-0123456789ab", &[]);
+    assert_eq!(st, 200);
+    // The log is written as requests are served: wait (bounded) for all eight lines.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let lines: Vec<serde_json::Value> = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).expect("log line is JSON")).collect();
+        if lines.len() >= 8 || Instant::now() > deadline {
+            break lines;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let got: Vec<String> = lines
+        .iter()
+        .map(|l| format!("{} {} {} {} {}", l["method"].as_str().unwrap_or(""), l["provider"].as_str().unwrap_or(""), l["imds_version"].as_str().unwrap_or(""), l["status"], l["outcome"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "PUT aws v2 200 token_issued",
+            "GET aws v1 401 token_missing",
+            "GET aws v2 200 ok",
+            "GET aws v2 200 credentials",
+            "GET gcp none 403 missing_header",
+            "GET gcp none 200 ok",
+            "GET azure none 200 ok",
+            "GET ecs none 200 credentials",
+        ]
+    );
+    assert_eq!(lines[0]["hop_limit"], 2);
+    let raw = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(!raw.contains(&token) && !raw.contains(v["SecretAccessKey"].as_str().unwrap_or("-")), "no token or secret in the log");
+}
+
+#[test]
+fn non_loopback_listen_needs_the_flag() {
+    let out = Command::new(env!("CARGO_BIN_EXE_imdsguard")).args(["imds-mock", "--listen", "0.0.0.0:0"]).output().expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refusing to listen on non-loopback address 0.0.0.0:0") && err.contains("--allow-non-loopback"), "{err}");
+}
+
+#[test]
+fn non_loopback_listen_with_the_flag_warns() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_imdsguard"))
+        .args(["imds-mock", "--listen", "0.0.0.0:0", "--allow-non-loopback"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        if let Some(Ok(l)) = BufReader::new(stderr).lines().next() {
+            let _ = tx.send(l);
+        }
+    });
+    let line = rx.recv_timeout(Duration::from_secs(20));
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = line.expect("a warning on stderr");
+    assert!(line.starts_with("warning: listening on non-loopback address 0.0.0.0:0"), "{line}");
+}
+
+#[test]
+fn help_documents_every_option_and_config_key() {
+    let out = Command::new(env!("CARGO_BIN_EXE_imdsguard")).args(["imds-mock", "--help"]).output().expect("run");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "--listen <ADDR>",
+        "--http-tokens <HTTP_TOKENS>",
+        "[possible values: optional, required]",
+        "--http-endpoint <HTTP_ENDPOINT>",
+        "[possible values: enabled, disabled]",
+        "--hop-limit <N>",
+        "--provider <PROVIDER>",
+        "[possible values: aws, gcp, azure, all]",
+        "--config <FILE>",
+        "--log <FILE>",
+        "--allow-non-loopback",
+        "127.0.0.1:1338",
+        "role_name",
+        "user_data",
+        "credentials_id",
+        "project_id",
+        "subscription_id",
+        "vm_id",
+    ] {
+        assert!(help.contains(want), "--help lacks {want:?}");
+    }
+}
+
+#[test]
+fn bad_config_is_reported_with_its_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("mock.toml");
+    std::fs::write(&cfg, "[aws]\nrole_nme = \"typo\"\n").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_imdsguard"))
+        .args(["imds-mock", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&cfg)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("mock.toml") && err.contains("role_nme"), "{err}");
+}
+
+#[test]
+fn config_file_changes_the_instance() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("mock.toml");
+    std::fs::write(&cfg, "[aws]\nrole_name = \"web-prod\"\nregion = \"eu-central-1\"\nuser_data = \"\"\n").expect("write");
+    let cfg_s = cfg.display().to_string();
+    let m = start(&["--config", &cfg_s, "--provider", "aws"]);
+    assert_eq!(curl(m.addr, "GET", "/latest/meta-data/iam/security-credentials/", &[]).2, "web-prod");
+    assert_eq!(curl(m.addr, "GET", "/latest/meta-data/placement/region", &[]).2, "eu-central-1");
+    assert_eq!(curl(m.addr, "GET", "/latest/user-data", &[]).0, 404);
+    assert_eq!(curl(m.addr, "GET", "/computeMetadata/v1/instance/id", &[("Metadata-Flavor", "Google")]).0, 404, "--provider aws");
+}
