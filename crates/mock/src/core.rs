@@ -382,6 +382,35 @@ mod tests {
         assert!(wire.contains("Content-Length: 19\r\n"), "{wire}");
     }
 
+    proptest::proptest! {
+        /// Any request (parsed from arbitrary bytes, or built from arbitrary paths, queries and
+        /// headers) gets an answer, never a panic.
+        #[test]
+        fn handle_never_panics(
+            method in proptest::sample::select(vec!["GET", "PUT", "HEAD", "POST", "OPTIONS", "DELETE", "get"]),
+            prefix in proptest::sample::select(vec!["/", "/latest/", "/latest/meta-data/", "/latest/api/token", "/computeMetadata/v1/", "/metadata/instance/", "/metadata/identity/oauth2/token", "/v2/credentials/", "/latest/dynamic/instance-identity/"]),
+            tail in "[a-zA-Z0-9/._%?&=:-]{0,40}",
+            headers in proptest::collection::vec((proptest::sample::select(vec!["X-aws-ec2-metadata-token", "X-aws-ec2-metadata-token-ttl-seconds", "Metadata-Flavor", "Metadata", "X-Forwarded-For", "Content-Length"]), "[ -~]{0,60}"), 0..4),
+            required in proptest::bool::ANY,
+            raw in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+        ) {
+            let (st, _) = state();
+            if required {
+                st.set_http_tokens(HttpTokens::Required);
+            }
+            let mut req = Request::new(method, &format!("{prefix}{tail}"));
+            for (n, v) in headers {
+                req = req.with_header(n, &v);
+            }
+            let r = handle(&st, &req);
+            proptest::prop_assert!((200..600).contains(&r.status));
+            proptest::prop_assert!(r.header("Content-Length").is_some());
+            if let Ok(crate::http::Parsed::Complete { request, .. }) = crate::http::parse_head(&raw) {
+                let _ = handle(&st, &request);
+            }
+        }
+    }
+
     #[test]
     fn settings_change_at_run_time_and_hop_limit_is_clamped() {
         let (st, _) = state();
