@@ -205,10 +205,17 @@ async fn serve_connection(mut stream: TcpStream, peer: SocketAddr, local: Option
     }
     log.write(&line);
     let bytes = resp.to_bytes();
-    let _ = tokio::time::timeout(limits.write_timeout, async {
+    let written = tokio::time::timeout(limits.write_timeout, async {
         stream.write_all(&bytes).await?;
-        stream.shutdown().await?;
-        // Wait (bounded) for the client to close, so unread bytes never turn our close into a reset.
+        stream.shutdown().await
+    })
+    .await;
+    if !matches!(written, Ok(Ok(()))) {
+        return;
+    }
+    // Wait (briefly, bounded) for the client to close, so bytes it sent after its request never
+    // turn our close into a reset that could destroy the response before it is read.
+    let _ = tokio::time::timeout(LINGER.min(limits.write_timeout), async {
         let mut sink = [0u8; 1024];
         let mut drained = 0usize;
         loop {
@@ -222,6 +229,9 @@ async fn serve_connection(mut stream: TcpStream, peer: SocketAddr, local: Option
     })
     .await;
 }
+
+/// How long a connection is kept after its response, waiting for the client to close.
+const LINGER: Duration = Duration::from_secs(2);
 
 /// A server running on its own thread and runtime (tests, benchmarks, embedding).
 pub struct Background {
