@@ -60,6 +60,9 @@ pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
 impl Server {
     /// Binds every address (must be called inside a tokio runtime).
     pub fn bind(addrs: &[SocketAddr], state: Arc<State>, log: RequestLog, limits: Limits) -> io::Result<Server> {
+        if addrs.is_empty() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "no listen address given"));
+        }
         let mut listeners = Vec::with_capacity(addrs.len());
         for a in addrs {
             let l = listen(*a).map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {a}: {e}")))?;
@@ -264,9 +267,9 @@ impl Background {
         &self.addrs
     }
 
-    /// The first bound address.
+    /// The first bound address (there is always one: [`Server::bind`] refuses an empty list).
     pub fn addr(&self) -> SocketAddr {
-        self.addrs[0]
+        self.addrs.first().copied().unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
     /// The shared state: change `HttpTokens`, `HttpEndpoint` or the hop limit while serving.
