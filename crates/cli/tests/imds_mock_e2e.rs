@@ -203,3 +203,58 @@ fn config_file_changes_the_instance() {
     assert_eq!(curl(m.addr, "GET", "/latest/user-data", &[]).0, 404);
     assert_eq!(curl(m.addr, "GET", "/computeMetadata/v1/instance/id", &[("Metadata-Flavor", "Google")]).0, 404, "--provider aws");
 }
+
+/// The brief's rule for missing prerequisites: fail with a clear message, or print SKIPPED when
+/// IMDSGUARD_ALLOW_SKIP=1.
+fn prerequisite_missing(test: &str, reason: &str) -> bool {
+    if std::env::var("IMDSGUARD_ALLOW_SKIP").as_deref() == Ok("1") {
+        eprintln!("SKIPPED {test}: {reason}");
+        true
+    } else {
+        panic!("{test}: prerequisite missing: {reason} (set IMDSGUARD_ALLOW_SKIP=1 to skip)");
+    }
+}
+
+/// The AWS SDK's own IMDS clients (botocore: IMDSv2 token, role, credentials, region; the ECS
+/// container credentials fetcher) accept the mock, with HttpTokens required.
+#[test]
+fn botocore_fetches_credentials_and_region_from_the_mock() {
+    let probe = Command::new("python3").args(["-c", "import botocore"]).output();
+    if !matches!(&probe, Ok(o) if o.status.success())
+        && prerequisite_missing("botocore_fetches_credentials_and_region_from_the_mock", "python3 with botocore (pip install botocore)")
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("requests.ndjson");
+    let log_s = log.display().to_string();
+    let m = start(&["--http-tokens", "required", "--log", &log_s]);
+    let script = format!(
+        r#"
+import json
+from botocore.utils import InstanceMetadataFetcher, InstanceMetadataRegionFetcher, ContainerMetadataFetcher
+cfg = {{"ec2_metadata_service_endpoint": "http://{a}/"}}
+c = InstanceMetadataFetcher(timeout=5, num_attempts=1, config=cfg).retrieve_iam_role_credentials()
+r = InstanceMetadataRegionFetcher(timeout=5, num_attempts=1, config=cfg).retrieve_region()
+e = ContainerMetadataFetcher().retrieve_full_uri("http://{a}/v2/credentials/5e1c8d0a-7b3f-4c2e-9a61-0123456789ab")
+print(json.dumps({{"role": c.get("role_name"), "akid": c.get("access_key"), "expiry": c.get("expiry_time"), "region": r, "ecs_akid": e.get("AccessKeyId")}}))
+"#,
+        a = m.addr
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .env("AWS_EC2_METADATA_DISABLED", "false")
+        .env_remove("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+        .output()
+        .expect("run python3");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("script output is JSON");
+    assert_eq!(v["role"], "imdsguard-demo-role");
+    assert_eq!(v["region"], "us-east-1");
+    assert!(v["akid"].as_str().unwrap_or("").starts_with("ASIAEXAMPLE"), "{v}");
+    assert!(v["ecs_akid"].as_str().unwrap_or("").starts_with("ASIAEXAMPLE"), "{v}");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let lines: Vec<serde_json::Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert!(lines.iter().filter(|l| l["provider"] == "aws").all(|l| l["imds_version"] == "v2" && l["status"] == 200), "botocore speaks IMDSv2 only: {lines:?}");
+    assert!(lines.iter().any(|l| l["outcome"] == "credentials" && l["provider"] == "aws"));
+}

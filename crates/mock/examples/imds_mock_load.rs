@@ -91,7 +91,8 @@ async fn worker(addr: SocketAddr, totals: Arc<Totals>, budget: u64, deadline: In
             totals.stop.store(true, Ordering::Relaxed);
             break;
         }
-        let (req, want) = match step % 7 {
+        let kind = step % 7;
+        let (req, want) = match kind {
             0 => (put.clone(), 200),
             1 => (format!("GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: {addr}\r\nX-aws-ec2-metadata-token: {token}\r\n\r\n").into_bytes(), 200),
             2 => (format!("GET /latest/meta-data/iam/security-credentials/ HTTP/1.1\r\nHost: {addr}\r\nX-aws-ec2-metadata-token: {token}\r\n\r\n").into_bytes(), 200),
@@ -110,7 +111,7 @@ async fn worker(addr: SocketAddr, totals: Arc<Totals>, budget: u64, deadline: In
         let t = Instant::now();
         match request(addr, &req, &mut buf).await {
             Ok(status) if status == want => {
-                if step % 7 == 0 {
+                if kind == 0 {
                     token = String::from_utf8_lossy(body(&buf)).into_owned();
                 }
             }
