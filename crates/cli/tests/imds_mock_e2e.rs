@@ -258,3 +258,50 @@ print(json.dumps({{"role": c.get("role_name"), "akid": c.get("access_key"), "exp
     assert!(lines.iter().filter(|l| l["provider"] == "aws").all(|l| l["imds_version"] == "v2" && l["status"] == 200), "botocore speaks IMDSv2 only: {lines:?}");
     assert!(lines.iter().any(|l| l["outcome"] == "credentials" && l["provider"] == "aws"));
 }
+
+/// The mock on the real endpoint addresses (169.254.169.254:80 and [fd00:ec2::254]:80), inside a
+/// private network namespace of its own (`unshare -n`: nothing leaves it), reached with curl.
+#[test]
+fn real_endpoint_addresses_in_a_private_network_namespace() {
+    let name = "real_endpoint_addresses_in_a_private_network_namespace";
+    let tools = Command::new("sh").args(["-c", "command -v unshare && command -v ip && command -v curl && unshare -n true"]).output();
+    if !matches!(&tools, Ok(o) if o.status.success())
+        && prerequisite_missing(name, "root (CAP_SYS_ADMIN) with unshare, ip (iproute2) and curl, for a private network namespace")
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = r#"
+set -e
+ip link set lo up
+ip addr add 169.254.169.254/32 dev lo
+ip -6 addr add fd00:ec2::254/128 dev lo nodad
+"$BIN" imds-mock --listen 169.254.169.254:80 --listen '[fd00:ec2::254]:80' --allow-non-loopback --log "$DIR/log" >"$DIR/out" 2>"$DIR/err" &
+MP=$!
+i=0
+while [ "$(grep -c listening "$DIR/out" 2>/dev/null || true)" != 2 ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done
+T=$(curl -s -m 5 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' http://169.254.169.254/latest/api/token)
+echo "v4 $(curl -s -m 5 -H "X-aws-ec2-metadata-token: $T" http://169.254.169.254/latest/meta-data/instance-id)"
+T6=$(curl -s -m 5 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' 'http://[fd00:ec2::254]/latest/api/token')
+echo "v6 $(curl -s -m 5 -H "X-aws-ec2-metadata-token: $T6" 'http://[fd00:ec2::254]/latest/meta-data/iam/security-credentials/')"
+echo "gcp $(curl -s -m 5 -H 'Metadata-Flavor: Google' http://169.254.169.254/computeMetadata/v1/project/project-id)"
+kill $MP
+wait $MP || true
+"#;
+    let out = Command::new("timeout")
+        .args(["60", "unshare", "-n", "sh", "-c", script])
+        .env("BIN", env!("CARGO_BIN_EXE_imdsguard"))
+        .env("DIR", dir.path())
+        .output()
+        .expect("run unshare");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout, "v4 i-0a1b2c3d4e5f6a7b8\nv6 imdsguard-demo-role\ngcp imdsguard-demo\n");
+    let started = std::fs::read_to_string(dir.path().join("out")).unwrap_or_default();
+    assert!(started.contains("listening on http://169.254.169.254:80") && started.contains("listening on http://[fd00:ec2::254]:80"), "{started}");
+    let err = std::fs::read_to_string(dir.path().join("err")).unwrap_or_default();
+    assert!(err.starts_with("warning: listening on non-loopback address 169.254.169.254:80, [fd00:ec2::254]:80"), "{err}");
+    let log = std::fs::read_to_string(dir.path().join("log")).unwrap_or_default();
+    let locals: Vec<String> = log.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).map(|v| v["local"].as_str().unwrap_or("").to_string()).collect();
+    assert_eq!(locals, ["169.254.169.254:80", "169.254.169.254:80", "[fd00:ec2::254]:80", "[fd00:ec2::254]:80", "169.254.169.254:80"]);
+}
