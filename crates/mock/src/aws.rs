@@ -19,9 +19,8 @@
 use crate::config::MockConfig;
 use crate::core::{http_date, iso_seconds, meta, response, Dyn, Leaf, Node, State};
 use crate::http::{ImdsVersion, Provider, Request, Response};
+use crate::core::{HttpEndpoint, HttpTokens};
 use crate::secrets::TokenError;
-use crate::core::HttpEndpoint;
-use crate::core::HttpTokens;
 
 /// The metadata API versions the root lists (the real service lists every dated version it
 /// supports, then `latest`); each one serves the same tree.
@@ -229,10 +228,7 @@ fn token(state: &State, req: &Request) -> Response {
                 Ok(ttl) if (1..=MAX_TTL).contains(&ttl) => {
                     let now = state.now().timestamp();
                     let token = state.secrets.mint_token(now, ttl, state.next_nonce());
-                    let mut r = ok(state, "text/plain", token.into_bytes(), Some(i64::from(ttl)), v, "token_issued");
-                    // The real service orders the TTL header first on token responses too.
-                    r.meta.outcome = "token_issued";
-                    r
+                    ok(state, "text/plain", token.into_bytes(), Some(i64::from(ttl)), v, "token_issued")
                 }
                 _ => error(state, 400, v, "token_ttl_invalid"),
             },

@@ -228,7 +228,7 @@ pub(crate) fn handle(state: &State, req: &Request) -> Response {
                     "zone": g.zone,
                 }});
             }
-            ok(state, "text/html; charset=utf-8", state.secrets.fake_jwt("gcp-identity", &claims, now).into_bytes(), "token_issued")
+            ok(state, "application/text", state.secrets.fake_jwt("gcp-identity", &claims, now).into_bytes(), "token_issued")
         }
         Node::Leaf(leaf) => {
             if alt == Some("json") {
