@@ -8,6 +8,7 @@ if [ ! -d ../shared ]; then
   exit 1
 fi
 export CARGO_TERM_COLOR=never
+scripts/test-prereqs.sh
 cargo build --workspace --all-targets --locked
 cargo test --workspace --locked 2>&1 | tee target/test-output.txt
 # The fuzz targets are a separate crate (cargo-fuzz); make sure they still compile on stable.

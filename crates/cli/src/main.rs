@@ -6,6 +6,7 @@ mod cmd_audit;
 mod cmd_bench;
 mod cmd_decode;
 mod cmd_hunt;
+mod cmd_imds_mock;
 mod cmd_rules;
 mod cmd_rules_test;
 mod cmd_search;
@@ -37,6 +38,8 @@ enum Command {
     Bench(cmd_bench::BenchArgs),
     /// Audit IMDSv2 posture: instances, launch templates, Auto Scaling groups, account defaults, Terraform and CloudFormation that still allow IMDSv1.
     Audit(cmd_audit::AuditArgs),
+    /// Serve a faithful mock of the AWS (IMDSv1/v2, ECS), GCP and Azure metadata services on loopback.
+    ImdsMock(cmd_imds_mock::ImdsMockArgs),
     /// List, show and validate detection rules.
     Rules {
         #[command(subcommand)]
@@ -82,6 +85,7 @@ fn main() -> ExitCode {
         Command::Decode(a) => cmd_decode::run(a),
         Command::Audit(a) => cmd_audit::run(a),
         Command::Rules { command } => cmd_rules::run(command),
+        Command::ImdsMock(a) => cmd_imds_mock::run(a),
     };
     match result {
         Ok(code) => code,

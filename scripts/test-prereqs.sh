@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Install what the test suite needs beyond Rust, idempotently (CI runs as root on a fresh Debian
+# machine with the package registries reachable):
+# - python3 with botocore (the mock's end-to-end test drives it with the AWS SDK's own IMDS client);
+# - iproute2, curl and util-linux (`ip`, `curl`, `unshare`) for tests that build private network
+#   namespaces.
+# Tests whose prerequisite is still missing fail with a message naming it (or print SKIPPED when
+# IMDSGUARD_ALLOW_SKIP=1).
+set -uo pipefail
+missing_apt=()
+command -v ip >/dev/null 2>&1 || missing_apt+=(iproute2)
+command -v curl >/dev/null 2>&1 || missing_apt+=(curl)
+command -v unshare >/dev/null 2>&1 || missing_apt+=(util-linux)
+if [ ${#missing_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "test-prereqs: installing ${missing_apt[*]}" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null 2>&1 || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing_apt[@]}" >/dev/null 2>&1 \
+      || echo "test-prereqs: could not install ${missing_apt[*]}" >&2
+  else
+    echo "test-prereqs: missing ${missing_apt[*]} (not root or no apt-get)" >&2
+  fi
+fi
+if ! python3 -c "import botocore" >/dev/null 2>&1; then
+  echo "test-prereqs: installing botocore" >&2
+  python3 -m pip install --quiet --disable-pip-version-check "botocore==1.43.11" >/dev/null 2>&1 \
+    || echo "test-prereqs: could not install botocore" >&2
+fi
+exit 0
