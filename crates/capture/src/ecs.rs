@@ -82,8 +82,20 @@ pub fn to_ecs(tx: &HttpTransaction, cfg: &ImdsConfig, send_all_headers: bool) ->
     serde_json::from_slice(&buf).unwrap_or(Value::Null)
 }
 
+/// The capturing host's identity, written as `host.*` when known.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostIdentity {
+    pub name: Option<String>,
+    pub id: Option<String>,
+}
+
 /// Append the ECS document of one transaction to `out`, as JSON (one object, no newline).
 pub fn write_ecs(tx: &HttpTransaction, cfg: &ImdsConfig, send_all_headers: bool, out: &mut Vec<u8>) {
+    write_ecs_with(tx, cfg, send_all_headers, &HostIdentity::default(), out)
+}
+
+/// [`write_ecs`] with the capturing host's identity.
+pub fn write_ecs_with(tx: &HttpTransaction, cfg: &ImdsConfig, send_all_headers: bool, host: &HostIdentity, out: &mut Vec<u8>) {
     let client = tx.flow.client;
     let server = tx.flow.server;
     let start = tx.request_ts_micros;
@@ -251,6 +263,16 @@ pub fn write_ecs(tx: &HttpTransaction, cfg: &ImdsConfig, send_all_headers: bool,
     if let Some(ua) = tx.request_header("user-agent") {
         w.object("user_agent");
         w.kv("original", ua);
+        w.end_object();
+    }
+    if host.name.is_some() || host.id.is_some() {
+        w.object("host");
+        if let Some(n) = &host.name {
+            w.kv("name", n);
+        }
+        if let Some(i) = &host.id {
+            w.kv("id", i);
+        }
         w.end_object();
     }
     if let Some(p) = &tx.process {

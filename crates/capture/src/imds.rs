@@ -25,6 +25,26 @@ pub struct ImdsEndpoint {
     pub provider: Option<String>,
 }
 
+impl ImdsEndpoint {
+    /// Parse `ADDR[=PROVIDER]`: an IP address (v4 or v6, brackets allowed) or a host name.
+    pub fn parse(spec: &str) -> Result<ImdsEndpoint, String> {
+        let (addr, provider) = match spec.rsplit_once('=') {
+            Some((a, p)) if !p.is_empty() && !p.contains(':') => (a, Some(p.to_ascii_lowercase())),
+            _ => (spec, None),
+        };
+        let addr = addr.trim().trim_start_matches('[').trim_end_matches(']');
+        if addr.is_empty() {
+            return Err(format!("`{spec}`: no address or host name"));
+        }
+        let addr = match addr.parse::<IpAddr>() {
+            Ok(ip) => EndpointAddr::Ip(ip),
+            Err(_) if addr.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-') => EndpointAddr::Host(addr.to_ascii_lowercase()),
+            Err(_) => return Err(format!("`{spec}`: neither an IP address nor a host name")),
+        };
+        Ok(ImdsEndpoint { addr, provider })
+    }
+}
+
 /// The metadata endpoints to recognise.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImdsConfig {
@@ -278,3 +298,30 @@ impl ImdsInfo {
         w.end_object();
     }
 }
+
+#[cfg(test)]
+mod endpoint_tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_specs() {
+        let ip = |s: &str| EndpointAddr::Ip(s.parse().expect("ip"));
+        let cases: &[(&str, Result<ImdsEndpoint, &str>)] = &[
+            ("10.0.0.254=openstack", Ok(ImdsEndpoint { addr: ip("10.0.0.254"), provider: Some("openstack".into()) })),
+            ("169.254.169.254", Ok(ImdsEndpoint { addr: ip("169.254.169.254"), provider: None })),
+            ("[fd00:ec2::254]=AWS", Ok(ImdsEndpoint { addr: ip("fd00:ec2::254"), provider: Some("aws".into()) })),
+            ("fd00:ec2::254", Ok(ImdsEndpoint { addr: ip("fd00:ec2::254"), provider: None })),
+            ("Metadata.Internal.Example", Ok(ImdsEndpoint { addr: EndpointAddr::Host("metadata.internal.example".into()), provider: None })),
+            ("=aws", Err("no address")),
+            ("a b", Err("neither")),
+        ];
+        for (spec, want) in cases {
+            match (ImdsEndpoint::parse(spec), want) {
+                (Ok(got), Ok(w)) => assert_eq!(&got, w, "{spec}"),
+                (Err(e), Err(w)) => assert!(e.contains(w), "{spec}: {e}"),
+                (got, w) => panic!("{spec}: {got:?} vs {w:?}"),
+            }
+        }
+    }
+}
+

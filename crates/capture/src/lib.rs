@@ -19,7 +19,7 @@ pub mod types;
 
 pub use pcap::{is_capture, CaptureReader, CaptureStats, Limits as CaptureLimits};
 pub use tcp::{Limits as TcpLimits, ReassemblyStats, Reassembler};
-pub use ecs::{to_ecs, write_ecs};
+pub use ecs::{to_ecs, write_ecs, write_ecs_with, HostIdentity};
 pub use http::{Header, HttpConfig, HttpDecoder, HttpStats, HttpTransaction};
 pub use imds::{ImdsConfig, ImdsEndpoint, ImdsInfo};
 pub use pipeline::{CaptureDecoder, DecoderConfig, DecoderStats};

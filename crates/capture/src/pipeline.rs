@@ -5,7 +5,7 @@
 //! (ordered as transactions complete), and the rest at [`CaptureDecoder::finish`]. Counters of
 //! every stage are available for the caller's summary.
 
-use crate::ecs::write_ecs;
+use crate::ecs::{write_ecs_with, HostIdentity};
 use crate::http::{HttpConfig, HttpDecoder, HttpStats, HttpTransaction};
 use crate::imds::ImdsConfig;
 use crate::pcap::{CaptureReader, CaptureStats, Limits as CaptureLimits};
@@ -24,6 +24,10 @@ pub struct DecoderConfig {
     pub imds: ImdsConfig,
     /// Put every request and response header into the events (Packetbeat's `send_all_headers`).
     pub send_all_headers: bool,
+    /// `host.name` / `host.id` of the capturing host, written into every event (as Packetbeat
+    /// writes its own host), so host-scoped rules can tell captures of several hosts apart.
+    pub host_name: Option<String>,
+    pub host_id: Option<String>,
 }
 
 /// Counters of all stages.
@@ -41,6 +45,7 @@ pub struct CaptureDecoder {
     http: HttpDecoder,
     imds: ImdsConfig,
     send_all_headers: bool,
+    host: HostIdentity,
     segments: Vec<Segment>,
     stream: Vec<StreamEvent>,
     txs: Vec<HttpTransaction>,
@@ -72,6 +77,7 @@ impl CaptureDecoder {
             http: HttpDecoder::new(config.http),
             imds: config.imds,
             send_all_headers: config.send_all_headers,
+            host: HostIdentity { name: config.host_name, id: config.host_id },
             segments: Vec::new(),
             stream: Vec::new(),
             txs: Vec::new(),
@@ -98,7 +104,7 @@ impl CaptureDecoder {
                 tx.process = self.processes.get(&endpoints(tx.flow.client, tx.flow.server)).cloned();
             }
             let mut doc = Vec::with_capacity(1024);
-            write_ecs(&tx, &self.imds, self.send_all_headers, &mut doc);
+            write_ecs_with(&tx, &self.imds, self.send_all_headers, &self.host, &mut doc);
             out.push(doc);
             self.events += 1;
         }

@@ -44,7 +44,7 @@ impl EventSink for Sink<'_> {
 }
 
 pub fn run(args: DecodeArgs) -> anyhow::Result<ExitCode> {
-    let mut opts = args.host.read_options();
+    let mut opts = args.host.try_read_options()?;
     opts.capture.send_all_headers = args.send_all_headers;
     let mut out = open_output(args.output.as_deref())?;
     let mut stats = ReadStats::default();

@@ -65,16 +65,23 @@ pub struct HuntArgs {
     pub host: HostOpts,
 }
 
-/// Host identity of events decoded from raw audit logs (shared by `hunt`, `search`, `decode`).
+/// Options of the decoders that turn raw inputs (audit logs, packet captures) into ECS events
+/// (shared by `hunt`, `search`, `decode`).
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct HostOpts {
-    /// `host.name` of events decoded from audit logs whose records have no `node=` prefix.
+    /// `host.name` of events decoded from audit logs whose records have no `node=` prefix, and of
+    /// events decoded from packet captures (the capturing host).
     #[arg(long, value_name = "NAME")]
     pub host_name: Option<String>,
-    /// `host.id` of events decoded from audit logs whose records have no `node=` prefix (seed 000's
-    /// new_terms rule needs a host.id).
+    /// `host.id` of those events (seed 000's new_terms rule needs a host.id).
     #[arg(long, value_name = "ID")]
     pub host_id: Option<String>,
+    /// A further metadata endpoint for the capture decoder: ADDR[=PROVIDER], an IP address or a
+    /// host name, e.g. `10.0.0.254=openstack` or `metadata.internal.example`. Repeatable; adds to
+    /// the defaults (169.254.169.254, fd00:ec2::254, 169.254.170.2, 100.100.100.200,
+    /// metadata.google.internal).
+    #[arg(long = "metadata-endpoint", value_name = "ADDR[=PROVIDER]")]
+    pub metadata_endpoints: Vec<String>,
 }
 
 impl HostOpts {
@@ -83,7 +90,19 @@ impl HostOpts {
         let mut opts = ReadOptions::default();
         opts.auditd.host_name = self.host_name.clone();
         opts.auditd.host_id = self.host_id.clone();
+        opts.capture.host_name = self.host_name.clone();
+        opts.capture.host_id = self.host_id.clone();
         opts
+    }
+
+    /// [`HostOpts::read_options`] with the extra metadata endpoints; errors name the bad one.
+    pub fn try_read_options(&self) -> anyhow::Result<ReadOptions> {
+        let mut opts = self.read_options();
+        for spec in &self.metadata_endpoints {
+            let ep = imdsguard_capture::ImdsEndpoint::parse(spec).map_err(|e| anyhow::anyhow!("--metadata-endpoint {e}"))?;
+            opts.capture.imds.endpoints.push(ep);
+        }
+        Ok(opts)
     }
 }
 
@@ -209,7 +228,7 @@ pub fn run(args: HuntArgs) -> anyhow::Result<ExitCode> {
         ProgressBar::hidden()
     };
     {
-        let opts = args.host.read_options();
+        let opts = args.host.try_read_options()?;
         let mut sink = Sink { hunt: &mut hunt, prefilter: !args.no_prefilter };
         for f in &files {
             bar.set_message(f.display().to_string());

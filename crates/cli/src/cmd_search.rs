@@ -142,7 +142,7 @@ pub fn run(args: SearchArgs) -> anyhow::Result<ExitCode> {
         error: None,
         explain: args.explain,
     };
-    let opts = args.host.read_options();
+    let opts = args.host.try_read_options()?;
     for f in &files {
         read_input_with(f, &mut sink, &mut stats, Box::new(|_| {}), &opts);
     }
@@ -254,7 +254,7 @@ fn run_eql(args: SearchArgs, table: std::sync::Arc<imdsguard_ecs::FieldTable>) -
         seq: 0,
     };
     let mut stats = ReadStats::default();
-    let opts = args.host.read_options();
+    let opts = args.host.try_read_options()?;
     for f in expand_inputs(&args.paths, &mut stats) {
         read_input_with(&f, &mut sink, &mut stats, Box::new(|_| {}), &opts);
     }

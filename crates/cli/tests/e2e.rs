@@ -489,9 +489,12 @@ fn search_eql_samples() {
 /// The raw IPv4 packets of one flow (10.0.0.5:40000 -> 169.254.169.254:80): handshake,
 /// `request`, `response`.
 fn flow_packets(request: &[u8], response: &[u8]) -> Vec<Vec<u8>> {
+    flow_packets_to([169, 254, 169, 254], request, response)
+}
+
+fn flow_packets_to(imds: [u8; 4], request: &[u8], response: &[u8]) -> Vec<Vec<u8>> {
     use etherparse::PacketBuilder;
     let client = [10, 0, 0, 5];
-    let imds = [169, 254, 169, 254];
     let mut packets: Vec<Vec<u8>> = Vec::new();
     let mut push = |src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, seq: u32, ack: u32, payload: &[u8], syn: bool| {
         let b = PacketBuilder::ipv4(src, dst, 64).tcp(sport, dport, seq, 64240);
@@ -513,6 +516,10 @@ fn flow_packets(request: &[u8], response: &[u8]) -> Vec<Vec<u8>> {
 
 /// A pcap file built here: LINKTYPE_RAW (IPv4), one flow carrying `request` then `response`.
 fn write_pcap(path: &Path, request: &[u8], response: &[u8]) {
+    write_pcap_of(path, &flow_packets(request, response))
+}
+
+fn write_pcap_of(path: &Path, packets: &[Vec<u8>]) {
     let mut out = Vec::new();
     // Global header: magic, v2.4, thiszone, sigfigs, snaplen, linktype 101 (raw IP).
     out.extend_from_slice(&0xa1b2c3d4u32.to_le_bytes());
@@ -522,7 +529,7 @@ fn write_pcap(path: &Path, request: &[u8], response: &[u8]) {
     out.extend_from_slice(&0u32.to_le_bytes());
     out.extend_from_slice(&65535u32.to_le_bytes());
     out.extend_from_slice(&101u32.to_le_bytes());
-    for (i, p) in flow_packets(request, response).iter().enumerate() {
+    for (i, p) in packets.iter().enumerate() {
         out.extend_from_slice(&(1_777_600_000u32 + i as u32).to_le_bytes());
         out.extend_from_slice(&0u32.to_le_bytes());
         out.extend_from_slice(&(p.len() as u32).to_le_bytes());
@@ -755,4 +762,31 @@ fn explain_snapshot_for_the_seed_new_terms_rule() {
     assert_eq!(text, want);
     assert!(text.contains("[x] process.name: python* (wildcard)   (saw \"python3.11\")"), "{text}");
     assert!(text.contains("[x] not\n    [ ] or"), "the exclusions did not match: {text}");
+}
+
+/// `--metadata-endpoint` adds an endpoint (here an OpenStack-style address) to the decoder, and
+/// `--host-name`/`--host-id` name the capturing host in the events; a bad endpoint is refused.
+#[test]
+fn decode_with_an_extra_metadata_endpoint_and_the_capturing_host() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pcap = dir.path().join("os.pcap");
+    let req = "GET /openstack/latest/meta_data.json HTTP/1.1\r\nHost: 10.0.0.254\r\nUser-Agent: curl/8.4.0\r\n\r\n";
+    let rsp = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
+    write_pcap_of(&pcap, &flow_packets_to([10, 0, 0, 254], req.as_bytes(), rsp.as_bytes()));
+    let plain = bin().arg("decode").arg(&pcap).output().expect("run");
+    let ev = ndjson(&plain.stdout);
+    assert_eq!(ev.len(), 1);
+    assert!(ev[0].get("imds").is_none(), "not a metadata endpoint by default");
+    let out = bin()
+        .arg("decode")
+        .arg(&pcap)
+        .args(["--metadata-endpoint", "10.0.0.254=openstack", "--host-name", "web-9", "--host-id", "i-09"])
+        .output()
+        .expect("run");
+    let ev = ndjson(&out.stdout);
+    assert_eq!(ev[0]["imds"]["cloud_provider"], "openstack", "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(ev[0]["host"], serde_json::json!({"name": "web-9", "id": "i-09"}));
+    let bad = bin().arg("decode").arg(&pcap).args(["--metadata-endpoint", "not an address"]).output().expect("run");
+    assert_ne!(bad.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--metadata-endpoint `not an address`: neither an IP address nor a host name"));
 }
