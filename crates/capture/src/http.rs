@@ -47,6 +47,10 @@ pub struct HttpConfig {
     pub max_pending_requests: usize,
     /// Flows tracked at once; beyond it the least recently active flow is flushed.
     pub max_flows: usize,
+    /// When set, response bodies are kept only for requests to these metadata endpoints (the
+    /// only bodies the events use, for `imds.credentials.*`); others are counted, not copied or
+    /// scanned. `None` keeps every body.
+    pub body_endpoints: Option<crate::imds::ImdsConfig>,
 }
 
 impl Default for HttpConfig {
@@ -58,6 +62,7 @@ impl Default for HttpConfig {
             max_body_bytes: 64 * 1024,
             max_pending_requests: 32,
             max_flows: 65_536,
+            body_endpoints: None,
         }
     }
 }
@@ -564,7 +569,16 @@ impl HttpDecoder {
                             && !h.value.trim().is_empty()
                     });
                     let token_resp = f.pending.front().is_some_and(is_token_request);
-                    msg.keep_body = !coded && !token_resp;
+                    let wanted = match &self.config.body_endpoints {
+                        None => true,
+                        Some(cfg) => {
+                            let host = f.pending.front().and_then(|r| {
+                                r.headers.iter().find(|h| h.name.eq_ignore_ascii_case("host")).map(|h| crate::imds::host_without_port(&h.value))
+                            });
+                            cfg.endpoint_of(key.server.ip(), host).is_some()
+                        }
+                    };
+                    msg.keep_body = !coded && !token_resp && wanted;
                     self.stats.responses += 1;
                     if status == 101 {
                         self.finish_response(f, key, msg, out);

@@ -118,13 +118,20 @@ fn has_header(tx: &HttpTransaction, name: &str) -> bool {
 
 /// Metadata-service facts of a transaction, or `None` when it does not target a configured
 /// endpoint.
+impl ImdsConfig {
+    /// The endpoint a request to `dst` with this `Host` header (without port) goes to, if any.
+    pub fn endpoint_of(&self, dst: IpAddr, host: Option<&str>) -> Option<&ImdsEndpoint> {
+        self.endpoints.iter().find(|e| match &e.addr {
+            EndpointAddr::Ip(ip) => *ip == dst || host.and_then(|h| h.parse::<IpAddr>().ok()) == Some(*ip),
+            EndpointAddr::Host(name) => host.is_some_and(|h| h.eq_ignore_ascii_case(name)),
+        })
+    }
+}
+
 pub fn analyze(tx: &HttpTransaction, cfg: &ImdsConfig) -> Option<ImdsInfo> {
     let dst = tx.flow.server.ip();
     let host = tx.request_header("host").map(host_without_port);
-    let endpoint = cfg.endpoints.iter().find(|e| match &e.addr {
-        EndpointAddr::Ip(ip) => *ip == dst || host.and_then(|h| h.parse::<IpAddr>().ok()) == Some(*ip),
-        EndpointAddr::Host(name) => host.is_some_and(|h| h.eq_ignore_ascii_case(name)),
-    })?;
+    let endpoint = cfg.endpoint_of(dst, host)?;
     let path = tx.path.as_str();
     let lpath = path.to_ascii_lowercase();
     let provider = match &endpoint.provider {

@@ -74,7 +74,7 @@ impl CaptureDecoder {
             closed: Vec::new(),
             reader: CaptureReader::new(config.capture),
             tcp: Reassembler::new(config.tcp),
-            http: HttpDecoder::new(config.http),
+            http: HttpDecoder::new(HttpConfig { body_endpoints: Some(config.imds.clone()), ..config.http }),
             imds: config.imds,
             send_all_headers: config.send_all_headers,
             host: HostIdentity { name: config.host_name, id: config.host_id },

@@ -21,6 +21,7 @@ struct Decoded {
     truncated_file: bool,
     gaps: u64,
     truncated_messages: u64,
+    body_not_kept: u64,
 }
 
 fn decode_with(bytes: &[u8], chunk: usize, config: DecoderConfig) -> Decoded {
@@ -39,6 +40,7 @@ fn decode_with(bytes: &[u8], chunk: usize, config: DecoderConfig) -> Decoded {
         truncated_file: s.capture.truncated_file,
         gaps: s.tcp.gaps,
         truncated_messages: s.http.truncated_messages,
+        body_not_kept: s.http.body_bytes_not_kept,
     }
 }
 
@@ -322,4 +324,19 @@ fn process_named_by_a_pcapng_process_block() {
     let d = decode(&pcapng_with_processes(&[(1, 6)], &[(4242, "curl")], &packets));
     assert!(d.docs[0].get("process").is_none());
     assert_eq!(d.corrupt, 0);
+}
+
+#[test]
+fn bodies_are_kept_only_for_metadata_endpoints() {
+    // The same credentials response from an ordinary web server: its body is counted, not kept
+    // (the events only use bodies for imds.credentials.*), and the metadata one is read.
+    let mut web = Conn::open("10.0.1.5:51300", "93.184.216.34:80", T0);
+    web.exchange("GET /latest/meta-data/iam/security-credentials/web-role HTTP/1.1\r\nHost: example.com\r\n\r\n", &ok(CREDS, "text/plain"));
+    let d = decode(&pcap_of(&web.close()));
+    assert_eq!(d.docs.len(), 1);
+    assert!(d.docs[0].get("imds").is_none());
+    assert_eq!(d.body_not_kept, CREDS.len() as u64);
+    let d = decode(&pcap_of(&imdsv1_conn().close()));
+    assert_eq!(d.body_not_kept, 0);
+    assert_eq!(d.docs[0]["imds"]["credentials"]["type"], "AWS-HMAC");
 }
