@@ -1,30 +1,13 @@
 //! End-to-end: the real `imdsguard` binary on raw Linux audit logs (issue 5) and on Auditbeat's
 //! own JSON output. The logs are the fixtures of `imdsguard-auditd` (crates/auditd/tests/data).
 
-use assert_cmd::Command;
-use serde_json::Value;
-use std::path::{Path, PathBuf};
+mod common;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use common::*;
+use serde_json::Value;
 
 fn audit_log(name: &str) -> String {
     repo().join("crates/auditd/tests/data").join(name).display().to_string()
-}
-
-fn bin() -> Command {
-    let mut c = Command::cargo_bin("imdsguard").expect("binary");
-    c.env_remove("IMDSGUARD_STATE");
-    c
-}
-
-fn ndjson(out: &[u8]) -> Vec<Value> {
-    String::from_utf8_lossy(out)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).expect("output line is JSON"))
-        .collect()
 }
 
 fn hunt(args: &[&str]) -> (Vec<Value>, String, i32) {
@@ -37,19 +20,6 @@ fn hunt(args: &[&str]) -> (Vec<Value>, String, i32) {
     (ndjson(&out.stdout), String::from_utf8_lossy(&out.stderr).into_owned(), out.status.code().unwrap_or(-1))
 }
 
-fn field<'a>(a: &'a Value, k: &str) -> &'a Value {
-    a.get(k).unwrap_or(&Value::Null)
-}
-
-const SEED_000: &str = "ad02da2f-443d-454c-a12e-d9e6c65831ff";
-const SEED_002: &str = "4e1e6d2a-9b1c-4c2e-8a7b-1d52a005e001";
-
-fn of_rule<'a>(alerts: &'a [Value], rule_id: &str) -> Vec<&'a Value> {
-    alerts.iter().filter(|a| field(a, "kibana.alert.rule.rule_id") == rule_id).collect()
-}
-
-/// Seed 002's two patterns and seed 000's new-terms alert for the curl events; the benign curl to
-/// another address raises nothing.
 fn assert_curl_alerts(alerts: &[Value], stderr: &str, host_id: &str) {
     let seed2 = of_rule(alerts, SEED_002);
     assert_eq!(seed2.len(), 2, "{stderr}");

@@ -1,42 +1,14 @@
 //! End-to-end tests: the real `imdsguard` binary on the bundled examples and on crafted input.
 
-use assert_cmd::Command;
+mod common;
+
+use common::*;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn bin() -> Command {
-    let mut c = Command::cargo_bin("imdsguard").expect("binary");
-    c.env_remove("IMDSGUARD_STATE");
-    c
-}
-
-fn ndjson(out: &[u8]) -> Vec<Value> {
-    String::from_utf8_lossy(out)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).expect("alert line is JSON"))
-        .collect()
-}
+use std::path::Path;
 
 fn hunt(args: &[&str]) -> (Vec<Value>, String, i32) {
     let out = bin().arg("hunt").args(args).args(["--format", "ndjson", "--now", "2026-05-03T00:00:00Z"]).output().expect("run");
     (ndjson(&out.stdout), String::from_utf8_lossy(&out.stderr).into_owned(), out.status.code().unwrap_or(-1))
-}
-
-fn field<'a>(a: &'a Value, k: &str) -> &'a Value {
-    a.get(k).unwrap_or(&Value::Null)
-}
-
-const SEED_000: &str = "ad02da2f-443d-454c-a12e-d9e6c65831ff";
-const SEED_001: &str = "73dd1f2c-3c24-4e13-a64b-dfd510e9fd98";
-const SEED_002: &str = "4e1e6d2a-9b1c-4c2e-8a7b-1d52a005e001";
-
-fn of_rule<'a>(alerts: &'a [Value], rule_id: &str) -> Vec<&'a Value> {
-    alerts.iter().filter(|a| field(a, "kibana.alert.rule.rule_id") == rule_id).collect()
 }
 
 #[test]

@@ -254,12 +254,7 @@ impl Hunt {
                         };
                         let values: Vec<Vec<String>> = fields
                             .iter()
-                            .map(|f| {
-                                let mut v = keyword_values(m.event.doc.as_ref(), f);
-                                v.sort();
-                                v.dedup();
-                                v
-                            })
+                            .map(|f| distinct_values(m.event.doc.as_ref(), f))
                             .collect();
                         if values.iter().any(|v| v.is_empty()) {
                             stats.missing_terms += 1;
@@ -331,12 +326,7 @@ fn threshold_alerts(spec: &crate::compile::ThresholdSpec, interval_ms: i64, ms: 
         let values: Vec<Vec<String>> = spec
             .fields
             .iter()
-            .map(|(_, p)| {
-                let mut v = keyword_values(m.event.doc.as_ref(), p);
-                v.sort();
-                v.dedup();
-                v
-            })
+            .map(|(_, p)| distinct_values(m.event.doc.as_ref(), p))
             .collect();
         if values.iter().any(|v| v.is_empty()) {
             stats.missing_terms += 1;
@@ -439,12 +429,7 @@ fn suppress(alerts: Vec<Match>, sup: &crate::compile::Suppression, interval_ms: 
             None => sup
                 .group_by
                 .iter()
-                .map(|(_, p)| {
-                    let mut v = keyword_values(m.event.doc.as_ref(), p);
-                    v.sort();
-                    v.dedup();
-                    v
-                })
+                .map(|(_, p)| distinct_values(m.event.doc.as_ref(), p))
                 .collect(),
         };
         let terms: Vec<(String, Vec<String>)> = sup.group_by.iter().map(|(n, _)| n.clone()).zip(values.iter().cloned()).collect();
@@ -476,6 +461,15 @@ fn suppress(alerts: Vec<Match>, sup: &crate::compile::Suppression, interval_ms: 
         out.push(m);
     }
     out
+}
+
+/// The keyword values of a field, sorted and without repeats (the terms a group or a new-terms
+/// tuple is made of).
+fn distinct_values(doc: &dyn imdsguard_ecs::Document, path: &imdsguard_ecs::FieldPath) -> Vec<String> {
+    let mut v = keyword_values(doc, path);
+    v.sort();
+    v.dedup();
+    v
 }
 
 /// A stable id for a sequence: hash of the rule and its events' keys.

@@ -370,6 +370,21 @@ pub fn for_each_line(r: &mut dyn BufRead, f: &mut dyn FnMut(&[u8])) -> io::Resul
     }
 }
 
+/// Hand an event a decoder wrote (JSON bytes) to the sink: prefiltered on its bytes like a line
+/// of NDJSON, then parsed once.
+fn deliver_decoded(bytes: &[u8], prov: Provenance, sink: &mut dyn EventSink, stats: &mut ReadStats) {
+    if !sink.wants(bytes) {
+        return;
+    }
+    match sonic_rs::from_slice::<Doc>(bytes) {
+        Ok(doc) => {
+            let key = key_of(Some(bytes), &doc);
+            finish(doc, key, None, prov, sink, stats);
+        }
+        Err(e) => stats.skip(prov, format!("decoded event could not be re-read: {e}")),
+    }
+}
+
 /// Decode a packet capture into Packetbeat-style HTTP events (see `imdsguard-capture`).
 fn read_capture(r: &mut dyn BufRead, origin: &Arc<str>, sink: &mut dyn EventSink, stats: &mut ReadStats, opts: &ReadOptions) {
     let mut decoder = imdsguard_capture::CaptureDecoder::new(opts.capture.clone());
@@ -380,16 +395,7 @@ fn read_capture(r: &mut dyn BufRead, origin: &Arc<str>, sink: &mut dyn EventSink
             *index += 1;
             stats.records += 1;
             let prov = Provenance { origin: origin.clone(), line: *index };
-            if !sink.wants(&bytes) {
-                continue;
-            }
-            match sonic_rs::from_slice::<Doc>(&bytes) {
-                Ok(doc) => {
-                    let key = key_of(Some(&bytes), &doc);
-                    finish(doc, key, None, prov, sink, stats);
-                }
-                Err(e) => stats.skip(prov, format!("decoded event could not be re-read: {e}")),
-            }
+            deliver_decoded(&bytes, prov, sink, stats);
         }
     };
     loop {
@@ -474,16 +480,7 @@ fn read_auditd(r: &mut dyn BufRead, origin: &Arc<str>, sink: &mut dyn EventSink,
                     continue;
                 }
             };
-            if !sink.wants(&bytes) {
-                continue;
-            }
-            match sonic_rs::from_slice::<Doc>(&bytes) {
-                Ok(doc) => {
-                    let key = key_of(Some(&bytes), &doc);
-                    finish(doc, key, None, prov, sink, stats);
-                }
-                Err(e) => stats.skip(prov, format!("decoded event could not be re-read: {e}")),
-            }
+            deliver_decoded(&bytes, prov, sink, stats);
         }
     };
     let mut lineno = start_line;
