@@ -10,6 +10,7 @@ mod cmd_imds_mock;
 mod cmd_rules;
 mod cmd_rules_test;
 mod cmd_search;
+mod cmd_serve;
 mod exceptions;
 mod load;
 mod output;
@@ -40,6 +41,8 @@ enum Command {
     Audit(cmd_audit::AuditArgs),
     /// Serve a faithful mock of the AWS (IMDSv1/v2, ECS), GCP and Azure metadata services on loopback.
     ImdsMock(cmd_imds_mock::ImdsMockArgs),
+    /// Serve Elasticsearch-compatible ingest (rules run as events arrive) and the alerts API.
+    Serve(cmd_serve::ServeArgs),
     /// List, show and validate detection rules.
     Rules {
         #[command(subcommand)]
@@ -85,6 +88,7 @@ fn main() -> ExitCode {
         Command::Decode(a) => cmd_decode::run(a),
         Command::Audit(a) => cmd_audit::run(a),
         Command::Rules { command } => cmd_rules::run(command),
+        Command::Serve(a) => cmd_serve::run(a),
         Command::ImdsMock(a) => cmd_imds_mock::run(a),
     };
     match result {
