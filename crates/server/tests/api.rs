@@ -230,3 +230,57 @@ async fn no_auth_only_on_loopback() {
     let e = start(c, async {}).await.err().expect("refused");
     assert!(e.contains("no API key configured"), "{e}");
 }
+
+/// With one batch allowed in flight, a request arriving while a large batch is being evaluated
+/// is refused with 429 and `Retry-After` (bounded: the large batch is sent once, the probes stop
+/// when it finishes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_gets_429_with_retry_after() {
+    let mut c = config(None);
+    c.max_inflight = 1;
+    c.max_body_bytes = 256 * 1024 * 1024;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let running = start(c, async move {
+        let _ = rx.await;
+    })
+    .await
+    .expect("start");
+    let addr = running.addr;
+    let (throttled, retry_after, big_status) = run_blocking(move || {
+        let mut big = Vec::new();
+        for i in 0..60_000 {
+            big.extend_from_slice(format!("{{\"index\":{{}}}}\n{{\"@timestamp\":\"2026-05-01T10:00:00Z\",\"event\":{{\"category\":\"network\"}},\"destination\":{{\"ip\":\"169.254.169.254\"}},\"n\":{i}}}\n").as_bytes());
+        }
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let d2 = done.clone();
+        let big_thread = std::thread::spawn(move || {
+            let st = http(addr, "POST", "/_bulk", Some(KEY), &big).0;
+            d2.store(true, std::sync::atomic::Ordering::SeqCst);
+            st
+        });
+        let (mut throttled, mut retry_after) = (0, false);
+        let started = std::time::Instant::now();
+        while !done.load(std::sync::atomic::Ordering::SeqCst) && started.elapsed() < Duration::from_secs(120) {
+            let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+            s.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+            let body = b"{\"index\":{}}\n{\"a\":1}\n";
+            let head = format!("POST /_bulk HTTP/1.1\r\nHost: x\r\nAuthorization: ApiKey {KEY}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+            s.write_all(head.as_bytes()).expect("write");
+            s.write_all(body).expect("write");
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            if out.starts_with("HTTP/1.1 429") {
+                throttled += 1;
+                retry_after |= out.to_ascii_lowercase().contains("retry-after: 1");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        (throttled, retry_after, big_thread.join().expect("join"))
+    })
+    .await;
+    let _ = tx.send(());
+    running.task.await.expect("join").expect("server");
+    assert_eq!(big_status, 200);
+    assert!(throttled > 0, "no request was refused while the large batch ran");
+    assert!(retry_after);
+}
