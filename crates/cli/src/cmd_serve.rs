@@ -37,6 +37,12 @@ pub struct ServeArgs {
     pub rules: Vec<PathBuf>,
     #[arg(long)]
     pub no_builtin: bool,
+    /// Serve HTTPS (rustls) with this PEM certificate chain (with --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     #[command(flatten)]
     pub fields: FieldOpts,
 }
@@ -82,7 +88,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         reload: Some(reload),
         alerts_db: db(&args.alerts_db),
         state_db: db(&args.state),
+        tls: match (args.tls_cert, args.tls_key) {
+            (Some(cert), Some(key)) => Some(imdsguard_server::TlsFiles { cert, key }),
+            _ => None,
+        },
     };
+    let tls = config.tls.is_some();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         let shutdown = async {
@@ -107,8 +118,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         for r in &running.not_run {
             eprintln!("rule not run: {r}");
         }
-        println!("listening on http://{}", running.addr);
-        eprintln!("imdsguard serve: Elasticsearch-compatible ingest at http://{0} (POST /_bulk), alerts at http://{0}/api/alerts", running.addr);
+        let scheme = if tls { "https" } else { "http" };
+        println!("listening on {scheme}://{}", running.addr);
+        eprintln!("imdsguard serve: Elasticsearch-compatible ingest at {scheme}://{0} (POST /_bulk), alerts at {scheme}://{0}/api/alerts", running.addr);
         running.task.await.map_err(|e| anyhow::anyhow!("server task: {e}"))??;
         eprintln!("imdsguard serve: stopped (in-flight batches finished)");
         Ok::<_, anyhow::Error>(ExitCode::SUCCESS)

@@ -63,6 +63,7 @@ fn main() {
                 reload: None,
                 alerts_db: None,
                 state_db: None,
+                tls: None,
             },
             async move {
                 let _ = rx.await;

@@ -63,6 +63,15 @@ pub struct ServerConfig {
     pub alerts_db: Option<PathBuf>,
     /// new_terms history; `None` keeps it in memory.
     pub state_db: Option<PathBuf>,
+    /// Serve HTTPS with this PEM certificate chain and private key (rustls).
+    pub tls: Option<TlsFiles>,
+}
+
+/// PEM files of the server's certificate chain and private key.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 struct RuleEntry {
@@ -182,6 +191,26 @@ pub async fn start(config: ServerConfig, shutdown: impl std::future::Future<Outp
         seq: AtomicU64::new(0),
     });
     let app = router(inner, config.max_body_bytes);
+    if let Some(tls) = &config.tls {
+        // rustls with the ring provider (installing it twice is harmless).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let rc = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
+            .await
+            .map_err(|e| format!("TLS certificate {} / key {}: {e}", tls.cert.display(), tls.key.display()))?;
+        let std_listener = std::net::TcpListener::bind(config.listen).map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+        std_listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let addr = std_listener.local_addr().map_err(|e| e.to_string())?;
+        let handle = axum_server::Handle::new();
+        let on_shutdown = handle.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            // In-flight requests get up to 30 s to finish.
+            on_shutdown.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
+        });
+        let server = axum_server::from_tcp_rustls(std_listener, rc).handle(handle);
+        let task = tokio::spawn(async move { server.serve(app.into_make_service()).await });
+        return Ok(Running { addr, task, not_run });
+    }
     let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let task = tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(shutdown).await });

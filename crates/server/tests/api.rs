@@ -67,6 +67,7 @@ fn config(alerts_db: Option<std::path::PathBuf>) -> ServerConfig {
         reload: None,
         alerts_db,
         state_db: None,
+        tls: None,
     }
 }
 
@@ -283,4 +284,54 @@ async fn a_flood_gets_429_with_retry_after() {
     assert_eq!(big_status, 200);
     assert!(throttled > 0, "no request was refused while the large batch ran");
     assert!(retry_after);
+}
+
+/// HTTPS with rustls: a self-signed certificate made here; curl reaches /healthz and the banner
+/// over TLS (with the key), and plain HTTP to the TLS port gets no HTTP answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_rustls() {
+    let curl_ok = std::process::Command::new("curl").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !curl_ok {
+        if std::env::var("IMDSGUARD_ALLOW_SKIP").as_deref() == Ok("1") {
+            eprintln!("SKIPPED tls_with_rustls: curl is missing");
+            return;
+        }
+        panic!("tls_with_rustls: prerequisite missing: curl (scripts/test-prereqs.sh installs it; IMDSGUARD_ALLOW_SKIP=1 skips)");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()]).expect("cert");
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).expect("write cert");
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).expect("write key");
+    let mut c = config(None);
+    c.tls = Some(imdsguard_server::TlsFiles { cert: cert_path.clone(), key: key_path });
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let running = start(c, async move {
+        let _ = rx.await;
+    })
+    .await
+    .expect("start");
+    let addr = running.addr;
+    let (health, banner, plain) = run_blocking(move || {
+        let curl = |path: &str, key: bool| {
+            let mut cmd = std::process::Command::new("curl");
+            cmd.args(["-s", "--max-time", "10", "--cacert"]).arg(&cert_path).arg(format!("https://localhost:{}{path}", addr.port()));
+            cmd.args(["--resolve", &format!("localhost:{}:127.0.0.1", addr.port())]);
+            if key {
+                cmd.args(["-H", &format!("Authorization: ApiKey {KEY}")]);
+            }
+            String::from_utf8_lossy(&cmd.output().expect("curl").stdout).into_owned()
+        };
+        let plain = std::process::Command::new("curl")
+            .args(["-s", "--max-time", "10", &format!("http://127.0.0.1:{}/healthz", addr.port())])
+            .output()
+            .expect("curl");
+        (curl("/healthz", false), curl("/", true), String::from_utf8_lossy(&plain.stdout).into_owned())
+    })
+    .await;
+    let _ = tx.send(());
+    running.task.await.expect("join").expect("server");
+    assert_eq!(health, "{\"status\":\"ok\"}");
+    assert!(banner.contains("You Know, for Search"), "{banner}");
+    assert!(!plain.contains("status"), "plain HTTP must not be answered: {plain}");
 }
