@@ -113,7 +113,7 @@ impl CaptureDecoder {
         }
     }
 
-    fn to_http(&mut self) {
+    fn stream_to_http(&mut self) {
         for ev in self.stream.drain(..) {
             if let StreamEvent::Close { flow, .. } = &ev {
                 if !self.processes.is_empty() {
@@ -132,7 +132,7 @@ impl CaptureDecoder {
         for seg in segments {
             self.tcp.push(seg, &mut self.stream);
         }
-        self.to_http();
+        self.stream_to_http();
         self.write_all(out);
     }
 
@@ -147,7 +147,7 @@ impl CaptureDecoder {
         self.reader.finish(&mut self.segments);
         self.drain(out);
         self.tcp.finish(&mut self.stream);
-        self.to_http();
+        self.stream_to_http();
         self.http.finish(&mut self.txs);
         self.write_all(out);
         self.processes.clear();

@@ -515,7 +515,7 @@ fn write_pcap_of(path: &Path, packets: &[Vec<u8>]) {
 /// writes it (an Apple process information block, and option 0x8001 on each packet).
 fn write_pcapng_with_process(path: &Path, request: &[u8], response: &[u8], pid: u32, name: &str) {
     fn block(out: &mut Vec<u8>, btype: u32, mut body: Vec<u8>) {
-        while body.len() % 4 != 0 {
+        while !body.len().is_multiple_of(4) {
             body.push(0);
         }
         let len = (body.len() + 12) as u32;
@@ -538,7 +538,7 @@ fn write_pcapng_with_process(path: &Path, request: &[u8], response: &[u8], pid: 
     pib.extend_from_slice(&2u16.to_le_bytes());
     pib.extend_from_slice(&(name.len() as u16).to_le_bytes());
     pib.extend_from_slice(name.as_bytes());
-    while pib.len() % 4 != 0 {
+    while !pib.len().is_multiple_of(4) {
         pib.push(0);
     }
     pib.extend_from_slice(&[0; 4]);
@@ -551,7 +551,7 @@ fn write_pcapng_with_process(path: &Path, request: &[u8], response: &[u8], pid: 
         epb.extend_from_slice(&(p.len() as u32).to_le_bytes());
         epb.extend_from_slice(&(p.len() as u32).to_le_bytes());
         epb.extend_from_slice(p);
-        while epb.len() % 4 != 0 {
+        while !epb.len().is_multiple_of(4) {
             epb.push(0);
         }
         epb.extend_from_slice(&0x8001u16.to_le_bytes());

@@ -34,7 +34,6 @@ pub fn explain_match(rule: &CompiledRule, m: &Match) -> String {
     if let Some(s) = &m.suppressed {
         text.push_str(&format!("suppression: {} more alert(s) of the same group folded into this one\n", s.docs_count));
     }
-    let mut text = text;
     imdsguard_ecs::redact::redact_string(&mut text);
     text
 }

@@ -375,8 +375,7 @@ fn threshold_alerts(spec: &crate::compile::ThresholdSpec, interval_ms: i64, ms: 
         }
         let mut buckets: HashMap<&[String], Bucket> = HashMap::new();
         let mut order: Vec<&[String]> = Vec::new();
-        for idx in lo..hi {
-            let (t, keys, m) = &timed[idx];
+        for (idx, (t, keys, m)) in timed.iter().enumerate().take(hi).skip(lo) {
             for key in keys {
                 if history.get(key).is_some_and(|last| t <= last) {
                     continue;

@@ -28,7 +28,7 @@ fn batch(client: usize, n: usize, seq: usize) -> Vec<u8> {
     let mut b = Vec::new();
     for i in 0..n {
         let k = seq * n + i;
-        let (dst, name) = if k % 100 == 0 { ("169.254.169.254", "curl") } else { ("10.1.2.3", "java") };
+        let (dst, name) = if k.is_multiple_of(100) { ("169.254.169.254", "curl") } else { ("10.1.2.3", "java") };
         b.extend_from_slice(
             format!(
                 "{{\"create\":{{\"_index\":\"logs-endpoint.events.network-default\"}}}}\n{{\"@timestamp\":\"2026-05-01T10:00:{:02}Z\",\"host\":{{\"name\":\"web-{client}\",\"id\":\"h{client}\",\"os\":{{\"type\":\"linux\"}}}},\"event\":{{\"category\":[\"network\"],\"type\":[\"start\"]}},\"source\":{{\"ip\":\"10.0.0.{client}\",\"port\":{}}},\"destination\":{{\"ip\":\"{dst}\",\"port\":80}},\"process\":{{\"name\":\"{name}\",\"executable\":\"/usr/bin/{name}\",\"pid\":{}}}}}\n",

@@ -458,6 +458,7 @@ fn store_error(e: impl std::fmt::Display) -> Response {
 }
 
 async fn list_alerts(State(inner): State<Arc<Inner>>, Query(params): Query<HashMap<String, String>>) -> Response {
+    #[allow(clippy::result_large_err)] // the error is the response itself
     let time = |k: &str| -> Result<Option<i64>, Response> {
         match params.get(k) {
             None => Ok(None),

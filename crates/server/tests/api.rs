@@ -39,14 +39,14 @@ fn http(addr: SocketAddr, method: &str, path: &str, key: Option<&str>, body: &[u
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(nl) = b.windows(2).position(|w| w == b"\r\n") else { break };
+    while let Some(nl) = b.windows(2).position(|w| w == b"\r\n") {
         let n = usize::from_str_radix(String::from_utf8_lossy(&b[..nl]).trim(), 16).unwrap_or(0);
+        let (Some(chunk), Some(rest)) = (b.get(nl + 2..nl + 2 + n), b.get(nl + 4 + n..)) else { break };
         if n == 0 {
             break;
         }
-        out.extend_from_slice(&b[nl + 2..nl + 2 + n]);
-        b = &b[nl + 2 + n + 2..];
+        out.extend_from_slice(chunk);
+        b = rest;
     }
     out
 }

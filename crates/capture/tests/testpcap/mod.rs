@@ -346,7 +346,7 @@ pub fn pcapng_with_processes(ifaces: &[(u32, u8)], processes: &[(u32, &str)], pa
         pib.extend_from_slice(&2u16.to_le_bytes());
         pib.extend_from_slice(&(name.len() as u16).to_le_bytes());
         pib.extend_from_slice(name.as_bytes());
-        while pib.len() % 4 != 0 {
+        while !pib.len().is_multiple_of(4) {
             pib.push(0);
         }
         pib.extend_from_slice(&[0, 0, 0, 0]);
@@ -362,7 +362,7 @@ pub fn pcapng_with_processes(ifaces: &[(u32, u8)], processes: &[(u32, &str)], pa
         epb.extend_from_slice(&(f.len() as u32).to_le_bytes());
         epb.extend_from_slice(&(f.len() as u32).to_le_bytes());
         epb.extend_from_slice(f);
-        while epb.len() % 4 != 0 {
+        while !epb.len().is_multiple_of(4) {
             epb.push(0);
         }
         if let Some(i) = proc_index {
