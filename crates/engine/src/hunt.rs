@@ -244,7 +244,7 @@ impl Hunt {
                     }
                     out
                 }
-                RuleKind::Threshold(spec) => threshold_alerts(spec, rule.interval_ms, ms, stats),
+                RuleKind::Threshold(spec) => threshold_alerts(spec, &rule.rule.rule_id, rule.interval_ms, ms, stats, history)?,
                 RuleKind::NewTerms { fields, history_window_ms } => {
                     let mut out = Vec::new();
                     for m in ms {
@@ -315,7 +315,20 @@ impl Hunt {
 /// cardinality conditions hold raises one alert, and its "signal history" then remembers the
 /// time of the group's latest counted event: later executions do not count that group's events at
 /// or before that time again, so overlapping windows never alert twice on the same events.
-fn threshold_alerts(spec: &crate::compile::ThresholdSpec, interval_ms: i64, ms: Vec<Match>, stats: &mut RuleStats) -> Vec<Match> {
+/// The state-store namespace of a threshold rule's signal history (kept beside new_terms
+/// history: the last alerted event time of each bucket, as a tuple's `last` sighting).
+pub fn threshold_history_key(rule_id: &str) -> String {
+    format!("threshold-signal:{rule_id}")
+}
+
+fn threshold_alerts(
+    spec: &crate::compile::ThresholdSpec,
+    rule_id: &str,
+    interval_ms: i64,
+    ms: Vec<Match>,
+    stats: &mut RuleStats,
+    store: &mut dyn TermsHistory,
+) -> Result<Vec<Match>, HistoryError> {
     // Events with a time, in time order (the caller sorted them), each with its group keys.
     let mut timed: Vec<(i64, Vec<Vec<String>>, Match)> = Vec::with_capacity(ms.len());
     for m in ms {
@@ -337,7 +350,7 @@ fn threshold_alerts(spec: &crate::compile::ThresholdSpec, interval_ms: i64, ms: 
         timed.push((t, keys, m));
     }
     if timed.is_empty() {
-        return Vec::new();
+        return Ok(Vec::new());
     }
     let interval = interval_ms.max(1);
     let lookback = spec.lookback_ms.max(interval);
@@ -362,7 +375,20 @@ fn threshold_alerts(spec: &crate::compile::ThresholdSpec, interval_ms: i64, ms: 
         max_t: i64,
         distinct: Vec<HashSet<String>>,
     }
+    // The signal history of every bucket this hunt meets, seeded from the store (earlier hunts'
+    // threshold alerts), and written back as buckets alert.
+    let namespace = threshold_history_key(rule_id);
     let mut history: HashMap<Vec<String>, i64> = HashMap::new();
+    for (_, keys, _) in &timed {
+        for key in keys {
+            if !history.contains_key(key) {
+                let tuple = serde_json::to_string(key).unwrap_or_default();
+                if let Some(seen) = store.get(&namespace, &tuple)? {
+                    history.insert(key.clone(), seen.last);
+                }
+            }
+        }
+    }
     let mut out = Vec::new();
     let (mut lo, mut hi) = (0usize, 0usize);
     for end in ends {
@@ -409,10 +435,11 @@ fn threshold_alerts(spec: &crate::compile::ThresholdSpec, interval_ms: i64, ms: 
             let base = &timed[b.first].2;
             out.push(Match { time: Some(b.max_t), threshold: Some(result), ..base.clone() });
             history.insert(key.to_vec(), b.max_t);
+            store.record(&namespace, &serde_json::to_string(key).unwrap_or_default(), b.max_t)?;
         }
     }
     out.sort_by_key(|m| (m.time.unwrap_or(i64::MIN), m.seq));
-    out
+    Ok(out)
 }
 
 /// Fold alerts with equal group-by values into the first of each group (per `duration`, or per

@@ -32,6 +32,10 @@ fn ev(ts: &str, extra: Value) -> Value {
 }
 
 fn run(r: imdsguard_rules::Rule, docs: &[Value]) -> (Vec<Match>, imdsguard_engine::HuntStats) {
+    run_with(r, docs, &mut MemoryHistory::default())
+}
+
+fn run_with(r: imdsguard_rules::Rule, docs: &[Value], history: &mut MemoryHistory) -> (Vec<Match>, imdsguard_engine::HuntStats) {
     let c = compile_rule(Arc::new(r), &Arc::new(FieldTable::ecs()), 0).expect("compiles");
     let mut h = Hunt::new(vec![c]);
     for (i, d) in docs.iter().enumerate() {
@@ -42,7 +46,7 @@ fn run(r: imdsguard_rules::Rule, docs: &[Value]) -> (Vec<Match>, imdsguard_engin
             index: None,
         });
     }
-    let (m, s, _) = h.finish(&mut MemoryHistory::default()).expect("finish");
+    let (m, s, _) = h.finish(history).expect("finish");
     (m, s)
 }
 
@@ -210,4 +214,24 @@ fn suppression_folds_a_groups_alerts_within_the_duration() {
     let s = m[0].suppressed.as_ref().expect("suppressed");
     assert_eq!(s.docs_count, 2);
     assert_eq!(s.terms, vec![("host.name".to_string(), vec!["a".to_string()])]);
+}
+
+#[test]
+fn signal_history_carries_over_to_the_next_hunt() {
+    // A second hunt over the same events (plus new ones), with the state the first one left,
+    // does not alert again on what the first already alerted on.
+    let r = || rule(json!({"field": "host.name", "value": 3}), "now-10m", "5m");
+    let first: Vec<Value> = [1, 2, 3].iter().map(|m| ev(&at(*m, 0), json!({"host": {"name": "a"}}))).collect();
+    let mut state = MemoryHistory::default();
+    let (m, _) = run_with(r(), &first, &mut state);
+    assert_eq!(results(&m), vec![result(&[("host.name", "a")], 3, &at(1, 0), &[])]);
+    let mut both = first.clone();
+    for min in [6, 7, 8] {
+        both.push(ev(&at(min, 0), json!({"host": {"name": "a"}})));
+    }
+    let (m, _) = run_with(r(), &both, &mut state);
+    assert_eq!(results(&m), vec![result(&[("host.name", "a")], 3, &at(6, 0), &[])]);
+    // Without the state, the second hunt alerts on both groups of events.
+    let (m, _) = run(r(), &both);
+    assert_eq!(m.len(), 2);
 }
