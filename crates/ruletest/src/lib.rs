@@ -285,3 +285,25 @@ mod tests {
         assert_eq!(sidecar_name("x.test.toml"), None);
     }
 }
+
+#[cfg(test)]
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+        /// Arbitrary sidecar text built from TOML fragments: parsed or refused with a message.
+        #[test]
+        fn arbitrary_sidecars(parts in prop::collection::vec(prop::sample::select(vec![
+            "now = \"2026-05-03T00:00:00Z\"\n", "now = 3\n", "[[test]]\n", "name = \"x\"\n", "events = '''\n{}\n'''\n",
+            "events_file = \"f\"\n", "alerts = 1\n", "alerts = -1\n", "[[test.expect]]\n", "\"a.b\" = 1\n", "x = [1, \"a\"]\n", "]]\n", "= =\n",
+        ]), 0..12)) {
+            let text: String = parts.concat();
+            match parse_sidecar(&text) {
+                Ok(s) => prop_assert!(s.tests.iter().all(|t| t.expect.len() <= t.alerts)),
+                Err(e) => prop_assert!(!e.is_empty()),
+            }
+        }
+    }
+}

@@ -93,3 +93,30 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+        /// Any bytes: a parse result or an error naming a line, never a panic; every item built
+        /// gets a response entry.
+        #[test]
+        fn arbitrary_bodies(body in prop::collection::vec(prop_oneof![Just(b'\n'), Just(b'{'), Just(b'}'), Just(b'"'), any::<u8>()], 0..400),
+                            prefix in prop::sample::select(vec!["", "{\"index\":{}}\n", "{\"create\":{\"_id\":1}}\n{}\n", "{\"delete\":{}}\n"])) {
+            let mut all = prefix.as_bytes().to_vec();
+            all.extend_from_slice(&body);
+            match parse(&all, Some("i")) {
+                Ok(items) => {
+                    for (n, it) in items.iter().enumerate() {
+                        let r = item_response(it, "x", n as u64, it.source.as_ref().err().map(|e| (400, "t", e.as_str())));
+                        prop_assert!(r.is_object());
+                    }
+                }
+                Err(e) => prop_assert!(e.starts_with("line ")),
+            }
+        }
+    }
+}
