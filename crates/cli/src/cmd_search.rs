@@ -66,7 +66,7 @@ pub struct SearchArgs {
     #[arg(long, value_enum, default_value = "head")]
     pub result_position: ResultPosition,
     /// Explain each match on stderr: which clauses of the query held and the values they saw
-    /// (KQL queries).
+    /// (KQL queries and EQL event queries).
     #[arg(long)]
     pub explain: bool,
     #[command(flatten)]
@@ -271,6 +271,13 @@ fn run_eql(args: SearchArgs, table: std::sync::Arc<imdsguard_ecs::FieldTable>) -
     let mut out = open_output(args.output.as_deref())?;
     for (_, _, _, e) in &hits {
         write_event(out.as_mut(), &e.doc, args.ids.as_deref(), args.pretty)?;
+        if args.explain {
+            if let Lowered::Event(expr) = &lowered {
+                let mut text = imdsguard_engine::eql::explain::explain(expr, e.doc.as_ref()).render();
+                imdsguard_ecs::redact::redact_string(&mut text);
+                eprint!("why {}:\n{text}", e.provenance);
+            }
+        }
     }
     out.flush()?;
     for s in &stats.skipped_examples {

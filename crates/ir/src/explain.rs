@@ -127,7 +127,8 @@ pub fn describe_pred(p: &Pred) -> String {
                     let values: Vec<String> = v.iter().map(|(s, _)| format!("{s:?}")).collect();
                     format!(" in ({}){}", values.join(", "), if v[0].1 { " (case-insensitive)" } else { "" })
                 }
-                _ => ps.iter().map(|p| describe_pred(p).trim_start_matches(": ").to_string()).collect::<Vec<_>>().join(" or "),
+                _ if ps.len() == 1 => describe_pred(&ps[0]),
+                _ => format!(": {}", ps.iter().map(|p| describe_pred(p).trim_start_matches(": ").to_string()).collect::<Vec<_>>().join(" or ")),
             }
         }
     }
