@@ -1,0 +1,332 @@
+//! Compiling a resolved [`Query`] into something that runs on events: IR predicates
+//! ([`imdsguard_ir::Expr`]) wherever the IR can express the test (wildcards, numbers, CIDR,
+//! ranges, existence), and Sigma-specific leaves for the rest (regular expressions, field
+//! references, timestamp parts, keyword searches over every field).
+
+use crate::query::{CmpOp, Position, Query, Test, TimePart, Tok};
+use imdsguard_ecs::doc::keyword_values;
+use imdsguard_ecs::{Document, FieldPath, FieldTable, FieldType, ValueRef};
+use imdsguard_ir::explain::{describe_pred, Explained};
+use imdsguard_ir::glob::GlobToken;
+use imdsguard_ir::literals::{conjunction, disjunction, Needles};
+use imdsguard_ir::{Bound, Expr, Glob, IpPred, NumBounds, Pred};
+
+/// A value test that is not an IR predicate.
+#[derive(Debug, Clone)]
+pub enum ValTest {
+    Pred(Pred),
+    Re(regex::Regex),
+}
+
+impl ValTest {
+    fn test(&self, v: ValueRef<'_>) -> bool {
+        match self {
+            ValTest::Pred(p) => p.test(v),
+            ValTest::Re(r) => r.is_match(&v.as_keyword()),
+        }
+    }
+    fn describe(&self) -> String {
+        match self {
+            ValTest::Pred(p) => describe_pred(p),
+            ValTest::Re(r) => format!("re /{}/", r.as_str()),
+        }
+    }
+}
+
+/// A compiled Sigma query.
+#[derive(Debug, Clone)]
+pub enum SigmaMatcher {
+    Ir(Expr),
+    And(Vec<SigmaMatcher>),
+    Or(Vec<SigmaMatcher>),
+    Not(Box<SigmaMatcher>),
+    /// Some value of the field passes the test.
+    Field { name: String, path: FieldPath, test: ValTest },
+    /// Keyword search: some value of any field passes.
+    AnyField(ValTest),
+    /// `fieldref`: some value of `path` relates to some value of `other`.
+    FieldRef { name: String, path: FieldPath, other_name: String, other: FieldPath, position: Position, cased: bool },
+    /// A part of the field's timestamp (UTC).
+    TimePart { name: String, path: FieldPath, part: TimePart, cmp: CmpOp, value: i64 },
+}
+
+fn glob(pattern: &[Tok], cased: bool) -> Glob {
+    Glob::new(
+        pattern
+            .iter()
+            .map(|t| match t {
+                Tok::Lit(s) => GlobToken::Lit(s.clone()),
+                Tok::Star => GlobToken::Star,
+                Tok::One => GlobToken::One,
+            })
+            .collect(),
+        !cased,
+    )
+}
+
+fn is_numeric(t: Option<FieldType>) -> bool {
+    matches!(
+        t,
+        Some(
+            FieldType::Long
+                | FieldType::Integer
+                | FieldType::Short
+                | FieldType::Byte
+                | FieldType::UnsignedLong
+                | FieldType::Double
+                | FieldType::Float
+                | FieldType::HalfFloat
+                | FieldType::ScaledFloat
+        )
+    )
+}
+
+/// The predicate of a string test on a field of type `ty` (`None` for keywords).
+fn str_pred(pattern: &[Tok], cased: bool, ty: Option<FieldType>) -> Pred {
+    if let [Tok::Lit(s)] | [Tok::Lit(s), ..] = pattern {
+        if pattern.len() == 1 {
+            let eq = Pred::StrEq { value: if cased { s.clone() } else { s.to_lowercase() }, case_insensitive: !cased };
+            if is_numeric(ty) {
+                if let Ok(n) = s.trim().parse::<f64>() {
+                    return Pred::AnyOf(vec![Pred::NumEq { value: n, integer: false }, eq]);
+                }
+            }
+            if ty == Some(FieldType::Ip) {
+                if let Ok(ip) = s.trim().parse::<std::net::IpAddr>() {
+                    return Pred::AnyOf(vec![Pred::Ip(IpPred::Eq(ip)), eq]);
+                }
+            }
+            return eq;
+        }
+    }
+    if pattern.is_empty() {
+        return Pred::StrEq { value: String::new(), case_insensitive: false };
+    }
+    Pred::StrGlob(glob(pattern, cased))
+}
+
+fn regex_of(pattern: &str, i: bool, m: bool, s: bool) -> Result<regex::Regex, String> {
+    regex::RegexBuilder::new(pattern)
+        .case_insensitive(i)
+        .multi_line(m)
+        .dot_matches_new_line(s)
+        .size_limit(1 << 22)
+        .build()
+        .map_err(|e| format!("regular expression {pattern:?} is not supported: {}", e.to_string().lines().last().unwrap_or("invalid")))
+}
+
+/// Compile `q` with the field types of `table`. Errors name what cannot run (an unsupported
+/// regular expression, a placeholder left unexpanded).
+pub fn lower(q: &Query, table: &FieldTable) -> Result<SigmaMatcher, String> {
+    let m = lower_inner(q, table)?;
+    Ok(m)
+}
+
+fn lower_inner(q: &Query, table: &FieldTable) -> Result<SigmaMatcher, String> {
+    Ok(match q {
+        Query::Const(b) => SigmaMatcher::Ir(Expr::Const(*b)),
+        Query::And(items) => fold(items.iter().map(|q| lower_inner(q, table)).collect::<Result<_, _>>()?, true),
+        Query::Or(items) => fold(items.iter().map(|q| lower_inner(q, table)).collect::<Result<_, _>>()?, false),
+        Query::Not(inner) => match lower_inner(inner, table)? {
+            SigmaMatcher::Ir(e) => SigmaMatcher::Ir(Expr::not(e)),
+            other => SigmaMatcher::Not(Box::new(other)),
+        },
+        Query::Leaf(l) => {
+            let Some(name) = &l.field else {
+                return Ok(match &l.test {
+                    Test::Str { pattern, cased } => SigmaMatcher::AnyField(ValTest::Pred(str_pred(pattern, *cased, None))),
+                    Test::Num { value } => SigmaMatcher::AnyField(ValTest::Pred(Pred::StrEq { value: value.to_string(), case_insensitive: false })),
+                    Test::Re { pattern, i, m, s } => SigmaMatcher::AnyField(ValTest::Re(regex_of(pattern, *i, *m, *s)?)),
+                    other => return Err(format!("a keyword search cannot use {other:?}")),
+                });
+            };
+            let path = FieldPath::new(name);
+            let ty = table.get(name);
+            match &l.test {
+                Test::Str { pattern, cased } => SigmaMatcher::Ir(Expr::Match(path, str_pred(pattern, *cased, ty))),
+                Test::Num { value } => SigmaMatcher::Ir(Expr::Match(path, Pred::NumEq { value: *value, integer: false })),
+                Test::Re { pattern, i, m, s } => SigmaMatcher::Field { name: name.clone(), path, test: ValTest::Re(regex_of(pattern, *i, *m, *s)?) },
+                Test::Cidr { net } => {
+                    let net: ipnet::IpNet = net.parse().map_err(|_| format!("{net:?} is not a CIDR block"))?;
+                    SigmaMatcher::Ir(Expr::Match(path, Pred::Ip(IpPred::Cidr(net))))
+                }
+                Test::Cmp { cmp, value } => {
+                    let (lower, upper) = match cmp {
+                        CmpOp::Gt => (Bound::Excluded(*value), Bound::Unbounded),
+                        CmpOp::Gte => (Bound::Included(*value), Bound::Unbounded),
+                        CmpOp::Lt => (Bound::Unbounded, Bound::Excluded(*value)),
+                        CmpOp::Lte => (Bound::Unbounded, Bound::Included(*value)),
+                        CmpOp::Eq => (Bound::Included(*value), Bound::Included(*value)),
+                    };
+                    SigmaMatcher::Ir(Expr::Match(path, Pred::NumRange(NumBounds { lower, upper, integer: false })))
+                }
+                Test::Exists { value: true } => SigmaMatcher::Ir(Expr::Exists(path)),
+                Test::Exists { value: false } | Test::Null => SigmaMatcher::Ir(Expr::not(Expr::Exists(path))),
+                Test::FieldRef { other, position, cased } => SigmaMatcher::FieldRef {
+                    name: name.clone(),
+                    path,
+                    other_name: other.clone(),
+                    other: FieldPath::new(other),
+                    position: *position,
+                    cased: *cased,
+                },
+                Test::TimePart { part, cmp, value } => SigmaMatcher::TimePart { name: name.clone(), path, part: *part, cmp: *cmp, value: *value },
+                Test::Placeholder { value, .. } => return Err(format!("placeholder {value:?} was never expanded")),
+            }
+        }
+    })
+}
+
+/// And/or of compiled parts: IR parts merge into one IR expression.
+fn fold(parts: Vec<SigmaMatcher>, and: bool) -> SigmaMatcher {
+    if parts.iter().all(|p| matches!(p, SigmaMatcher::Ir(_))) {
+        let exprs: Vec<Expr> = parts.into_iter().filter_map(|p| if let SigmaMatcher::Ir(e) = p { Some(e) } else { None }).collect();
+        return SigmaMatcher::Ir(if and { Expr::and(exprs) } else { Expr::or(exprs) });
+    }
+    if and {
+        SigmaMatcher::And(parts)
+    } else {
+        SigmaMatcher::Or(parts)
+    }
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+fn civil(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// The part of a UTC timestamp (epoch ms). Weeks are ISO 8601 week numbers.
+pub fn time_part(ms: i64, part: TimePart) -> i64 {
+    let days = ms.div_euclid(86_400_000);
+    let in_day = ms.rem_euclid(86_400_000);
+    match part {
+        TimePart::Minute => in_day / 60_000 % 60,
+        TimePart::Hour => in_day / 3_600_000,
+        TimePart::Day => civil(days).2,
+        TimePart::Month => civil(days).1,
+        TimePart::Year => civil(days).0,
+        TimePart::Week => {
+            // ISO weekday 1..=7 (1970-01-01 was a Thursday).
+            let wd = (days + 3).rem_euclid(7) + 1;
+            let thursday = days - wd + 4;
+            let (y, _, _) = civil(thursday);
+            let jan1 = days_from_civil(y, 1, 1);
+            (thursday - jan1) / 7 + 1
+        }
+    }
+}
+
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn relate(a: &str, b: &str, position: Position, cased: bool) -> bool {
+    let (a, b) = if cased { (a.to_string(), b.to_string()) } else { (a.to_lowercase(), b.to_lowercase()) };
+    match position {
+        Position::Equals => a == b,
+        Position::Contains => a.contains(&b),
+        Position::StartsWith => a.starts_with(&b),
+        Position::EndsWith => a.ends_with(&b),
+    }
+}
+
+impl SigmaMatcher {
+    pub fn matches(&self, doc: &dyn Document) -> bool {
+        match self {
+            SigmaMatcher::Ir(e) => e.matches(doc),
+            SigmaMatcher::And(items) => items.iter().all(|m| m.matches(doc)),
+            SigmaMatcher::Or(items) => items.iter().any(|m| m.matches(doc)),
+            SigmaMatcher::Not(m) => !m.matches(doc),
+            SigmaMatcher::Field { path, test, .. } => doc.any_value(path, &mut |v| test.test(v)),
+            SigmaMatcher::AnyField(test) => {
+                let mut hit = false;
+                doc.for_each_leaf(&mut |_, v| {
+                    if !hit && test.test(v) {
+                        hit = true;
+                    }
+                });
+                hit
+            }
+            SigmaMatcher::FieldRef { path, other, position, cased, .. } => {
+                let others = keyword_values(doc, other);
+                doc.any_value(path, &mut |v| {
+                    let a = v.as_keyword();
+                    others.iter().any(|b| relate(&a, b, *position, *cased))
+                })
+            }
+            SigmaMatcher::TimePart { path, part, cmp, value, .. } => doc.any_value(path, &mut |v| {
+                imdsguard_ecs::time::value_to_millis(v).is_some_and(|ms| cmp.test(time_part(ms, *part) as f64, *value as f64))
+            }),
+        }
+    }
+
+    /// What a raw event must contain to possibly match (see [`imdsguard_ir::literals`]).
+    pub fn needles(&self) -> Needles {
+        match self {
+            SigmaMatcher::Ir(e) => e.needles(),
+            SigmaMatcher::And(items) => conjunction(items.iter().map(SigmaMatcher::needles)),
+            SigmaMatcher::Or(items) => disjunction(items.iter().map(SigmaMatcher::needles)),
+            SigmaMatcher::AnyField(ValTest::Pred(p)) => p.needles(),
+            _ => Needles::Any,
+        }
+    }
+
+    /// Why `doc` does or does not match.
+    pub fn explain(&self, doc: &dyn Document) -> Explained {
+        let outcome = Some(self.matches(doc));
+        match self {
+            SigmaMatcher::Ir(e) => imdsguard_ir::explain::explain(e, doc),
+            SigmaMatcher::And(items) => Explained::node(outcome, "and", items.iter().map(|m| m.explain(doc)).collect()),
+            SigmaMatcher::Or(items) => Explained::node(outcome, "or", items.iter().map(|m| m.explain(doc)).collect()),
+            SigmaMatcher::Not(m) => Explained::node(outcome, "not", vec![m.explain(doc)]),
+            SigmaMatcher::Field { name, path, test } => {
+                Explained::leaf(outcome, format!("{name}: {}", test.describe()), Some(keyword_values(doc, path)))
+            }
+            SigmaMatcher::AnyField(test) => Explained::leaf(outcome, format!("any field: {}", test.describe()), None),
+            SigmaMatcher::FieldRef { name, path, other_name, position, .. } => Explained::leaf(
+                outcome,
+                format!("{name} {position:?} field {other_name}"),
+                Some(keyword_values(doc, path)),
+            ),
+            SigmaMatcher::TimePart { name, path, part, cmp, value } => Explained::leaf(
+                outcome,
+                format!("{part:?} of {name} {} {value}", cmp.symbol()),
+                Some(keyword_values(doc, path)),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_parts() {
+        // 2024-12-30T13:45:00Z is in ISO week 1 of 2025.
+        let ms = 1_735_566_300_000;
+        assert_eq!(time_part(ms, TimePart::Year), 2024);
+        assert_eq!(time_part(ms, TimePart::Month), 12);
+        assert_eq!(time_part(ms, TimePart::Day), 30);
+        assert_eq!(time_part(ms, TimePart::Hour), 13);
+        assert_eq!(time_part(ms, TimePart::Minute), 45);
+        assert_eq!(time_part(ms, TimePart::Week), 1);
+        // 2021-01-03 (Sunday) is in ISO week 53 of 2020.
+        assert_eq!(time_part(1_609_632_000_000, TimePart::Week), 53);
+    }
+}
