@@ -74,4 +74,9 @@ pub fn attack_tags(tags: &[String]) -> (Vec<String>, Vec<String>) {
 }
 
 /// Our Sigma pack: `(file name, YAML)`, embedded from `rules/`.
-pub const BUILTIN_RULES: &[(&str, &str)] = &[];
+pub const BUILTIN_RULES: &[(&str, &str)] = &[
+    ("imds_aws_imdsv1_use.yml", include_str!("../rules/imds_aws_imdsv1_use.yml")),
+    ("imds_http_credential_path_request.yml", include_str!("../rules/imds_http_credential_path_request.yml")),
+    ("imds_net_connection_lnx_metadata_endpoint.yml", include_str!("../rules/imds_net_connection_lnx_metadata_endpoint.yml")),
+    ("imds_proc_creation_lnx_metadata_api_cmdline.yml", include_str!("../rules/imds_proc_creation_lnx_metadata_api_cmdline.yml")),
+];
