@@ -1,0 +1,53 @@
+//! Property tests: the condition parser and the rule / pipeline loaders never panic.
+
+use proptest::prelude::*;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn condition_parser_never_panics(s in "[a-z_*1() |]{0,40}|(not |and |or |1 of |all of |them |sel\\* |\\( |\\) ){0,20}") {
+        let _ = imdsguard_sigma::condition::parse(&s);
+    }
+
+    #[test]
+    fn condition_parser_any_text(s in "\\PC{0,60}") {
+        let _ = imdsguard_sigma::condition::parse(&s);
+    }
+
+    #[test]
+    fn rule_loader_never_panics(
+        field in "[A-Za-z.]{1,8}",
+        mods in proptest::collection::vec("contains|startswith|endswith|all|re|i|m|s|cidr|base64|base64offset|utf16le|utf16be|utf16|wide|windash|exists|fieldref|expand|gt|gte|lt|lte|neq|minute|hour|day|week|month|year|cased|x", 0..4),
+        value in "[-a-z0-9 /*?%\\\\.:]{0,16}|true|null|~|\\[\\]|\\{\\}|1e999|[0-9]{1,20}",
+        cond in "sel|not sel|1 of s\\*|all of them|sel and|\\(sel",
+    ) {
+        let key = if mods.is_empty() { field.clone() } else { format!("{field}|{}", mods.join("|")) };
+        let text = format!("title: t\nlogsource:\n  product: linux\n  category: process_creation\ndetection:\n  sel:\n    '{key}': {value}\n  condition: {cond}\n");
+        if let Ok(rule) = imdsguard_sigma::parse_rule(&text) {
+            if let Ok(res) = imdsguard_sigma::apply(&rule, &imdsguard_sigma::builtin_pipelines()) {
+                if let Ok(m) = imdsguard_sigma::lower(&res.query, &imdsguard_ecs::FieldTable::ecs()) {
+                    let doc = serde_json::json!({"process": {"command_line": value, "executable": "/x"}, "@timestamp": "2024-01-01T00:00:00Z"});
+                    let _ = m.matches(&doc);
+                    let _ = m.needles();
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn yaml_any_text(s in "\\PC{0,120}") {
+        let _ = imdsguard_sigma::parse_rule(&s);
+        let _ = imdsguard_sigma::Pipeline::parse(&s, "p.yml");
+    }
+}
+
+#[test]
+fn deep_nesting_is_an_error_not_a_crash() {
+    let cond = format!("{}sel{}", "(".repeat(500), ")".repeat(500));
+    assert!(imdsguard_sigma::condition::parse(&cond).is_err());
+    let nots = format!("{}sel", "not ".repeat(500));
+    assert!(imdsguard_sigma::condition::parse(&nots).is_err());
+    let yaml = format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000));
+    let _ = imdsguard_sigma::parse_rule(&yaml);
+}
