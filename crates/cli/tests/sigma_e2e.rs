@@ -35,7 +35,7 @@ fn pack(name: &str) -> String {
 }
 
 fn fixture(name: &str) -> String {
-    repo().join("crates/sigma/rules/fixtures").join(name).display().to_string()
+    repo().join("crates/sigma/fixtures").join(name).display().to_string()
 }
 
 #[test]

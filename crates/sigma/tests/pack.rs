@@ -8,7 +8,7 @@ use std::path::Path;
 #[test]
 fn pack_rules_alert_on_their_fixtures() {
     assert!(BUILTIN_RULES.len() >= 4, "the pack has the four metadata-service rules");
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/fixtures");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
     let table = FieldTable::ecs();
     let mut failures = Vec::new();
     for (file, text) in BUILTIN_RULES {
