@@ -22,9 +22,9 @@ fn unsupported(m: impl Into<String>) -> ItemError {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Encoding {
-    Utf16Le,
-    Utf16Be,
-    Utf16Bom,
+    Le,
+    Be,
+    Bom,
 }
 
 #[derive(Debug, Default)]
@@ -85,9 +85,9 @@ fn parse_mods(names: &[&str]) -> Result<Mods, ItemError> {
             "cidr" => m.cidr = true,
             "base64" => m.base64 = true,
             "base64offset" => m.base64offset = true,
-            "utf16le" | "wide" => m.encoding = Some(Encoding::Utf16Le),
-            "utf16be" => m.encoding = Some(Encoding::Utf16Be),
-            "utf16" => m.encoding = Some(Encoding::Utf16Bom),
+            "utf16le" | "wide" => m.encoding = Some(Encoding::Le),
+            "utf16be" => m.encoding = Some(Encoding::Be),
+            "utf16" => m.encoding = Some(Encoding::Bom),
             "windash" => m.windash = true,
             "exists" => m.exists = true,
             "fieldref" => m.fieldref = true,
@@ -254,9 +254,9 @@ fn cmp_name(c: CmpOp) -> &'static str {
 fn encode(s: &str, e: Option<Encoding>) -> Vec<u8> {
     match e {
         None => s.as_bytes().to_vec(),
-        Some(Encoding::Utf16Le) => s.encode_utf16().flat_map(|u| u.to_le_bytes()).collect(),
-        Some(Encoding::Utf16Be) => s.encode_utf16().flat_map(|u| u.to_be_bytes()).collect(),
-        Some(Encoding::Utf16Bom) => [0xFF, 0xFE].into_iter().chain(s.encode_utf16().flat_map(|u| u.to_le_bytes())).collect(),
+        Some(Encoding::Le) => s.encode_utf16().flat_map(|u| u.to_le_bytes()).collect(),
+        Some(Encoding::Be) => s.encode_utf16().flat_map(|u| u.to_be_bytes()).collect(),
+        Some(Encoding::Bom) => [0xFF, 0xFE].into_iter().chain(s.encode_utf16().flat_map(|u| u.to_le_bytes())).collect(),
     }
 }
 
@@ -365,8 +365,8 @@ mod tests {
 
     #[test]
     fn utf16_encodings() {
-        assert_eq!(encode("cmd", Some(Encoding::Utf16Le)), vec![0x63, 0, 0x6d, 0, 0x64, 0]);
-        assert_eq!(encode("cmd", Some(Encoding::Utf16Be)), vec![0, 0x63, 0, 0x6d, 0, 0x64]);
-        assert_eq!(encode("cmd", Some(Encoding::Utf16Bom)), vec![0xFF, 0xFE, 0x63, 0, 0x6d, 0, 0x64, 0]);
+        assert_eq!(encode("cmd", Some(Encoding::Le)), vec![0x63, 0, 0x6d, 0, 0x64, 0]);
+        assert_eq!(encode("cmd", Some(Encoding::Be)), vec![0, 0x63, 0, 0x6d, 0, 0x64]);
+        assert_eq!(encode("cmd", Some(Encoding::Bom)), vec![0xFF, 0xFE, 0x63, 0, 0x6d, 0, 0x64, 0]);
     }
 }
