@@ -79,11 +79,11 @@ fn bad_sigma_rules_are_reported_per_file_and_the_rest_load() {
     let bad = dir.path().join("bad.yml");
     std::fs::write(&bad, "title: bad\nlogsource:\n  product: linux\ndetection:\n  sel:\n    Image|nosuch: x\n  condition: sel\n").unwrap_or_else(|e| panic!("{e}"));
     let corr = dir.path().join("corr.yml");
-    std::fs::write(&corr, "title: c\nlogsource:\n  product: linux\ncorrelation:\n  type: event_count\n  rules: [x]\ndetection:\n  condition: x\n").unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&corr, "title: c\nlogsource:\n  product: linux\ncorrelation:\n  type: event_count\n  rules: [x]\n  group-by: [host.name]\n  timespan: 5m\n  condition:\n    gte: 2\n").unwrap_or_else(|e| panic!("{e}"));
     let out = bin().args(["rules", "validate"]).arg(dir.path()).output().unwrap_or_else(|e| panic!("{e}"));
     let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(all.contains("bad.yml") && all.contains("unknown value modifier `nosuch`"), "{all}");
-    assert!(all.contains("corr.yml") && all.contains("correlation rules are not supported yet"), "{all}");
+    assert!(all.contains("corr.yml") && all.contains("correlation rules are not supported yet by hunt"), "{all}");
     assert!(all.contains("good"), "{all}");
     let list = bin().args(["rules", "list", "--no-builtin", "--format", "json", "--rules"]).arg(dir.path()).output().unwrap_or_else(|e| panic!("{e}"));
     let stdout = String::from_utf8_lossy(&list.stdout);

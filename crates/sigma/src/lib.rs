@@ -16,6 +16,7 @@
 //! The built-in Sigma pack (our metadata-service detections) is [`BUILTIN_RULES`].
 
 pub mod condition;
+pub mod correlation;
 pub mod lower;
 pub mod modifiers;
 pub mod pipeline;

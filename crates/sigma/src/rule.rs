@@ -120,7 +120,17 @@ pub fn parse_rule(text: &str) -> Result<SigmaRule, SigmaError> {
         return Err(SigmaError::new(ErrorKind::Invalid, format!("a Sigma rule is a map, not {}", doc.kind()), Some(doc.line)));
     }
     if let Some(c) = doc.get("correlation") {
-        return Err(SigmaError::new(ErrorKind::Unsupported, "correlation rules are not supported yet", Some(c.line)));
+        // Validate it (errors are the rule's), then say what does not run yet.
+        let corr = crate::correlation::parse_correlation(doc)?;
+        return Err(SigmaError::new(
+            ErrorKind::Unsupported,
+            format!(
+                "correlation rules are not supported yet by hunt (this {:?} correlation over {} rule(s) is valid; the evaluator is imdsguard_sigma::correlation)",
+                corr.kind,
+                corr.rules.len()
+            ),
+            Some(c.line),
+        ));
     }
     if doc.get("filter").is_some() && doc.get("detection").is_none() {
         return Err(SigmaError::new(ErrorKind::Unsupported, "Sigma filters (meta filter rules) are not supported yet", Some(doc.line)));
