@@ -16,6 +16,12 @@ use imdsguard_ir::{Bound, Expr, Glob, IpPred, NumBounds, Pred};
 pub enum ValTest {
     Pred(Pred),
     Re(regex::Regex),
+    /// Several case-insensitive `contains` of ASCII literals in one Aho-Corasick pass (a Sigma
+    /// `|contains` list or a keyword list); `preds` are the equivalent IR predicates (needles,
+    /// explanations).
+    ContainsAny { ac: aho_corasick::AhoCorasick, preds: Vec<Pred> },
+    /// Any of several tests (keyword alternatives tested in one walk over the event's values).
+    AnyOf(Vec<ValTest>),
 }
 
 impl ValTest {
@@ -23,14 +29,103 @@ impl ValTest {
         match self {
             ValTest::Pred(p) => p.test(v),
             ValTest::Re(r) => r.is_match(&v.as_keyword()),
+            ValTest::ContainsAny { ac, .. } => ac.is_match(v.as_keyword().as_ref()),
+            ValTest::AnyOf(ts) => ts.iter().any(|t| t.test(v)),
         }
     }
     fn describe(&self) -> String {
         match self {
             ValTest::Pred(p) => describe_pred(p),
             ValTest::Re(r) => format!("re /{}/", r.as_str()),
+            ValTest::ContainsAny { preds, .. } => {
+                format!("any of {}", preds.iter().map(describe_pred).collect::<Vec<_>>().join(", "))
+            }
+            ValTest::AnyOf(ts) => format!("any of {}", ts.iter().map(ValTest::describe).collect::<Vec<_>>().join(", ")),
         }
     }
+    fn needles(&self) -> Needles {
+        match self {
+            ValTest::Pred(p) => p.needles(),
+            ValTest::Re(_) => Needles::Any,
+            ValTest::ContainsAny { preds, .. } => disjunction(preds.iter().map(Pred::needles)),
+            ValTest::AnyOf(ts) => disjunction(ts.iter().map(ValTest::needles)),
+        }
+    }
+}
+
+/// The literal of a case-insensitive `*literal*` glob with an ASCII literal (ASCII case folding
+/// then equals the Unicode lower-casing the glob does, for ASCII values and literals).
+fn contains_literal(p: &Pred) -> Option<String> {
+    let Pred::StrGlob(g) = p else { return None };
+    if !g.is_case_insensitive() {
+        return None;
+    }
+    match g.tokens() {
+        [GlobToken::Star, GlobToken::Lit(l), GlobToken::Star] if l.is_ascii() && !l.is_empty() => Some(l.clone()),
+        _ => None,
+    }
+}
+
+fn contains_any(preds: Vec<Pred>) -> Option<ValTest> {
+    let lits: Vec<String> = preds.iter().filter_map(contains_literal).collect();
+    if lits.len() != preds.len() {
+        return None;
+    }
+    let ac = aho_corasick::AhoCorasick::builder().ascii_case_insensitive(true).build(&lits).ok()?;
+    Some(ValTest::ContainsAny { ac, preds })
+}
+
+/// Merge the `contains` alternatives of an `or`: keyword ones into one keyword test, field ones
+/// into one test per field. Only groups of two or more are merged.
+fn merge_contains(parts: Vec<SigmaMatcher>) -> Vec<SigmaMatcher> {
+    let mut keyword: Vec<Pred> = Vec::new();
+    let mut fields: Vec<(FieldPath, Vec<Pred>)> = Vec::new();
+    let mut rest = Vec::new();
+    for p in parts {
+        match p {
+            SigmaMatcher::AnyField(ValTest::Pred(pred)) if contains_literal(&pred).is_some() => keyword.push(pred),
+            SigmaMatcher::Ir(Expr::Match(path, pred)) if contains_literal(&pred).is_some() => {
+                match fields.iter_mut().find(|(f, _)| f.name() == path.name()) {
+                    Some((_, v)) => v.push(pred),
+                    None => fields.push((path, vec![pred])),
+                }
+            }
+            other => rest.push(other),
+        }
+    }
+    let mut out = Vec::new();
+    // Every keyword alternative is tested in one walk over the event's values.
+    let mut keyword_tests: Vec<ValTest> = Vec::new();
+    if keyword.len() >= 2 {
+        match contains_any(keyword.clone()) {
+            Some(t) => keyword_tests.push(t),
+            None => keyword_tests.extend(keyword.into_iter().map(ValTest::Pred)),
+        }
+    } else {
+        keyword_tests.extend(keyword.into_iter().map(ValTest::Pred));
+    }
+    let mut others = Vec::new();
+    for p in rest {
+        match p {
+            SigmaMatcher::AnyField(t) => keyword_tests.push(t),
+            other => others.push(other),
+        }
+    }
+    let rest = others;
+    match keyword_tests.len() {
+        0 => {}
+        1 => out.extend(keyword_tests.into_iter().map(SigmaMatcher::AnyField)),
+        _ => out.push(SigmaMatcher::AnyField(ValTest::AnyOf(keyword_tests))),
+    }
+    for (path, preds) in fields {
+        let merged = if preds.len() >= 2 { contains_any(preds.clone()) } else { None };
+        match merged {
+            Some(t) => out.push(SigmaMatcher::Field { name: path.name().to_string(), path, test: t }),
+            None => out.extend(preds.into_iter().map(|p| SigmaMatcher::Ir(Expr::Match(path.clone(), p)))),
+        }
+    }
+    out.extend(rest);
+    out
 }
 
 /// A compiled Sigma query.
@@ -177,8 +272,16 @@ fn lower_inner(q: &Query, table: &FieldTable) -> Result<SigmaMatcher, String> {
     })
 }
 
-/// And/or of compiled parts: IR parts merge into one IR expression.
+/// And/or of compiled parts: `contains` alternatives of an `or` merge into Aho-Corasick tests;
+/// IR parts merge into one IR expression.
 fn fold(parts: Vec<SigmaMatcher>, and: bool) -> SigmaMatcher {
+    let parts = if and { parts } else { merge_contains(parts) };
+    if parts.len() == 1 {
+        if let Some(p) = parts.into_iter().next() {
+            return p;
+        }
+        return SigmaMatcher::Ir(Expr::Const(false));
+    }
     if parts.iter().all(|p| matches!(p, SigmaMatcher::Ir(_))) {
         let exprs: Vec<Expr> = parts.into_iter().filter_map(|p| if let SigmaMatcher::Ir(e) = p { Some(e) } else { None }).collect();
         return SigmaMatcher::Ir(if and { Expr::and(exprs) } else { Expr::or(exprs) });
@@ -281,7 +384,7 @@ impl SigmaMatcher {
             SigmaMatcher::Ir(e) => e.needles(),
             SigmaMatcher::And(items) => conjunction(items.iter().map(SigmaMatcher::needles)),
             SigmaMatcher::Or(items) => disjunction(items.iter().map(SigmaMatcher::needles)),
-            SigmaMatcher::AnyField(ValTest::Pred(p)) => p.needles(),
+            SigmaMatcher::AnyField(t) | SigmaMatcher::Field { test: t, .. } => t.needles(),
             _ => Needles::Any,
         }
     }
