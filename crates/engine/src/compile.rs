@@ -243,8 +243,13 @@ pub fn compile_matcher(rule: &Rule, table: &Arc<FieldTable>, now_millis: i64) ->
             }
         }
         "sigma" => {
-            // The query is the pipeline-resolved Sigma detection (see imdsguard_rules::sigma_rule).
-            let q = imdsguard_sigma::Query::from_json(query).map_err(|e| vec![Diagnostic::error("S003", e)])?;
+            // The pipeline-resolved Sigma detection (see imdsguard_rules::sigma_rule).
+            let resolved = rule.extra.get("sigma").and_then(|s| s.get("resolved")).cloned();
+            let q = match resolved {
+                Some(v) => serde_json::from_value::<imdsguard_sigma::Query>(v).map_err(|e| e.to_string()),
+                None => imdsguard_sigma::Query::from_json(query),
+            }
+            .map_err(|e| vec![Diagnostic::error("S003", format!("Sigma rule without a resolved detection: {e}"))])?;
             let m = imdsguard_sigma::lower(&q, table).map_err(|e| vec![Diagnostic::error("S003", format!("Sigma rule: {e}"))])?;
             let matcher = match m {
                 imdsguard_sigma::SigmaMatcher::Ir(e) => Matcher::Ir(e),

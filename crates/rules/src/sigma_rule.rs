@@ -1,6 +1,6 @@
 //! Sigma rules as [`Rule`]s: a Sigma YAML file becomes a `query` rule with `language = "sigma"`
-//! whose `query` is the pipeline-resolved detection ([`imdsguard_sigma::Query`] as JSON), which
-//! the engine compiles. Severity and risk score come from `level`, the ATT&CK mapping from the
+//! whose `extra.sigma.resolved` is the pipeline-resolved detection ([`imdsguard_sigma::Query`] as
+//! JSON), which the engine compiles; `query` holds its readable form. Severity and risk score come from `level`, the ATT&CK mapping from the
 //! `attack.*` tags.
 
 use imdsguard_sigma::{ErrorKind, Pipeline};
@@ -105,6 +105,7 @@ pub fn from_sigma(text: &str, origin: &str, pipelines: &[Pipeline]) -> Result<(R
             "condition": sr.condition,
             "level": sr.level,
             "pipelines_applied": resolved.applied,
+            "resolved": serde_json::to_value(&resolved.query).unwrap_or(serde_json::Value::Null),
         }),
     );
     let rule = Rule {
@@ -113,7 +114,8 @@ pub fn from_sigma(text: &str, origin: &str, pipelines: &[Pipeline]) -> Result<(R
         description: sr.description.clone().unwrap_or_else(|| sr.title.clone()),
         rule_type: RuleType::Query,
         language: Some("sigma".into()),
-        query: Some(resolved.query.to_json()),
+        // Readable for `rules show`; the engine compiles `extra.sigma.resolved`.
+        query: Some(resolved.query.display()),
         index: Vec::new(),
         data_view_id: None,
         severity: Severity::parse(sev).unwrap_or(Severity::Low),

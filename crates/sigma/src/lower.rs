@@ -38,7 +38,7 @@ impl ValTest {
             ValTest::Pred(p) => describe_pred(p),
             ValTest::Re(r) => format!("re /{}/", r.as_str()),
             ValTest::ContainsAny { preds, .. } => {
-                format!("any of {}", preds.iter().map(describe_pred).collect::<Vec<_>>().join(", "))
+                format!("any of {}", preds.iter().map(|p| describe_pred(p).trim_start_matches(": ").to_string()).collect::<Vec<_>>().join(", "))
             }
             ValTest::AnyOf(ts) => format!("any of {}", ts.iter().map(ValTest::describe).collect::<Vec<_>>().join(", ")),
         }

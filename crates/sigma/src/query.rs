@@ -140,6 +140,58 @@ impl Query {
         serde_json::from_str(text).map_err(|e| format!("not a resolved Sigma query: {e}"))
     }
 
+    /// A readable one-line form (Sigma field syntax with `and` / `or` / `not`), for `rules show`.
+    pub fn display(&self) -> String {
+        fn compound(q: &Query) -> bool {
+            matches!(q, Query::And(v) | Query::Or(v) if v.len() > 1)
+        }
+        fn wrap(q: &Query) -> String {
+            if compound(q) {
+                format!("({})", q.display())
+            } else {
+                q.display()
+            }
+        }
+        match self {
+            Query::And(items) if items.is_empty() => "true".into(),
+            Query::Or(items) if items.is_empty() => "false".into(),
+            Query::And(items) => items.iter().map(wrap).collect::<Vec<_>>().join(" and "),
+            Query::Or(items) => items.iter().map(|q| if matches!(q, Query::And(v) if v.len() > 1) { wrap(q) } else { q.display() }).collect::<Vec<_>>().join(" or "),
+            Query::Not(q) => format!("not {}", wrap(q)),
+            Query::Const(b) => b.to_string(),
+            Query::Leaf(l) => {
+                let f = l.field.as_deref().unwrap_or("*");
+                let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
+                match &l.test {
+                    Test::Str { pattern, cased } => format!("{f}{}: {}", if *cased { "|cased" } else { "" }, q(&pattern_text(pattern))),
+                    Test::Num { value } => format!("{f}: {value}"),
+                    Test::Re { pattern, i, m, s } => format!(
+                        "{f}|re{}{}{}: {}",
+                        if *i { "|i" } else { "" },
+                        if *m { "|m" } else { "" },
+                        if *s { "|s" } else { "" },
+                        q(pattern)
+                    ),
+                    Test::Cidr { net } => format!("{f}|cidr: {}", q(net)),
+                    Test::Cmp { cmp, value } => format!("{f}|{}: {value}", cmp_name(*cmp)),
+                    Test::Exists { value } => format!("{f}|exists: {value}"),
+                    Test::Null => format!("{f}: null"),
+                    Test::FieldRef { other, position, cased } => {
+                        format!("{f}|fieldref{}{}: {other}", position_name(*position), if *cased { "|cased" } else { "" })
+                    }
+                    Test::TimePart { part, cmp, value } => format!(
+                        "{f}|{}{}: {value}",
+                        format!("{part:?}").to_lowercase(),
+                        if *cmp == CmpOp::Eq { String::new() } else { format!("|{}", cmp_name(*cmp)) }
+                    ),
+                    Test::Placeholder { value, position, cased } => {
+                        format!("{f}|expand{}{}: {}", position_name(*position), if *cased { "|cased" } else { "" }, q(value))
+                    }
+                }
+            }
+        }
+    }
+
     /// Apply `f` to every leaf, replacing it by what `f` returns.
     pub fn map_leaves(self, f: &mut dyn FnMut(Leaf) -> Result<Query, String>) -> Result<Query, String> {
         Ok(match self {
@@ -159,6 +211,25 @@ impl Query {
             Query::Const(_) => {}
             Query::Leaf(l) => out.push(l.clone()),
         }
+    }
+}
+
+fn cmp_name(c: CmpOp) -> &'static str {
+    match c {
+        CmpOp::Eq => "eq",
+        CmpOp::Gt => "gt",
+        CmpOp::Gte => "gte",
+        CmpOp::Lt => "lt",
+        CmpOp::Lte => "lte",
+    }
+}
+
+fn position_name(p: Position) -> &'static str {
+    match p {
+        Position::Equals => "",
+        Position::Contains => "|contains",
+        Position::StartsWith => "|startswith",
+        Position::EndsWith => "|endswith",
     }
 }
 
@@ -218,6 +289,20 @@ mod tests {
         ];
         for (input, want) in cases {
             assert_eq!(&parse_wildcards(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn display_table() {
+        let s = |p: &str| Query::leaf(Some("f"), Test::Str { pattern: parse_wildcards(p), cased: false });
+        let cases = [
+            (Query::And(vec![s("a"), Query::Or(vec![s("b*"), s("c")])]), r#"f: "a" and (f: "b*" or f: "c")"#),
+            (Query::Not(Box::new(Query::And(vec![s("a"), s("b")]))), r#"not (f: "a" and f: "b")"#),
+            (Query::leaf(Some("g"), Test::Cmp { cmp: CmpOp::Gte, value: 3.0 }), "g|gte: 3"),
+            (Query::leaf(None, Test::Str { pattern: parse_wildcards("*x\\*y*"), cased: true }), r#"*|cased: "*x\\*y*""#),
+        ];
+        for (q, want) in cases {
+            assert_eq!(q.display(), want);
         }
     }
 
