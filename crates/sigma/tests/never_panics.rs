@@ -51,3 +51,31 @@ fn deep_nesting_is_an_error_not_a_crash() {
     let yaml = format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000));
     let _ = imdsguard_sigma::parse_rule(&yaml);
 }
+
+fn matches(detection: &str, value: &str) -> Option<bool> {
+    let text = format!("title: t\nlogsource:\n  product: test\ndetection:\n{detection}");
+    let rule = imdsguard_sigma::parse_rule(&text).ok()?;
+    let res = imdsguard_sigma::apply(&rule, &[]).ok()?;
+    let m = imdsguard_sigma::lower(&res.query, &imdsguard_ecs::FieldTable::ecs()).ok()?;
+    Some(m.matches(&serde_json::json!({ "f": value, "g": { "h": value } })))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// A `contains` list (one Aho-Corasick automaton) matches exactly when one of its values does
+    /// on its own (an IR wildcard), for fields and for keywords.
+    #[test]
+    fn merged_contains_equals_separate_globs(
+        lits in proptest::collection::vec("[a-zA-Z0-9/.-]{1,6}", 2..6),
+        value in "[a-zA-Z0-9/. -]{0,30}",
+    ) {
+        let list: String = lits.iter().map(|l| format!("      - '{l}'\n")).collect();
+        let merged = matches(&format!("  sel:\n    f|contains:\n{list}  condition: sel\n"), &value);
+        let separate = lits.iter().map(|l| matches(&format!("  sel:\n    f|contains: '{l}'\n  condition: sel\n"), &value)).collect::<Option<Vec<bool>>>();
+        prop_assert_eq!(merged, separate.map(|v| v.iter().any(|b| *b)));
+        let kw: String = lits.iter().map(|l| format!("    - '{l}'\n")).collect();
+        let merged_kw = matches(&format!("  keywords:\n{kw}  condition: keywords\n"), &value);
+        prop_assert_eq!(merged_kw, merged);
+    }
+}
