@@ -20,6 +20,9 @@ pub enum ValTest {
     /// `|contains` list or a keyword list); `preds` are the equivalent IR predicates (needles,
     /// explanations).
     ContainsAny { ac: aho_corasick::AhoCorasick, preds: Vec<Pred> },
+    /// Several case-insensitive ASCII literals of one field: whole values, prefixes, suffixes
+    /// and (through `contains`, when any) substrings, compared without allocating.
+    Literals { exact: Vec<String>, prefixes: Vec<String>, suffixes: Vec<String>, contains: Option<Box<ValTest>>, preds: Vec<Pred> },
     /// Any of several tests (keyword alternatives tested in one walk over the event's values).
     AnyOf(Vec<ValTest>),
 }
@@ -30,6 +33,16 @@ impl ValTest {
             ValTest::Pred(p) => p.test(v),
             ValTest::Re(r) => r.is_match(&v.as_keyword()),
             ValTest::ContainsAny { ac, .. } => ac.is_match(v.as_keyword().as_ref()),
+            ValTest::Literals { exact, prefixes, suffixes, contains, .. } => {
+                let k = v.as_keyword();
+                let b = k.as_bytes();
+                exact.iter().any(|e| b.eq_ignore_ascii_case(e.as_bytes()))
+                    || prefixes.iter().any(|p| b.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p.as_bytes())))
+                    || suffixes.iter().any(|x| {
+                        b.len() >= x.len() && b.get(b.len() - x.len()..).is_some_and(|t| t.eq_ignore_ascii_case(x.as_bytes()))
+                    })
+                    || contains.as_ref().is_some_and(|c| c.test(v))
+            }
             ValTest::AnyOf(ts) => ts.iter().any(|t| t.test(v)),
         }
     }
@@ -37,7 +50,7 @@ impl ValTest {
         match self {
             ValTest::Pred(p) => describe_pred(p),
             ValTest::Re(r) => format!("re /{}/", r.as_str()),
-            ValTest::ContainsAny { preds, .. } => {
+            ValTest::ContainsAny { preds, .. } | ValTest::Literals { preds, .. } => {
                 format!("any of {}", preds.iter().map(|p| describe_pred(p).trim_start_matches(": ").to_string()).collect::<Vec<_>>().join(", "))
             }
             ValTest::AnyOf(ts) => format!("any of {}", ts.iter().map(ValTest::describe).collect::<Vec<_>>().join(", ")),
@@ -47,7 +60,7 @@ impl ValTest {
         match self {
             ValTest::Pred(p) => p.needles(),
             ValTest::Re(_) => Needles::Any,
-            ValTest::ContainsAny { preds, .. } => disjunction(preds.iter().map(Pred::needles)),
+            ValTest::ContainsAny { preds, .. } | ValTest::Literals { preds, .. } => disjunction(preds.iter().map(Pred::needles)),
             ValTest::AnyOf(ts) => disjunction(ts.iter().map(ValTest::needles)),
         }
     }
@@ -64,6 +77,54 @@ fn contains_literal(p: &Pred) -> Option<String> {
         [GlobToken::Star, GlobToken::Lit(l), GlobToken::Star] if l.is_ascii() && !l.is_empty() => Some(l.clone()),
         _ => None,
     }
+}
+
+#[derive(PartialEq)]
+enum Affix {
+    Exact,
+    Prefix,
+    Suffix,
+    Contains,
+}
+
+/// A case-insensitive ASCII literal test: its kind and literal.
+fn literal_test(p: &Pred) -> Option<(Affix, String)> {
+    if let Some(l) = contains_literal(p) {
+        return Some((Affix::Contains, l));
+    }
+    match p {
+        Pred::StrEq { value, case_insensitive: true } if value.is_ascii() => Some((Affix::Exact, value.clone())),
+        Pred::StrGlob(g) if g.is_case_insensitive() => match g.tokens() {
+            [GlobToken::Lit(l), GlobToken::Star] if l.is_ascii() => Some((Affix::Prefix, l.clone())),
+            [GlobToken::Star, GlobToken::Lit(l)] if l.is_ascii() => Some((Affix::Suffix, l.clone())),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// One test for a field's literal alternatives (all must be [`literal_test`]s).
+fn literals(preds: Vec<Pred>) -> Option<ValTest> {
+    let mut exact = Vec::new();
+    let mut prefixes = Vec::new();
+    let mut suffixes = Vec::new();
+    let mut contains = Vec::new();
+    for p in &preds {
+        match literal_test(p)? {
+            (Affix::Exact, l) => exact.push(l),
+            (Affix::Prefix, l) => prefixes.push(l),
+            (Affix::Suffix, l) => suffixes.push(l),
+            (Affix::Contains, _) => contains.push(p.clone()),
+        }
+    }
+    if exact.is_empty() && prefixes.is_empty() && suffixes.is_empty() {
+        return contains_any(contains);
+    }
+    let contains = match contains.len() {
+        0 => None,
+        _ => Some(Box::new(contains_any(contains)?)),
+    };
+    Some(ValTest::Literals { exact, prefixes, suffixes, contains, preds })
 }
 
 fn contains_any(preds: Vec<Pred>) -> Option<ValTest> {
@@ -84,7 +145,7 @@ fn merge_contains(parts: Vec<SigmaMatcher>) -> Vec<SigmaMatcher> {
     for p in parts {
         match p {
             SigmaMatcher::AnyField(ValTest::Pred(pred)) if contains_literal(&pred).is_some() => keyword.push(pred),
-            SigmaMatcher::Ir(Expr::Match(path, pred)) if contains_literal(&pred).is_some() => {
+            SigmaMatcher::Ir(Expr::Match(path, pred)) if literal_test(&pred).is_some() => {
                 match fields.iter_mut().find(|(f, _)| f.name() == path.name()) {
                     Some((_, v)) => v.push(pred),
                     None => fields.push((path, vec![pred])),
@@ -118,7 +179,7 @@ fn merge_contains(parts: Vec<SigmaMatcher>) -> Vec<SigmaMatcher> {
         _ => out.push(SigmaMatcher::AnyField(ValTest::AnyOf(keyword_tests))),
     }
     for (path, preds) in fields {
-        let merged = if preds.len() >= 2 { contains_any(preds.clone()) } else { None };
+        let merged = if preds.len() >= 2 { literals(preds.clone()) } else { None };
         match merged {
             Some(t) => out.push(SigmaMatcher::Field { name: path.name().to_string(), path, test: t }),
             None => out.extend(preds.into_iter().map(|p| SigmaMatcher::Ir(Expr::Match(path.clone(), p)))),

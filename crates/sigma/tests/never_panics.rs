@@ -74,6 +74,19 @@ proptest! {
         let merged = matches(&format!("  sel:\n    f|contains:\n{list}  condition: sel\n"), &value);
         let separate = lits.iter().map(|l| matches(&format!("  sel:\n    f|contains: '{l}'\n  condition: sel\n"), &value)).collect::<Option<Vec<bool>>>();
         prop_assert_eq!(merged, separate.map(|v| v.iter().any(|b| *b)));
+        for m in ["startswith", "endswith"] {
+            let merged = matches(&format!("  sel:\n    f|{m}:\n{list}  condition: sel\n"), &value);
+            let separate = lits.iter().map(|l| matches(&format!("  sel:\n    f|{m}: '{l}'\n  condition: sel\n"), &value)).collect::<Option<Vec<bool>>>();
+            prop_assert_eq!(merged, separate.map(|v| v.iter().any(|b| *b)), "{}", m);
+        }
+        // Mixed: equals, startswith, endswith and contains alternatives of one field.
+        let mixed = format!("  sel:\n    - f: '{}'\n    - f|startswith: '{}'\n    - f|endswith: '{}'\n    - f|contains: '{}'\n  condition: sel\n", lits[0], lits[1], lits[lits.len() - 1], lits[0]);
+        let one = |d: String| matches(&d, &value).unwrap_or(false);
+        let want = one(format!("  sel:\n    f: '{}'\n  condition: sel\n", lits[0]))
+            || one(format!("  sel:\n    f|startswith: '{}'\n  condition: sel\n", lits[1]))
+            || one(format!("  sel:\n    f|endswith: '{}'\n  condition: sel\n", lits[lits.len() - 1]))
+            || one(format!("  sel:\n    f|contains: '{}'\n  condition: sel\n", lits[0]));
+        prop_assert_eq!(matches(&mixed, &value), Some(want));
         let kw: String = lits.iter().map(|l| format!("    - '{l}'\n")).collect();
         let merged_kw = matches(&format!("  keywords:\n{kw}  condition: keywords\n"), &value);
         prop_assert_eq!(merged_kw, merged);
