@@ -17,6 +17,7 @@
 
 pub mod condition;
 pub mod correlation;
+pub mod export;
 pub mod lower;
 pub mod modifiers;
 pub mod pipeline;

@@ -18,6 +18,7 @@ pub const BUILTIN_PIPELINES: &[(&str, &str)] = &[
     ("ecs-webserver.yml", include_str!("../pipelines/ecs-webserver.yml")),
     ("ecs-auditd.yml", include_str!("../pipelines/ecs-auditd.yml")),
     ("imds.yml", include_str!("../pipelines/imds.yml")),
+    ("ecs.yml", include_str!("../pipelines/ecs.yml")),
 ];
 
 #[derive(Debug, Clone, PartialEq)]
