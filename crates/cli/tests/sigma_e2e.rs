@@ -107,3 +107,81 @@ fn sigma_pipeline_flag_replaces_the_builtin_mapping() {
     assert_eq!(alerts[0]["kibana.alert.severity"], "critical");
     assert_eq!(alerts[0]["kibana.alert.risk_score"], 99);
 }
+
+/// Export each built-in rule to Sigma (`imdsguard_sigma::export`), load the YAML back as a Sigma
+/// rule and check that it matches exactly the same fixture events as the original. Rules Sigma
+/// cannot express are refused with a reason (new_terms, sequences).
+#[test]
+fn builtin_rules_exported_to_sigma_match_the_same_fixture_events() {
+    use imdsguard_sigma::export::{from_eql_query, from_ir, to_yaml, ExportMeta};
+    let table = std::sync::Arc::new(imdsguard_ecs::FieldTable::ecs());
+    let now = 1_777_766_400_000; // 2026-05-03
+    // Every fixture event of every built-in sidecar.
+    let mut events: Vec<Value> = Vec::new();
+    for (_, sidecar) in imdsguard_rules::BUILTIN_TESTS {
+        let parsed = imdsguard_ruletest::parse_sidecar(sidecar).unwrap_or_else(|e| panic!("{e}"));
+        for case in parsed.tests {
+            let text = match case.events {
+                imdsguard_ruletest::Events::Inline(t) => t,
+                imdsguard_ruletest::Events::File(f) => std::fs::read_to_string(repo().join("crates/rules/builtin").join(&f)).unwrap_or_else(|e| panic!("{f}: {e}")),
+            };
+            events.extend(text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{e}: {l}"))));
+        }
+    }
+    assert!(events.len() > 20, "{} fixture events", events.len());
+    let set = imdsguard_rules::builtin();
+    let (mut exported, mut refused) = (0, Vec::new());
+    for rule in &set.rules {
+        let original = imdsguard_engine::compile_matcher(rule, &table, now).unwrap_or_else(|e| panic!("{}: {e:?}", rule.name)).0;
+        let query = match (rule.rule_type.as_str(), rule.effective_language()) {
+            ("new_terms", _) => Err("new_terms alerts on values not seen in a history window: Sigma has no history".to_string()),
+            (_, Some("eql")) => imdsguard_eql::parse(rule.query.as_deref().unwrap_or(""))
+                .map_err(|d| d.message)
+                .and_then(|q| from_eql_query(&q)),
+            (_, Some("kuery")) => match original.base() {
+                imdsguard_engine::Matcher::Ir(e) => from_ir(e),
+                _ => Err("not lowered to the IR".to_string()),
+            },
+            (t, l) => Err(format!("{t} / {l:?} is not exported")),
+        };
+        let query = match query {
+            Ok(q) => q,
+            Err(reason) => {
+                refused.push(format!("{}: {reason}", rule.name));
+                continue;
+            }
+        };
+        let (tactics, techniques): (Vec<String>, Vec<String>) = (
+            rule.threat.iter().map(|t| format!("attack.{}", t.tactic.name.to_lowercase().replace(' ', "-"))).collect(),
+            rule.technique_ids().iter().map(|t| format!("attack.{}", t.to_lowercase())).collect(),
+        );
+        let meta = ExportMeta {
+            title: rule.name.clone(),
+            id: rule.rule_id.clone(),
+            description: rule.description.clone(),
+            severity: rule.severity.as_str().to_string(),
+            tags: tactics.into_iter().chain(techniques).collect(),
+            references: rule.references.clone(),
+            falsepositives: rule.false_positives.clone(),
+            author: String::new(),
+        };
+        let yaml = to_yaml(&meta, &query).unwrap_or_else(|e| panic!("{}: {e}", rule.name));
+        let back = imdsguard_rules::load_texts([("exported.yml", yaml.as_str())]);
+        assert!(back.hard_errors().count() == 0 && back.errors.is_empty(), "{}: {}\n{yaml}", rule.name, back.render_errors());
+        let sigma_rule = &back.rules[0];
+        assert_eq!((sigma_rule.rule_id.as_str(), sigma_rule.severity), (rule.rule_id.as_str(), rule.severity));
+        assert_eq!(sigma_rule.technique_ids(), rule.technique_ids(), "{}", rule.name);
+        let sigma = imdsguard_engine::compile_matcher(sigma_rule, &table, now).unwrap_or_else(|e| panic!("{}: {e:?}", rule.name)).0;
+        let mut hits = 0;
+        for ev in &events {
+            let (a, b) = (original.matches(ev), sigma.matches(ev));
+            assert_eq!(a, b, "{}: original {a}, exported {b} on {ev}\n{yaml}", rule.name);
+            hits += usize::from(a);
+        }
+        assert!(hits > 0, "{}: no fixture event matches", rule.name);
+        exported += 1;
+    }
+    eprintln!("exported {exported} built-in rule(s); refused: {refused:#?}");
+    assert!(exported >= 5, "exported {exported}; refused {refused:?}");
+    assert!(refused.iter().any(|r| r.contains("new_terms")), "{refused:?}");
+}

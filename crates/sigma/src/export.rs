@@ -73,12 +73,71 @@ fn lit_of(e: &eql::Expr) -> Option<&eql::Value> {
     }
 }
 
-/// An EQL condition as a Sigma query tree.
+/// An EQL condition as a Sigma query tree that holds exactly when the condition is true under
+/// EQL's three-valued logic: a comparison on a missing field is null, `not null` is null, and only
+/// true selects an event. So a negation also requires the fields it tests to exist.
 pub fn from_eql(e: &eql::Expr) -> Result<Query, String> {
+    Ok(three_valued(e)?.0)
+}
+
+/// (holds when `e` is true, holds when `e` is false).
+fn three_valued(e: &eql::Expr) -> Result<(Query, Query), String> {
     Ok(match e {
-        eql::Expr::And(items, _) => Query::And(items.iter().map(from_eql).collect::<Result<_, _>>()?),
-        eql::Expr::Or(items, _) => Query::Or(items.iter().map(from_eql).collect::<Result<_, _>>()?),
-        eql::Expr::Not(inner, _) => Query::Not(Box::new(from_eql(inner)?)),
+        eql::Expr::And(items, _) => {
+            let parts = items.iter().map(three_valued).collect::<Result<Vec<_>, _>>()?;
+            let (t, f): (Vec<Query>, Vec<Query>) = parts.into_iter().unzip();
+            (Query::And(t), Query::Or(f))
+        }
+        eql::Expr::Or(items, _) => {
+            let parts = items.iter().map(three_valued).collect::<Result<Vec<_>, _>>()?;
+            let (t, f): (Vec<Query>, Vec<Query>) = parts.into_iter().unzip();
+            (Query::Or(t), Query::And(f))
+        }
+        eql::Expr::Not(inner, _) => {
+            let (t, f) = three_valued(inner)?;
+            (f, t)
+        }
+        other => {
+            let q = leaf_test(other)?;
+            let mut fields = Vec::new();
+            let mut leaves = Vec::new();
+            q.leaves(&mut leaves);
+            for l in leaves {
+                if let Some(f) = l.field {
+                    if !fields.contains(&f) {
+                        fields.push(f);
+                    }
+                }
+            }
+            // Definitely false: every field tested has a value, and the test fails. A test of
+            // `== null` (the field is missing) is false exactly when the field has a value.
+            let negated = match &q {
+                Query::Leaf(l) if l.test == Test::Null => Query::leaf(l.field.as_deref(), Test::Exists { value: true }),
+                Query::Not(inner) => *inner.clone(),
+                _ => {
+                    let mut parts: Vec<Query> = fields.iter().map(|f| Query::leaf(Some(f), Test::Exists { value: true })).collect();
+                    parts.push(Query::Not(Box::new(q.clone())));
+                    Query::and(parts)
+                }
+            };
+            let q = match q {
+                // `!=` and `not in`: true only when the field has a value.
+                Query::Not(inner) => {
+                    let mut parts: Vec<Query> = fields.iter().map(|f| Query::leaf(Some(f), Test::Exists { value: true })).collect();
+                    parts.push(Query::Not(inner));
+                    Query::and(parts)
+                }
+                q => q,
+            };
+            (q, negated)
+        }
+    })
+}
+
+/// One EQL comparison, membership, pattern match or function call as a Sigma test (two-valued).
+fn leaf_test(e: &eql::Expr) -> Result<Query, String> {
+    Ok(match e {
+        eql::Expr::And(..) | eql::Expr::Or(..) | eql::Expr::Not(..) => from_eql(e)?,
         eql::Expr::Compare { op, left, right, .. } => {
             let (field, value, op) = match (field_of(left), lit_of(right), field_of(right), lit_of(left)) {
                 (Some(f), Some(v), _, _) => (f, v, *op),
