@@ -9,7 +9,11 @@
 //! - [`pipeline`]: processing pipelines (pySigma's YAML format, a subset) mapping log sources and
 //!   field names to ECS; the built-in ones are embedded from `pipelines/`;
 //! - [`lower`]: compilation to the engine's IR ([`imdsguard_ir::Expr`]) plus the few
-//!   Sigma-only leaves (regex, field references, timestamp parts, keywords): [`SigmaMatcher`].
+//!   Sigma-only leaves (regex, field references, timestamp parts, keywords, literal lists run as
+//!   one Aho-Corasick pass): [`SigmaMatcher`];
+//! - [`correlation`]: correlation rules (event_count, value_count, temporal, temporal_ordered,
+//!   value_sum/avg/min/max) and a streaming evaluator with bounded state (not yet run by `hunt`);
+//! - [`export`]: single-event EQL and IR (KQL) detections written out as Sigma YAML.
 //!
 //! Rules that cannot run load with a per-rule [`SigmaError`] whose [`ErrorKind`] says whether
 //! the rule is invalid or uses something not supported (correlations, v1 aggregations, ...).
