@@ -372,8 +372,11 @@ fn item(l: &crate::query::Leaf) -> Result<(String, String), String> {
     })
 }
 
+/// A selection: its name and its `key: values` items.
+type Selection = (String, Vec<(String, Vec<String>)>);
+
 struct Writer {
-    selections: Vec<(String, Vec<(String, Vec<String>)>)>,
+    selections: Vec<Selection>,
 }
 
 impl Writer {
