@@ -26,6 +26,9 @@ pub struct HuntArgs {
     /// Do not load the built-in rule pack.
     #[arg(long)]
     pub no_builtin: bool,
+    /// Sigma processing pipeline (pySigma YAML subset) replacing the built-in ECS mappings. Repeatable.
+    #[arg(long = "sigma-pipeline", value_name = "FILE")]
+    pub sigma_pipeline: Vec<PathBuf>,
     /// new_terms history store (SQLite). Default: $IMDSGUARD_STATE, else ~/.local/state/imdsguard/state.db; `:memory:` keeps nothing.
     #[arg(long, value_name = "FILE")]
     pub state: Option<String>,
@@ -182,6 +185,7 @@ pub fn compile_all(
 pub fn run(args: HuntArgs) -> anyhow::Result<ExitCode> {
     let now = now_millis(args.now.as_deref())?;
     let table = field_table(&args.fields)?;
+    crate::load::set_sigma_pipelines(&args.sigma_pipeline)?;
     let (rules, load_errors) = load_rules(&args.rules, args.no_builtin);
     for e in &load_errors {
         eprint!("{}", render_load_error(e));

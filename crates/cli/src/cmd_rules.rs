@@ -22,6 +22,9 @@ pub enum RulesCommand {
         rules: Vec<PathBuf>,
         #[arg(long)]
         no_builtin: bool,
+        /// Sigma processing pipeline replacing the built-in ECS mappings. Repeatable.
+        #[arg(long = "sigma-pipeline", value_name = "FILE")]
+        sigma_pipeline: Vec<PathBuf>,
         #[arg(long, value_enum, default_value = "table")]
         format: ListFormat,
     },
@@ -45,6 +48,9 @@ pub enum RulesCommand {
         format: ListFormat,
         #[command(flatten)]
         fields: FieldOpts,
+        /// Sigma processing pipeline replacing the built-in ECS mappings. Repeatable.
+        #[arg(long = "sigma-pipeline", value_name = "FILE")]
+        sigma_pipeline: Vec<PathBuf>,
     },
     /// Run rules over the fixtures of their `<rule>.test.toml` sidecars and check the alerts.
     Test(crate::cmd_rules_test::TestArgs),
@@ -53,7 +59,8 @@ pub enum RulesCommand {
 pub fn run(cmd: RulesCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         RulesCommand::Test(args) => crate::cmd_rules_test::run(args),
-        RulesCommand::List { rules, no_builtin, format } => {
+        RulesCommand::List { rules, no_builtin, format, sigma_pipeline } => {
+            crate::load::set_sigma_pipelines(&sigma_pipeline)?;
             let (rules, errors) = load_rules(&rules, no_builtin);
             for e in &errors {
                 eprint!("{}", render_load_error(e));
@@ -134,7 +141,10 @@ pub fn run(cmd: RulesCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        RulesCommand::Validate { paths, format, fields } => validate(&paths, format, &fields),
+        RulesCommand::Validate { paths, format, fields, sigma_pipeline } => {
+            crate::load::set_sigma_pipelines(&sigma_pipeline)?;
+            validate(&paths, format, &fields)
+        }
     }
 }
 

@@ -37,7 +37,7 @@ pub fn rule_files(path: &Path, out: &mut Vec<PathBuf>, unreadable: &mut Vec<Load
 }
 
 fn is_rule_file(p: &Path) -> bool {
-    matches!(p.extension().and_then(|e| e.to_str()), Some("toml" | "json" | "ndjson" | "jsonl"))
+    matches!(p.extension().and_then(|e| e.to_str()), Some("toml" | "json" | "ndjson" | "jsonl" | "yml" | "yaml"))
 }
 
 /// Rule-test sidecars (`X.test.toml`) and the events files they name are fixtures, not rules.
@@ -83,10 +83,33 @@ pub fn load_rule_paths(paths: &[PathBuf]) -> RuleSet {
             Err(e) => errors.push(io_error(f, &e)),
         }
     }
-    let mut set: RuleSet = imdsguard_rules::load_texts(texts.iter().map(|(o, t)| (o.as_str(), t.as_str())));
+    let pipelines = sigma_pipelines();
+    let mut set: RuleSet = imdsguard_rules::load_texts_with(texts.iter().map(|(o, t)| (o.as_str(), t.as_str())), &pipelines);
     errors.append(&mut set.errors);
     set.errors = errors;
     set
+}
+
+/// Sigma processing pipelines given with `--sigma-pipeline` (they replace the built-in ones).
+static SIGMA_PIPELINES: std::sync::OnceLock<Vec<imdsguard_sigma::Pipeline>> = std::sync::OnceLock::new();
+
+/// Read `--sigma-pipeline` files; from then on Sigma rules load with them instead of the
+/// built-in pipelines. A file that does not parse is an error naming the file and line.
+pub fn set_sigma_pipelines(files: &[PathBuf]) -> anyhow::Result<()> {
+    if files.is_empty() {
+        return Ok(());
+    }
+    let mut out = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(f).with_context(|| format!("cannot read Sigma pipeline {}", f.display()))?;
+        out.push(imdsguard_sigma::Pipeline::parse(&text, &f.display().to_string()).map_err(|e| anyhow::anyhow!("Sigma pipeline {e}"))?);
+    }
+    let _ = SIGMA_PIPELINES.set(out);
+    Ok(())
+}
+
+fn sigma_pipelines() -> Vec<imdsguard_sigma::Pipeline> {
+    SIGMA_PIPELINES.get().cloned().unwrap_or_else(imdsguard_sigma::builtin_pipelines)
 }
 
 /// Load rules from paths (plus the built-in pack unless `no_builtin`). Returns the rules, whether

@@ -51,6 +51,8 @@ pub enum Matcher {
     EqlSequence(Box<crate::eql::sequence::SequenceSpec>),
     /// An EQL sample: an event is kept when it matches some step.
     EqlSample(Box<crate::eql::sample::SampleSpec>),
+    /// A Sigma rule's detection: IR expressions plus Sigma-only leaves (regex, field references).
+    Sigma(Box<imdsguard_sigma::SigmaMatcher>),
     /// Another matcher restricted by a filter every event must also pass: the Kibana filters of
     /// an EQL rule and the rule's exceptions (negated), which Kibana sends as the search's
     /// filter, so an event failing it never reaches the query, a sequence or a threshold count.
@@ -62,6 +64,7 @@ impl Matcher {
         match self {
             Matcher::Ir(e) => e.matches(doc),
             Matcher::Eql(e) => e.matches(doc),
+            Matcher::Sigma(m) => m.matches(doc),
             Matcher::EqlSequence(s) => {
                 s.steps.iter().any(|st| st.filter.matches(doc)) || s.until.as_ref().is_some_and(|u| u.filter.matches(doc))
             }
@@ -88,6 +91,7 @@ impl Matcher {
         match self {
             Matcher::Ir(e) => imdsguard_ir::explain::explain(e, doc),
             Matcher::Eql(e) => crate::eql::explain::explain(e, doc),
+            Matcher::Sigma(m) => m.explain(doc),
             Matcher::EqlSequence(s) => {
                 let mut filters: Vec<(String, &crate::eql::expr::EqlExpr)> =
                     s.steps.iter().enumerate().map(|(i, st)| (format!("step {}{}", i + 1, if st.missing { " (missing event)" } else { "" }), &st.filter)).collect();
@@ -125,6 +129,7 @@ impl Matcher {
         match self {
             Matcher::Ir(e) => e.needles(),
             Matcher::Eql(e) => e.needles(),
+            Matcher::Sigma(m) => m.needles(),
             Matcher::EqlSequence(s) => imdsguard_ir::literals::disjunction(
                 s.steps.iter().chain(s.until.iter()).map(|st| st.filter.needles()),
             ),
@@ -237,9 +242,24 @@ pub fn compile_matcher(rule: &Rule, table: &Arc<FieldTable>, now_millis: i64) ->
                 }
             }
         }
+        "sigma" => {
+            // The pipeline-resolved Sigma detection (see imdsguard_rules::sigma_rule).
+            let resolved = rule.extra.get("sigma").and_then(|s| s.get("resolved")).cloned();
+            let q = match resolved {
+                Some(v) => serde_json::from_value::<imdsguard_sigma::Query>(v).map_err(|e| e.to_string()),
+                None => imdsguard_sigma::Query::from_json(query),
+            }
+            .map_err(|e| vec![Diagnostic::error("S003", format!("Sigma rule without a resolved detection: {e}"))])?;
+            let m = imdsguard_sigma::lower(&q, table).map_err(|e| vec![Diagnostic::error("S003", format!("Sigma rule: {e}"))])?;
+            let matcher = match m {
+                imdsguard_sigma::SigmaMatcher::Ir(e) => Matcher::Ir(e),
+                other => Matcher::Sigma(Box::new(other)),
+            };
+            (matcher, Vec::new())
+        }
         other => {
             return Err(vec![Diagnostic::error("E001", format!("query language `{other}` is not supported yet"))
-                .with_help("supported languages: kuery, eql (single-event queries)")]);
+                .with_help("supported languages: kuery, eql (single-event queries), sigma")]);
         }
     };
     let matcher = if rule.filters.is_empty() {

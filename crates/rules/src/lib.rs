@@ -22,6 +22,10 @@
 //! | `R004` | warning | duplicate `rule_id` in a batch; the later definition wins |
 //! | `R005` | error | unsupported file extension |
 //! | `R006` | warning | [`Rule::validate_semantics`]: odd `from` / `interval` / history window |
+//! | `S001` | error | Sigma rule: YAML syntax error |
+//! | `S002` | error | Sigma rule: invalid (missing key, bad modifier, unknown identifier in the condition, ...) |
+//! | `S003` | error | Sigma rule: valid but not supported (correlation, v1 aggregation, unsupported regex, ...) |
+//! | `S004` | warning | Sigma rule: no processing pipeline maps its logsource's field names |
 //!
 //! Unknown keys are never an error: they are kept in [`Rule::extra`] (rule keys) or
 //! [`RuleMetadata::extra`] (metadata keys; unknown top-level TOML tables appear there as `@<name>`).
@@ -39,11 +43,12 @@ pub mod exceptions;
 mod json_rule;
 mod load;
 mod model;
+pub mod sigma_rule;
 mod toml_rule;
 
 pub use exceptions::{parse_exceptions_ndjson, ExceptionItem, ExceptionList, ExceptionSet};
 pub use json_rule::{parse_json_rule, parse_ndjson_rules};
-pub use load::{builtin, load_texts, LoadError, RuleSet, BUILTIN_FILES, BUILTIN_TESTS};
+pub use load::{builtin, load_texts, load_texts_with, LoadError, RuleSet, BUILTIN_FILES, BUILTIN_TESTS};
 pub use model::{
     parse_date_math_lookback, parse_duration_secs, Cardinality, NewTerms, Rule, RuleMetadata, RuleType, Severity,
     Threat, ThreatSubtechnique, ThreatTactic, ThreatTechnique, Threshold, DEFAULT_FROM, DEFAULT_INTERVAL,

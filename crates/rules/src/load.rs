@@ -78,6 +78,12 @@ fn extension(origin: &str) -> String {
 /// (one rule per line). Never stops at the first bad rule. When two rules share a `rule_id`, the
 /// later one replaces the earlier (keeping its position) and a warning `R004` is reported.
 pub fn load_texts<'a>(items: impl IntoIterator<Item = (&'a str, &'a str)>) -> RuleSet {
+    load_texts_with(items, &imdsguard_sigma::builtin_pipelines())
+}
+
+/// [`load_texts`] with the Sigma processing pipelines to apply to `.yml` / `.yaml` Sigma rules
+/// (see [`crate::sigma_rule`]).
+pub fn load_texts_with<'a>(items: impl IntoIterator<Item = (&'a str, &'a str)>, pipelines: &[imdsguard_sigma::Pipeline]) -> RuleSet {
     let mut set = RuleSet::default();
     // Per loaded rule, the (file origin, text) it came from, for duplicate warnings.
     let mut sources: Vec<(&'a str, &'a str)> = Vec::new();
@@ -151,10 +157,19 @@ pub fn load_texts<'a>(items: impl IntoIterator<Item = (&'a str, &'a str)>) -> Ru
                     Err(d) => set.errors.push(fail(origin.to_owned(), d)),
                 },
             },
+            "yml" | "yaml" => match crate::sigma_rule::from_sigma(text, origin, pipelines) {
+                Ok((r, warnings)) => {
+                    if !warnings.is_empty() {
+                        set.errors.push(fail(origin.to_owned(), warnings));
+                    }
+                    add(&mut set, &mut sources, r, origin, text)
+                }
+                Err(d) => set.errors.push(fail(origin.to_owned(), d)),
+            },
             other => set.errors.push(fail(
                 origin.to_owned(),
                 vec![Diagnostic::error(UNSUPPORTED, format!("unsupported rule file extension {other:?}"))
-                    .with_help("rule files must end in .toml, .json, .ndjson or .jsonl")],
+                    .with_help("rule files must end in .toml, .json, .ndjson, .jsonl, or .yml / .yaml (Sigma)")],
             )),
         }
     }

@@ -398,6 +398,7 @@ fn load_texts_dispatch_duplicates_and_unsupported() {
         ("d.json", json_array.as_str()),
         ("e.yaml", "x: 1"),
         ("f.json", "{ not json"),
+        ("g.txt", "x"),
     ]);
     // one.toml replaced by two.toml in place; c.json and d.json[0] both define `j`.
     assert_eq!(set.rules.len(), 2, "{:?}", set.rules.iter().map(|r| &r.origin).collect::<Vec<_>>());
@@ -406,9 +407,9 @@ fn load_texts_dispatch_duplicates_and_unsupported() {
     assert_eq!(set.rules[1].origin, "d.json[0]");
     let codes: Vec<(&str, &str)> =
         set.errors.iter().flat_map(|e| e.diagnostics.iter().map(move |d| (e.origin.as_str(), d.code))).collect();
-    assert_eq!(codes, [("b/two.TOML", "R004"), ("d.json[0]", "R004"), ("e.yaml", "R005"), ("f.json", "R001")]);
+    assert_eq!(codes, [("b/two.TOML", "R004"), ("d.json[0]", "R004"), ("e.yaml", "S002"), ("f.json", "R001"), ("g.txt", "R005")]);
     assert!(!set.errors[0].is_error());
-    assert_eq!(set.hard_errors().count(), 2);
+    assert_eq!(set.hard_errors().count(), 3);
     let dup = set.errors[0].render();
     assert!(dup.contains("warning[R004]") && dup.contains("rule_id = \"00000000") && dup.contains('^'), "{dup}");
     assert!(set.get("j").is_some());
