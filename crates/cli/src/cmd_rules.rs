@@ -14,6 +14,11 @@ pub enum ListFormat {
     Json,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Sigma,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum RulesCommand {
     /// List the rules that would run (built-in pack plus --rules).
@@ -54,11 +59,64 @@ pub enum RulesCommand {
     },
     /// Run rules over the fixtures of their `<rule>.test.toml` sidecars and check the alerts.
     Test(crate::cmd_rules_test::TestArgs),
+    /// Export rules as Sigma YAML (built-in pack plus --rules); rules Sigma cannot express are
+    /// listed with the reason.
+    Export {
+        /// Output format (only `sigma`).
+        #[arg(long, value_enum, default_value = "sigma")]
+        format: ExportFormat,
+        #[arg(long = "rules", value_name = "PATH")]
+        rules: Vec<PathBuf>,
+        #[arg(long)]
+        no_builtin: bool,
+        /// Write one `<rule_id>.yml` per rule into DIR instead of a multi-document stream on stdout.
+        #[arg(long, short = 'o', value_name = "DIR")]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        fields: FieldOpts,
+    },
 }
 
 pub fn run(cmd: RulesCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         RulesCommand::Test(args) => crate::cmd_rules_test::run(args),
+        RulesCommand::Export { format: ExportFormat::Sigma, rules, no_builtin, output, fields } => {
+            let table = field_table(&fields)?;
+            let (rules, errors) = load_rules(&rules, no_builtin);
+            for e in &errors {
+                eprint!("{}", render_load_error(e));
+            }
+            let now = crate::load::now_millis(None)?;
+            if let Some(dir) = &output {
+                std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+            }
+            let (mut exported, mut refused) = (0usize, 0usize);
+            let mut stdout = std::io::stdout().lock();
+            for (rule, _) in &rules {
+                match imdsguard_engine::sigma_export::export_sigma(rule, &table, now) {
+                    Ok(yaml) => {
+                        exported += 1;
+                        match &output {
+                            Some(dir) => {
+                                let safe: String = rule.rule_id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+                                let path = dir.join(format!("{safe}.yml"));
+                                std::fs::write(&path, yaml).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+                            }
+                            None => {
+                                use std::io::Write;
+                                write!(stdout, "---\n{yaml}")?;
+                            }
+                        }
+                    }
+                    Err(reason) => {
+                        refused += 1;
+                        eprintln!("not exported: {} ({}): {reason}", rule.name, rule.rule_id);
+                    }
+                }
+            }
+            eprintln!("{exported} rule(s) exported as Sigma, {refused} not exported");
+            Ok(if errors.iter().any(|e| e.is_error()) { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
         RulesCommand::List { rules, no_builtin, format, sigma_pipeline } => {
             crate::load::set_sigma_pipelines(&sigma_pipeline)?;
             let (rules, errors) = load_rules(&rules, no_builtin);

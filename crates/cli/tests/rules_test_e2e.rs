@@ -69,3 +69,23 @@ fn user_rules_with_sidecars_pass_and_broken_ones_fail_readably() {
     assert_eq!(row["status"], "fail");
     assert_eq!(row["diff"], serde_json::json!(["alert 1 process.name: expected \"wget\", got \"curl\""]));
 }
+
+/// Sigma rules take `<rule>.test.toml` sidecars too.
+#[test]
+fn sigma_rules_with_sidecars() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("curl_imds.yml"),
+        "title: Curl Reads Metadata\nid: 5b7f0c1e-8f3a-4c2d-9e10-6a7b8c9d0e1f\nstatus: test\nlevel: high\ntags: [attack.credential-access, attack.t1552.005]\nlogsource:\n  category: process_creation\n  product: linux\ndetection:\n  selection:\n    Image|endswith: /curl\n    CommandLine|contains: 169.254.169.254\n  condition: selection\n",
+    )
+    .expect("rule");
+    std::fs::write(
+        dir.path().join("curl_imds.test.toml"),
+        "now = \"2026-05-03T00:00:00Z\"\n[[test]]\nname = \"curl\"\nevents = '''\n{\"@timestamp\":\"2026-05-01T10:00:00Z\",\"host\":{\"os\":{\"type\":\"linux\"}},\"event\":{\"category\":[\"process\"],\"type\":[\"start\"]},\"process\":{\"executable\":\"/usr/bin/curl\",\"command_line\":\"curl http://169.254.169.254/latest/meta-data/\"}}\n{\"@timestamp\":\"2026-05-01T10:00:01Z\",\"host\":{\"os\":{\"type\":\"linux\"}},\"event\":{\"category\":[\"process\"],\"type\":[\"start\"]},\"process\":{\"executable\":\"/usr/bin/curl\",\"command_line\":\"curl https://example.com\"}}\n'''\nalerts = 1\n[[test.expect]]\n\"kibana.alert.severity\" = \"high\"\n",
+    )
+    .expect("sidecar");
+    let out = bin().args(["rules", "test"]).arg(dir.path()).output().expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout.trim(), "PASS  Curl Reads Metadata / curl (1 alert(s))");
+}

@@ -1,19 +1,10 @@
 //! End-to-end: Sigma rules through the real binary (`hunt --rules x.yml`, `rules validate`,
 //! `rules list`, `--sigma-pipeline`).
 
-use assert_cmd::Command;
+mod common;
+
+use common::*;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn bin() -> Command {
-    let mut c = Command::cargo_bin("imdsguard").unwrap_or_else(|e| panic!("binary: {e}"));
-    c.env_remove("IMDSGUARD_STATE");
-    c
-}
 
 fn hunt(args: &[&str]) -> (Vec<Value>, String, i32) {
     let out = bin()
@@ -22,12 +13,7 @@ fn hunt(args: &[&str]) -> (Vec<Value>, String, i32) {
         .args(["--format", "ndjson", "--now", "2026-05-03T00:00:00Z", "--state", ":memory:", "--no-builtin"])
         .output()
         .unwrap_or_else(|e| panic!("run: {e}"));
-    let alerts = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("alert line is not JSON: {e}: {l}")))
-        .collect();
-    (alerts, String::from_utf8_lossy(&out.stderr).into_owned(), out.status.code().unwrap_or(-1))
+    (ndjson(&out.stdout), String::from_utf8_lossy(&out.stderr).into_owned(), out.status.code().unwrap_or(-1))
 }
 
 fn pack(name: &str) -> String {
@@ -113,7 +99,6 @@ fn sigma_pipeline_flag_replaces_the_builtin_mapping() {
 /// cannot express are refused with a reason (new_terms, sequences).
 #[test]
 fn builtin_rules_exported_to_sigma_match_the_same_fixture_events() {
-    use imdsguard_sigma::export::{from_eql_query, from_ir, to_yaml, ExportMeta};
     let table = std::sync::Arc::new(imdsguard_ecs::FieldTable::ecs());
     let now = 1_777_766_400_000; // 2026-05-03
     // Every fixture event of every built-in sidecar.
@@ -133,39 +118,13 @@ fn builtin_rules_exported_to_sigma_match_the_same_fixture_events() {
     let (mut exported, mut refused) = (0, Vec::new());
     for rule in &set.rules {
         let original = imdsguard_engine::compile_matcher(rule, &table, now).unwrap_or_else(|e| panic!("{}: {e:?}", rule.name)).0;
-        let query = match (rule.rule_type.as_str(), rule.effective_language()) {
-            ("new_terms", _) => Err("new_terms alerts on values not seen in a history window: Sigma has no history".to_string()),
-            (_, Some("eql")) => imdsguard_eql::parse(rule.query.as_deref().unwrap_or(""))
-                .map_err(|d| d.message)
-                .and_then(|q| from_eql_query(&q)),
-            (_, Some("kuery")) => match original.base() {
-                imdsguard_engine::Matcher::Ir(e) => from_ir(e),
-                _ => Err("not lowered to the IR".to_string()),
-            },
-            (t, l) => Err(format!("{t} / {l:?} is not exported")),
-        };
-        let query = match query {
-            Ok(q) => q,
+        let yaml = match imdsguard_engine::sigma_export::export_sigma(rule, &table, now) {
+            Ok(y) => y,
             Err(reason) => {
                 refused.push(format!("{}: {reason}", rule.name));
                 continue;
             }
         };
-        let (tactics, techniques): (Vec<String>, Vec<String>) = (
-            rule.threat.iter().map(|t| format!("attack.{}", t.tactic.name.to_lowercase().replace(' ', "-"))).collect(),
-            rule.technique_ids().iter().map(|t| format!("attack.{}", t.to_lowercase())).collect(),
-        );
-        let meta = ExportMeta {
-            title: rule.name.clone(),
-            id: rule.rule_id.clone(),
-            description: rule.description.clone(),
-            severity: rule.severity.as_str().to_string(),
-            tags: tactics.into_iter().chain(techniques).collect(),
-            references: rule.references.clone(),
-            falsepositives: rule.false_positives.clone(),
-            author: String::new(),
-        };
-        let yaml = to_yaml(&meta, &query).unwrap_or_else(|e| panic!("{}: {e}", rule.name));
         let back = imdsguard_rules::load_texts([("exported.yml", yaml.as_str())]);
         assert!(back.hard_errors().count() == 0 && back.errors.is_empty(), "{}: {}\n{yaml}", rule.name, back.render_errors());
         let sigma_rule = &back.rules[0];
@@ -184,4 +143,31 @@ fn builtin_rules_exported_to_sigma_match_the_same_fixture_events() {
     eprintln!("exported {exported} built-in rule(s); refused: {refused:#?}");
     assert!(exported >= 5, "exported {exported}; refused {refused:?}");
     assert!(refused.iter().any(|r| r.contains("new_terms")), "{refused:?}");
+}
+
+/// `rules export --format sigma -o DIR` writes one file per exportable rule, says why the others
+/// are not exported, and the exported files hunt like the originals on the bundled attacks.
+#[test]
+fn rules_export_writes_sigma_files_that_hunt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = bin().args(["rules", "export", "--format", "sigma", "-o"]).arg(dir.path()).output().expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("6 rule(s) exported as Sigma, 2 not exported"), "{stderr}");
+    assert!(stderr.contains("new_terms alerts on values not seen in a history window"), "{stderr}");
+    let files = std::fs::read_dir(dir.path()).expect("dir").count();
+    assert_eq!(files, 6);
+    let attacks = repo().join("examples/events/2026-05-01-attacks.ndjson");
+    let run = |extra: &[&str]| {
+        let o = bin().arg("hunt").arg(&attacks).args(["--state", ":memory:", "--format", "ndjson", "--now", "2026-05-03T00:00:00Z", "-q"]).args(extra).output().expect("run");
+        let mut ids: Vec<String> = ndjson(&o.stdout).iter().map(|a| format!("{} {}", field(a, "kibana.alert.rule.rule_id"), field(a, "kibana.alert.original_time"))).collect();
+        ids.sort();
+        ids
+    };
+    let exported = run(&["--no-builtin", "--rules", dir.path().to_str().expect("utf8")]);
+    // The same alerts, minus those of the two rules Sigma cannot express.
+    let original: Vec<String> =
+        run(&[]).into_iter().filter(|l| !l.starts_with(&format!("\"{SEED_000}")) && !l.starts_with("\"ad50e678")).collect();
+    assert!(!exported.is_empty());
+    assert_eq!(exported, original);
 }

@@ -23,6 +23,7 @@ pub mod hunt;
 pub mod lower_dsl;
 pub mod lower_kql;
 pub mod prefilter;
+pub mod sigma_export;
 
 pub use compile::{compile_matcher, compile_rule, CompiledRule, Matcher, RuleKind, Suppression, ThresholdSpec};
 pub use hunt::{Hunt, HuntStats, Match, ThresholdResult};

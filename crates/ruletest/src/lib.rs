@@ -235,9 +235,10 @@ pub fn run_test_explained(
     }
 }
 
-/// The sidecar path of a rule file: `X.toml` -> `X.test.toml`, `X.json` -> `X.test.toml`.
+/// The sidecar path of a rule file: `X.toml`, `X.json`, `X.yml` or `X.yaml` (Sigma) ->
+/// `X.test.toml`.
 pub fn sidecar_name(rule_file: &str) -> Option<String> {
-    let stem = rule_file.strip_suffix(".toml").or_else(|| rule_file.strip_suffix(".json"))?;
+    let stem = [".toml", ".json", ".yml", ".yaml"].iter().find_map(|ext| rule_file.strip_suffix(ext))?;
     if stem.ends_with(".test") {
         return None;
     }
@@ -283,6 +284,7 @@ mod tests {
         assert_eq!(sidecar_name("rules/x.toml").as_deref(), Some("rules/x.test.toml"));
         assert_eq!(sidecar_name("x.json").as_deref(), Some("x.test.toml"));
         assert_eq!(sidecar_name("x.test.toml"), None);
+        assert_eq!(sidecar_name("sigma/x.yml").as_deref(), Some("sigma/x.test.toml"));
     }
 }
 
