@@ -10,6 +10,7 @@ mod cmd_imds_mock;
 mod cmd_rules;
 mod cmd_rules_test;
 mod cmd_search;
+mod cmd_sensor;
 mod exceptions;
 mod load;
 mod output;
@@ -40,6 +41,9 @@ enum Command {
     Audit(cmd_audit::AuditArgs),
     /// Serve a faithful mock of the AWS (IMDSv1/v2, ECS), GCP and Azure metadata services on loopback.
     ImdsMock(cmd_imds_mock::ImdsMockArgs),
+    /// Live Linux sensor: metadata traffic from an AF_PACKET socket, attributed to processes, run
+    /// through the rules in-process (root or CAP_NET_RAW + CAP_SYS_PTRACE).
+    Sensor(cmd_sensor::SensorArgs),
     /// List, show and validate detection rules.
     Rules {
         #[command(subcommand)]
@@ -86,6 +90,7 @@ fn main() -> ExitCode {
         Command::Audit(a) => cmd_audit::run(a),
         Command::Rules { command } => cmd_rules::run(command),
         Command::ImdsMock(a) => cmd_imds_mock::run(a),
+        Command::Sensor(a) => cmd_sensor::run(a),
     };
     match result {
         Ok(code) => code,

@@ -67,3 +67,62 @@ impl PacketSocket {
         }
     }
 }
+
+/// Is this Ethernet frame a TCP SYN without ACK (a connection being opened)? The sensor polls
+/// `/proc` at once when it sees one, while the connecting process is still waiting for the
+/// handshake, which is its best chance of finding a short-lived client.
+pub fn is_tcp_syn(frame: &[u8]) -> bool {
+    let Some(et) = frame.get(12..14) else { return false };
+    let tcp = match u16::from_be_bytes([et[0], et[1]]) {
+        0x0800 => {
+            let Some(&vihl) = frame.get(14) else { return false };
+            if frame.get(23) != Some(&6) {
+                return false;
+            }
+            14 + usize::from(vihl & 0x0f) * 4
+        }
+        // IPv6 without extension headers (next header TCP).
+        0x86dd => {
+            if frame.get(20) != Some(&6) {
+                return false;
+            }
+            54
+        }
+        _ => return false,
+    };
+    frame.get(tcp + 13).is_some_and(|f| f & 0x12 == 0x02)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_tcp_syn;
+
+    fn v4(flags: u8) -> Vec<u8> {
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 0, 2, 169, 254, 169, 254]);
+        let mut tcp = vec![0u8; 20];
+        tcp[13] = flags;
+        f.extend(tcp);
+        f
+    }
+
+    #[test]
+    fn recognises_syn_only() {
+        let cases = [(0x02, true), (0x12, false), (0x10, false), (0x18, false), (0x01, false), (0x42, true)];
+        for (flags, want) in cases {
+            assert_eq!(is_tcp_syn(&v4(flags)), want, "flags {flags:#x}");
+        }
+        let mut udp = v4(0x02);
+        udp[23] = 17;
+        assert!(!is_tcp_syn(&udp));
+        assert!(!is_tcp_syn(&v4(0x02)[..40]));
+        assert!(!is_tcp_syn(&[]));
+        let mut v6 = vec![0u8; 12];
+        v6.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0, 0, 20, 6, 64]);
+        v6.extend_from_slice(&[0u8; 32]);
+        let mut tcp = vec![0u8; 20];
+        tcp[13] = 0x02;
+        v6.extend(tcp);
+        assert!(is_tcp_syn(&v6));
+    }
+}

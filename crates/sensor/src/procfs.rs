@@ -9,8 +9,8 @@
 //!   `process.*` and count as attribution misses;
 //! - a socket inherited or passed to several processes is attributed to the first found;
 //! - reading other users' `/proc/<pid>/fd` needs root (or `CAP_SYS_PTRACE`/`CAP_DAC_READ_SEARCH`);
-//! - the scan costs one `readlink` per open descriptor on the host, paid only when a new
-//!   metadata connection appears.
+//! - the scan costs one `readlink` per open descriptor on the host (newest processes first, stopping
+//!   when every wanted inode is found), paid only when a new metadata connection appears.
 //!
 //! Parsers ([`parse_net_tcp`], [`parse_status`], [`parse_cmdline`], [`parse_passwd`]) are pure.
 
@@ -327,9 +327,12 @@ impl Attributor {
     fn find_owners(&self, wanted: &HashSet<u64>) -> HashMap<u64, u32> {
         let mut found = HashMap::new();
         let Ok(dir) = std::fs::read_dir(&self.proc_root) else { return found };
-        for d in dir.flatten() {
-            let Some(pid) = d.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-            let Ok(fds) = std::fs::read_dir(d.path().join("fd")) else { continue };
+        // Newest processes first: the one that just connected is most likely among them, and a
+        // short-lived client must be reached before it exits.
+        let mut pids: Vec<u32> = dir.flatten().filter_map(|d| d.file_name().to_str().and_then(|s| s.parse::<u32>().ok())).collect();
+        pids.sort_unstable_by(|a, b| b.cmp(a));
+        for pid in pids {
+            let Ok(fds) = std::fs::read_dir(self.proc_root.join(pid.to_string()).join("fd")) else { continue };
             for fd in fds.flatten() {
                 let Ok(target) = std::fs::read_link(fd.path()) else { continue };
                 let Some(inode) = target.to_str().and_then(|t| t.strip_prefix("socket:[")).and_then(|t| t.strip_suffix(']')).and_then(|t| t.parse::<u64>().ok())
