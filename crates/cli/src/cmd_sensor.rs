@@ -69,7 +69,8 @@ pub struct SensorArgs {
     /// `host.id` of the events (default: /etc/machine-id).
     #[arg(long, value_name = "ID")]
     pub host_id: Option<String>,
-    /// How often /proc/net/tcp{,6} is polled for new metadata connections (milliseconds).
+    /// How often /proc/net/tcp{,6} is read for metadata connections whose SYN was not seen
+    /// (milliseconds; each read walks the kernel's connection table: milliseconds of CPU).
     #[arg(long, value_name = "MS")]
     pub poll_interval_ms: Option<u64>,
     /// Rules run over the events of each batch of this many milliseconds.
@@ -167,7 +168,7 @@ fn settings(args: SensorArgs) -> anyhow::Result<Settings> {
         endpoints,
         host_name: args.host_name.or(cfg.host_name),
         host_id: args.host_id.or(cfg.host_id),
-        poll: Duration::from_millis(args.poll_interval_ms.or(cfg.poll_interval_ms).unwrap_or(10).max(1)),
+        poll: Duration::from_millis(args.poll_interval_ms.or(cfg.poll_interval_ms).unwrap_or(250).max(1)),
         batch: Duration::from_millis(args.batch_ms.or(cfg.batch_ms).unwrap_or(1000).max(10)),
         stats: args.stats || cfg.stats.unwrap_or(false),
         stats_interval: Duration::from_secs(args.stats_interval.or(cfg.stats_interval).unwrap_or(10).max(1)),
@@ -234,6 +235,8 @@ struct Counters {
     packets_dropped: AtomicU64,
     connections_dropped: AtomicU64,
     recv_errors: AtomicU64,
+    syns_dropped: AtomicU64,
+    diag_errors: AtomicU64,
 }
 
 struct Frame {
@@ -498,8 +501,10 @@ pub fn run(args: SensorArgs) -> anyhow::Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
     spawn_signal_thread(stop.clone())?;
     let counters = Arc::new(Counters::default());
+    let diag_ok = imdsguard_sensor::diag::Diag::open().is_ok();
     eprintln!(
-        "imdsguard sensor: eBPF unavailable: using /proc fallback (polling /proc/net/tcp every {} ms; short-lived processes may be missed); packet filter: {filter_place}; endpoints: {}; {} rule(s){}",
+        "imdsguard sensor: eBPF unavailable: using /proc fallback (sock_diag lookup on each SYN{}, /proc/net/tcp every {} ms, owner from /proc/*/fd; short-lived processes may be missed); packet filter: {filter_place}; endpoints: {}; {} rule(s){}",
+        if diag_ok { "" } else { " UNAVAILABLE" },
         s.poll.as_millis(),
         addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
         engine.rules.len(),
@@ -507,8 +512,8 @@ pub fn run(args: SensorArgs) -> anyhow::Result<ExitCode> {
     );
 
     let (frame_tx, frame_rx) = sync_channel::<Frame>(8192);
-    // A SYN seen on the wire wakes the poller at once (capacity 1: wake-ups coalesce).
-    let (wake_tx, wake_rx) = sync_channel::<()>(1);
+    // A SYN seen on the wire is looked up at once by the poller (bounded; overflow counted).
+    let (syn_tx, syn_rx) = sync_channel::<(SocketAddr, SocketAddr)>(1024);
     let mut capture = Some({
         let stop = stop.clone();
         let counters = counters.clone();
@@ -518,9 +523,10 @@ pub fn run(args: SensorArgs) -> anyhow::Result<ExitCode> {
                 match sock.recv(&mut buf) {
                     Ok(Some(n)) => {
                         counters.packets.fetch_add(1, Ordering::Relaxed);
-                        if imdsguard_sensor::packet::is_tcp_syn(buf.get(..n).unwrap_or(&[])) {
-                            tracing::debug!("SYN seen");
-                            let _ = wake_tx.try_send(());
+                        if let Some(syn) = imdsguard_sensor::packet::tcp_syn(buf.get(..n).unwrap_or(&[])) {
+                            if syn_tx.try_send(syn).is_err() {
+                                counters.syns_dropped.fetch_add(1, Ordering::Relaxed);
+                            }
                         }
                         let f = Frame { ts_micros: micros_now(), bytes: buf.get(..n).unwrap_or(&[]).to_vec() };
                         match frame_tx.try_send(f) {
@@ -546,8 +552,42 @@ pub fn run(args: SensorArgs) -> anyhow::Result<ExitCode> {
         let counters = counters.clone();
         let attributor = attributor.clone();
         let interval = s.poll;
+        let mut diag = imdsguard_sensor::diag::Diag::open().ok();
         std::thread::Builder::new().name("proc-poller".into()).spawn(move || {
+            let mut next_poll = Instant::now();
             while !stop.load(Ordering::Relaxed) {
+                // Exact lookups of the connections whose SYN was just seen, then (periodically)
+                // the full read of /proc/net/tcp{,6} for whatever the SYN path missed.
+                match syn_rx.recv_timeout(next_poll.saturating_duration_since(Instant::now())) {
+                    Ok((local, remote)) => {
+                        let Ok(mut a) = attributor.lock() else { break };
+                        if !a.is_endpoint(remote.ip()) {
+                            continue;
+                        }
+                        let t0 = Instant::now();
+                        let found = match diag.as_mut().map(|d| d.lookup(local, remote)) {
+                            Some(Ok(Some(info))) => a.attribute(local, remote, u64::from(info.inode), info.state),
+                            Some(Err(_)) => {
+                                counters.diag_errors.fetch_add(1, Ordering::Relaxed);
+                                None
+                            }
+                            _ => None,
+                        };
+                        drop(a);
+                        tracing::debug!(elapsed_us = t0.elapsed().as_micros() as u64, found = found.is_some(), "SYN lookup");
+                        if let Some(c) = found {
+                            if conn_tx.try_send(c).is_err() {
+                                counters.connections_dropped.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        continue;
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(interval.min(Duration::from_millis(50))),
+                }
+                if Instant::now() < next_poll {
+                    continue;
+                }
                 let t0 = Instant::now();
                 let fresh = match attributor.lock() {
                     Ok(mut a) => a.poll(),
@@ -559,8 +599,7 @@ pub fn run(args: SensorArgs) -> anyhow::Result<ExitCode> {
                         counters.connections_dropped.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                // Sleep until the next poll, or until a SYN wakes us.
-                let _ = wake_rx.recv_timeout(interval.saturating_sub(t0.elapsed()));
+                next_poll = Instant::now() + interval;
             }
         })?
     });
@@ -751,7 +790,7 @@ fn status_line(c: &Counters, attributor: &Mutex<Attributor>, l: &Loop, e: &Engin
     let a = attributor.lock().map(|a| a.stats.clone()).unwrap_or_default();
     let ds = d.stats();
     format!(
-        "sensor status: path=proc-fallback packets={} packets_dropped={} recv_errors={} http_events={} events={} events_evaluated={} alerts={} connections={} attributed={} attribution_misses={} http_unattributed={} connections_dropped={} table_evicted={} decoder_flows_evicted={} bad_events={}",
+        "sensor status: path=proc-fallback packets={} packets_dropped={} recv_errors={} http_events={} events={} events_evaluated={} alerts={} connections={} attributed={} attribution_misses={} http_unattributed={} connections_dropped={} syns_dropped={} diag_errors={} table_evicted={} decoder_flows_evicted={} bad_events={}",
         c.packets.load(Ordering::Relaxed),
         c.packets_dropped.load(Ordering::Relaxed),
         c.recv_errors.load(Ordering::Relaxed),
@@ -764,6 +803,8 @@ fn status_line(c: &Counters, attributor: &Mutex<Attributor>, l: &Loop, e: &Engin
         a.misses,
         l.http_unattributed,
         c.connections_dropped.load(Ordering::Relaxed),
+        c.syns_dropped.load(Ordering::Relaxed),
+        c.diag_errors.load(Ordering::Relaxed),
         a.evicted,
         ds.tcp.flows_evicted,
         l.bad_events,

@@ -9,6 +9,7 @@
 //!   functions of the file contents; [`procfs::Attributor`] keeps a bounded table of connections.
 //! - [`host`]: the host identity (`/etc/machine-id`, host name) written into every event.
 
+pub mod diag;
 pub mod filter;
 pub mod host;
 pub mod packet;

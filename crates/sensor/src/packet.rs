@@ -11,6 +11,7 @@
 use crate::filter::Program;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io::{self, Read};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 /// `ETH_P_ALL`, in network byte order as `socket(2)` wants it.
@@ -68,34 +69,48 @@ impl PacketSocket {
     }
 }
 
-/// Is this Ethernet frame a TCP SYN without ACK (a connection being opened)? The sensor polls
-/// `/proc` at once when it sees one, while the connecting process is still waiting for the
-/// handshake, which is its best chance of finding a short-lived client.
-pub fn is_tcp_syn(frame: &[u8]) -> bool {
-    let Some(et) = frame.get(12..14) else { return false };
-    let tcp = match u16::from_be_bytes([et[0], et[1]]) {
+/// The (source, destination) of an Ethernet frame that is a TCP SYN without ACK (a connection
+/// being opened). The sensor looks the socket up at once when it sees one, while the connecting
+/// process is still waiting for the handshake: its best chance of finding a short-lived client.
+pub fn tcp_syn(frame: &[u8]) -> Option<(SocketAddr, SocketAddr)> {
+    let et = frame.get(12..14)?;
+    let (src, dst, tcp) = match u16::from_be_bytes([et[0], et[1]]) {
         0x0800 => {
-            let Some(&vihl) = frame.get(14) else { return false };
+            let vihl = *frame.get(14)?;
             if frame.get(23) != Some(&6) {
-                return false;
+                return None;
             }
-            14 + usize::from(vihl & 0x0f) * 4
+            let a = |o: usize| frame.get(o..o + 4).map(|b| IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3])));
+            (a(26)?, a(30)?, 14 + usize::from(vihl & 0x0f) * 4)
         }
         // IPv6 without extension headers (next header TCP).
         0x86dd => {
             if frame.get(20) != Some(&6) {
-                return false;
+                return None;
             }
-            54
+            let a = |o: usize| -> Option<IpAddr> {
+                let b: [u8; 16] = frame.get(o..o + 16)?.try_into().ok()?;
+                Some(IpAddr::V6(Ipv6Addr::from(b)))
+            };
+            (a(22)?, a(38)?, 54)
         }
-        _ => return false,
+        _ => return None,
     };
-    frame.get(tcp + 13).is_some_and(|f| f & 0x12 == 0x02)
+    let flags = *frame.get(tcp + 13)?;
+    if flags & 0x12 != 0x02 {
+        return None;
+    }
+    let port = |o: usize| frame.get(o..o + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    Some((SocketAddr::new(src, port(tcp)?), SocketAddr::new(dst, port(tcp + 2)?)))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::is_tcp_syn;
+    use super::tcp_syn;
+
+    fn is_tcp_syn(f: &[u8]) -> bool {
+        tcp_syn(f).is_some()
+    }
 
     fn v4(flags: u8) -> Vec<u8> {
         let mut f = vec![0u8; 12];
@@ -104,6 +119,15 @@ mod tests {
         tcp[13] = flags;
         f.extend(tcp);
         f
+    }
+
+    #[test]
+    fn syn_addresses() {
+        let mut f = v4(0x02);
+        f.extend_from_slice(&[0; 4]);
+        f[34..36].copy_from_slice(&40000u16.to_be_bytes());
+        f[36..38].copy_from_slice(&80u16.to_be_bytes());
+        assert_eq!(tcp_syn(&f), Some(("10.0.0.2:40000".parse().unwrap(), "169.254.169.254:80".parse().unwrap())));
     }
 
     #[test]

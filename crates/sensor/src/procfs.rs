@@ -297,24 +297,39 @@ impl Attributor {
         let owners = self.find_owners(&wanted);
         let mut out = Vec::with_capacity(fresh.len());
         for e in fresh {
-            let process = owners.get(&e.inode).and_then(|pid| self.read_process(*pid)).map(Arc::new);
-            self.stats.connections += 1;
-            if process.is_some() {
-                self.stats.attributed += 1;
-            } else {
-                self.stats.misses += 1;
-            }
-            let conn = Arc::new(Connection { local: e.local, remote: e.remote, state: e.state, inode: e.inode, process });
-            if self.table.len() >= self.max_entries {
-                if let Some(oldest) = self.table.iter().min_by_key(|(_, v)| v.last_seen).map(|(k, _)| *k) {
-                    self.table.remove(&oldest);
-                    self.stats.evicted += 1;
-                }
-            }
-            self.table.insert((e.local, e.remote), Entry { conn: conn.clone(), last_seen: now });
-            out.push(conn);
+            out.push(self.insert(e, &owners));
         }
         out
+    }
+
+    /// Attribute one socket found by an exact lookup (a SYN just seen, `sock_diag`): returns the
+    /// new connection, or `None` when it is already known.
+    pub fn attribute(&mut self, local: SocketAddr, remote: SocketAddr, inode: u64, state: u8) -> Option<Arc<Connection>> {
+        let key = (SocketAddr::new(unmap(local.ip()), local.port()), SocketAddr::new(unmap(remote.ip()), remote.port()));
+        if inode == 0 || self.table.get(&key).is_some_and(|e| e.conn.inode == inode) {
+            return None;
+        }
+        let owners = self.find_owners(&HashSet::from([inode]));
+        Some(self.insert(TcpEntry { local: key.0, remote: key.1, state, uid: 0, inode }, &owners))
+    }
+
+    fn insert(&mut self, e: TcpEntry, owners: &HashMap<u64, u32>) -> Arc<Connection> {
+        let process = owners.get(&e.inode).and_then(|pid| self.read_process(*pid)).map(Arc::new);
+        self.stats.connections += 1;
+        if process.is_some() {
+            self.stats.attributed += 1;
+        } else {
+            self.stats.misses += 1;
+        }
+        let conn = Arc::new(Connection { local: e.local, remote: e.remote, state: e.state, inode: e.inode, process });
+        if self.table.len() >= self.max_entries {
+            if let Some(oldest) = self.table.iter().min_by_key(|(_, v)| v.last_seen).map(|(k, _)| *k) {
+                self.table.remove(&oldest);
+                self.stats.evicted += 1;
+            }
+        }
+        self.table.insert((e.local, e.remote), Entry { conn: conn.clone(), last_seen: Instant::now() });
+        conn
     }
 
     /// The known connection from `local` to `remote`.
