@@ -810,3 +810,66 @@ fn status_line(c: &Counters, attributor: &Mutex<Attributor>, l: &Loop, e: &Engin
         l.bad_events,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn config_file_and_flags_merge_flags_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("sensor.toml");
+        std::fs::write(
+            &cfg,
+            "format = \"table\"\noutput = \"/var/log/a.ndjson\"\npoll_interval_ms = 100\nmetadata_endpoints = [\"10.0.0.254=openstack\"]\nrules = [\"/etc/r1\"]\n",
+        )
+        .unwrap();
+        let args = SensorArgs { config: Some(cfg.clone()), format: Some(SensorFormat::Ndjson), rules: vec!["/etc/r2".into()], ..Default::default() };
+        let s = settings(args).unwrap();
+        assert_eq!(s.format, SensorFormat::Ndjson);
+        assert_eq!(s.output.as_deref(), Some(Path::new("/var/log/a.ndjson")));
+        assert_eq!(s.poll, Duration::from_millis(100));
+        assert_eq!(s.batch, Duration::from_millis(1000));
+        assert_eq!(s.endpoints, vec!["10.0.0.254=openstack".to_string()]);
+        assert_eq!(s.rules, vec![PathBuf::from("/etc/r1"), PathBuf::from("/etc/r2")]);
+        std::fs::write(&cfg, "pol_interval_ms = 5\n").unwrap();
+        let err = settings(SensorArgs { config: Some(cfg.clone()), ..Default::default() }).err().unwrap().to_string();
+        assert!(err.contains("sensor.toml") && err.contains("pol_interval_ms"), "{err}");
+        assert!(settings(SensorArgs { duration: Some(-1.0), ..Default::default() }).is_err());
+    }
+
+    #[test]
+    fn output_rotates_by_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("alerts.ndjson");
+        let mut sink = Sink::open(Some(&p), 4096).unwrap();
+        let line = vec![b'x'; 1000];
+        for _ in 0..9 {
+            sink.write_record(&line).unwrap();
+        }
+        sink.flush().unwrap();
+        let cur = std::fs::metadata(&p).unwrap().len();
+        let old = std::fs::metadata(dir.path().join("alerts.ndjson.1")).unwrap().len();
+        // Writes 1-4 fill the file; 5 rotates (FILE.1 = 1-4); 9 rotates again (FILE.1 = 5-8).
+        assert_eq!((cur, old), (1000, 4000));
+    }
+
+    #[test]
+    fn connection_events_are_elastic_defend_shaped() {
+        let c = Connection {
+            local: "10.0.0.2:40000".parse().unwrap(),
+            remote: "169.254.169.254:80".parse().unwrap(),
+            state: 2,
+            inode: 1,
+            process: Some(Arc::new(imdsguard_sensor::procfs::Process { pid: 9, name: Some("curl".into()), ..Default::default() })),
+        };
+        let v = Value::Object(connection_event(&c, 1_700_000_000_000_000));
+        assert_eq!(v["event"]["category"], json!(["network"]));
+        assert_eq!(v["event"]["type"], json!(["start"]));
+        assert_eq!(v["destination"]["ip"], "169.254.169.254");
+        assert_eq!(v["destination"]["port"], 80);
+        assert_eq!(v["process"]["name"], "curl");
+        assert_eq!(v["@timestamp"], "2023-11-14T22:13:20.000000Z");
+    }
+}

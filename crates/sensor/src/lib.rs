@@ -9,6 +9,8 @@
 //!   functions of the file contents; [`procfs::Attributor`] keeps a bounded table of connections.
 //! - [`host`]: the host identity (`/etc/machine-id`, host name) written into every event.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod diag;
 pub mod filter;
 pub mod host;
