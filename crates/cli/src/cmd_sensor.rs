@@ -168,7 +168,7 @@ fn settings(args: SensorArgs) -> anyhow::Result<Settings> {
         endpoints,
         host_name: args.host_name.or(cfg.host_name),
         host_id: args.host_id.or(cfg.host_id),
-        poll: Duration::from_millis(args.poll_interval_ms.or(cfg.poll_interval_ms).unwrap_or(250).max(1)),
+        poll: Duration::from_millis(args.poll_interval_ms.or(cfg.poll_interval_ms).unwrap_or(1000).max(1)),
         batch: Duration::from_millis(args.batch_ms.or(cfg.batch_ms).unwrap_or(1000).max(10)),
         stats: args.stats || cfg.stats.unwrap_or(false),
         stats_interval: Duration::from_secs(args.stats_interval.or(cfg.stats_interval).unwrap_or(10).max(1)),
