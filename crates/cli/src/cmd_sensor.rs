@@ -499,11 +499,24 @@ pub fn run(args: SensorArgs) -> anyhow::Result<ExitCode> {
     };
     let attributor = Arc::new(Mutex::new(Attributor::new(addrs.iter().copied(), 65_536)));
     let stop = Arc::new(AtomicBool::new(false));
-    spawn_signal_thread(stop.clone())?;
     let counters = Arc::new(Counters::default());
-    let diag_ok = imdsguard_sensor::diag::Diag::open().is_ok();
+    // Every socket is open: drop what is no longer needed, before any thread exists (capabilities
+    // are per thread; the others inherit the reduced sets).
+    let diag = imdsguard_sensor::diag::Diag::open().ok();
+    let diag_ok = diag.is_some();
+    let privileges = match imdsguard_sensor::privileges::drop_to_runtime() {
+        Ok(d) => format!(
+            "capabilities kept: {}",
+            match imdsguard_sensor::privileges::names(d.after).join(",") {
+                n if n.is_empty() => "none".to_string(),
+                n => n,
+            }
+        ),
+        Err(e) => format!("capabilities not dropped ({e})"),
+    };
+    spawn_signal_thread(stop.clone())?;
     eprintln!(
-        "imdsguard sensor: eBPF unavailable: using /proc fallback (sock_diag lookup on each SYN{}, /proc/net/tcp every {} ms, owner from /proc/*/fd; short-lived processes may be missed); packet filter: {filter_place}; endpoints: {}; {} rule(s){}",
+        "imdsguard sensor: eBPF unavailable: using /proc fallback (sock_diag lookup on each SYN{}, /proc/net/tcp every {} ms, owner from /proc/*/fd; short-lived processes may be missed); packet filter: {filter_place}; {privileges}; endpoints: {}; {} rule(s){}",
         if diag_ok { "" } else { " UNAVAILABLE" },
         s.poll.as_millis(),
         addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
@@ -552,7 +565,7 @@ pub fn run(args: SensorArgs) -> anyhow::Result<ExitCode> {
         let counters = counters.clone();
         let attributor = attributor.clone();
         let interval = s.poll;
-        let mut diag = imdsguard_sensor::diag::Diag::open().ok();
+        let mut diag = diag;
         std::thread::Builder::new().name("proc-poller".into()).spawn(move || {
             let mut next_poll = Instant::now();
             while !stop.load(Ordering::Relaxed) {

@@ -296,6 +296,8 @@ fn sensor_fallback_attributes_and_alerts_on_real_clients() {
     assert!(exit.success(), "sensor exit {exit}: {status_lines:?}");
     let last = status_lines.iter().rev().find(|l| l.starts_with("sensor status:")).unwrap_or_else(|| panic!("no final status line: {status_lines:?}"));
     assert!(last.contains("path=proc-fallback"), "{last}");
+    // Run as root: after setup only the attribution capabilities remain.
+    assert!(status_lines.iter().any(|l| l.contains("capabilities kept: CAP_SYS_PTRACE,CAP_DAC_READ_SEARCH")), "{status_lines:?}");
     eprintln!("{last}");
 
     let alerts = read_ndjson(&alerts_path);

@@ -7,6 +7,8 @@
 //!   connection to a metadata endpoint and its socket inode, `/proc/<pid>/fd` finds the process
 //!   holding that inode, `/proc/<pid>/{comm,exe,cmdline,status}` describe it. Parsers are pure
 //!   functions of the file contents; [`procfs::Attributor`] keeps a bounded table of connections.
+//! - [`diag`]: exact socket lookup by four-tuple through netlink `sock_diag` (on each SYN).
+//! - [`privileges`]: dropping the capabilities not needed after setup.
 //! - [`host`]: the host identity (`/etc/machine-id`, host name) written into every event.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -15,4 +17,5 @@ pub mod diag;
 pub mod filter;
 pub mod host;
 pub mod packet;
+pub mod privileges;
 pub mod procfs;
