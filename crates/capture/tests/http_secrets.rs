@@ -260,7 +260,7 @@ proptest! {
     #[test]
     fn arbitrary_chunks_never_panic(evs in prop::collection::vec(arb_event(), 0..40), small in any::<bool>()) {
         let config = if small {
-            HttpConfig { max_head_bytes: 64, max_headers: 2, max_header_value_len: 4, max_body_bytes: 3, max_pending_requests: 1, max_flows: 1 }
+            HttpConfig { max_head_bytes: 64, max_headers: 2, max_header_value_len: 4, max_body_bytes: 3, max_pending_requests: 1, max_flows: 1, body_endpoints: None }
         } else {
             HttpConfig::default()
         };
