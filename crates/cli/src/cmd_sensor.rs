@@ -579,7 +579,16 @@ pub fn run(args: SensorArgs) -> anyhow::Result<ExitCode> {
                         }
                         let t0 = Instant::now();
                         let found = match diag.as_mut().map(|d| d.lookup(local, remote)) {
-                            Some(Ok(Some(info))) => a.attribute(local, remote, u64::from(info.inode), info.state),
+                            Some(Ok(Some(info))) => {
+                                let inode = info.inode;
+                                // Stop scanning /proc/*/fd once the socket is closed: nobody holds it.
+                                let mut still_open = || match diag.as_mut().map(|d| d.lookup(local, remote)) {
+                                    Some(Ok(Some(now))) => now.inode == inode,
+                                    Some(Ok(None)) => false,
+                                    _ => true,
+                                };
+                                a.attribute(local, remote, u64::from(inode), info.state, &mut still_open)
+                            }
                             Some(Err(_)) => {
                                 counters.diag_errors.fetch_add(1, Ordering::Relaxed);
                                 None
@@ -803,7 +812,7 @@ fn status_line(c: &Counters, attributor: &Mutex<Attributor>, l: &Loop, e: &Engin
     let a = attributor.lock().map(|a| a.stats.clone()).unwrap_or_default();
     let ds = d.stats();
     format!(
-        "sensor status: path=proc-fallback packets={} packets_dropped={} recv_errors={} http_events={} events={} events_evaluated={} alerts={} connections={} attributed={} attribution_misses={} http_unattributed={} connections_dropped={} syns_dropped={} diag_errors={} table_evicted={} decoder_flows_evicted={} bad_events={}",
+        "sensor status: path=proc-fallback packets={} packets_dropped={} recv_errors={} http_events={} events={} events_evaluated={} alerts={} connections={} attributed={} attribution_misses={} http_unattributed={} connections_dropped={} syns_dropped={} diag_errors={} scans_abandoned={} table_evicted={} decoder_flows_evicted={} bad_events={}",
         c.packets.load(Ordering::Relaxed),
         c.packets_dropped.load(Ordering::Relaxed),
         c.recv_errors.load(Ordering::Relaxed),
@@ -818,6 +827,7 @@ fn status_line(c: &Counters, attributor: &Mutex<Attributor>, l: &Loop, e: &Engin
         c.connections_dropped.load(Ordering::Relaxed),
         c.syns_dropped.load(Ordering::Relaxed),
         c.diag_errors.load(Ordering::Relaxed),
+        a.scans_abandoned,
         a.evicted,
         ds.tcp.flows_evicted,
         l.bad_events,

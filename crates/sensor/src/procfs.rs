@@ -34,6 +34,8 @@ pub struct TcpEntry {
 
 pub const TCP_ESTABLISHED: u8 = 1;
 pub const TCP_SYN_SENT: u8 = 2;
+/// Processes scanned between two checks that the wanted socket still exists.
+pub const SCAN_CHUNK: usize = 32;
 
 fn unmap(ip: IpAddr) -> IpAddr {
     match ip {
@@ -212,6 +214,8 @@ pub struct AttributionStats {
     pub bad_lines: u64,
     /// `/proc/net/tcp*` files that could not be read.
     pub read_errors: u64,
+    /// Descriptor scans stopped early because the socket had closed meanwhile.
+    pub scans_abandoned: u64,
 }
 
 struct Entry {
@@ -304,12 +308,18 @@ impl Attributor {
 
     /// Attribute one socket found by an exact lookup (a SYN just seen, `sock_diag`): returns the
     /// new connection, or `None` when it is already known.
-    pub fn attribute(&mut self, local: SocketAddr, remote: SocketAddr, inode: u64, state: u8) -> Option<Arc<Connection>> {
+    /// `still_open` is asked every [`SCAN_CHUNK`] processes of the descriptor scan whether the
+    /// socket still exists: once it is closed no process can hold it, and the rest of the scan
+    /// (the whole host when the client has exited) is skipped.
+    pub fn attribute(&mut self, local: SocketAddr, remote: SocketAddr, inode: u64, state: u8, still_open: &mut dyn FnMut() -> bool) -> Option<Arc<Connection>> {
         let key = (SocketAddr::new(unmap(local.ip()), local.port()), SocketAddr::new(unmap(remote.ip()), remote.port()));
         if inode == 0 || self.table.get(&key).is_some_and(|e| e.conn.inode == inode) {
             return None;
         }
-        let owners = self.find_owners(&HashSet::from([inode]));
+        let (owners, abandoned) = self.find_owners_while(&HashSet::from([inode]), still_open);
+        if abandoned {
+            self.stats.scans_abandoned += 1;
+        }
         Some(self.insert(TcpEntry { local: key.0, remote: key.1, state, uid: 0, inode }, &owners))
     }
 
@@ -340,13 +350,22 @@ impl Attributor {
 
     /// Scan `/proc/<pid>/fd` for the wanted socket inodes; stop when all are found.
     fn find_owners(&self, wanted: &HashSet<u64>) -> HashMap<u64, u32> {
+        self.find_owners_while(wanted, &mut || true).0
+    }
+
+    /// [`Attributor::find_owners`], giving up when `go_on` says so (checked every
+    /// [`SCAN_CHUNK`] processes); the flag says whether it gave up.
+    fn find_owners_while(&self, wanted: &HashSet<u64>, go_on: &mut dyn FnMut() -> bool) -> (HashMap<u64, u32>, bool) {
         let mut found = HashMap::new();
-        let Ok(dir) = std::fs::read_dir(&self.proc_root) else { return found };
+        let Ok(dir) = std::fs::read_dir(&self.proc_root) else { return (found, false) };
         // Newest processes first: the one that just connected is most likely among them, and a
         // short-lived client must be reached before it exits.
         let mut pids: Vec<u32> = dir.flatten().filter_map(|d| d.file_name().to_str().and_then(|s| s.parse::<u32>().ok())).collect();
         pids.sort_unstable_by(|a, b| b.cmp(a));
-        for pid in pids {
+        for (i, pid) in pids.into_iter().enumerate() {
+            if i > 0 && i % SCAN_CHUNK == 0 && !go_on() {
+                return (found, true);
+            }
             let Ok(fds) = std::fs::read_dir(self.proc_root.join(pid.to_string()).join("fd")) else { continue };
             for fd in fds.flatten() {
                 let Ok(target) = std::fs::read_link(fd.path()) else { continue };
@@ -362,7 +381,7 @@ impl Attributor {
                 break;
             }
         }
-        found
+        (found, false)
     }
 
     fn user_name(&mut self, uid: u32) -> Option<String> {
@@ -499,6 +518,18 @@ mod tests {
         assert_eq!(p.pid, std::process::id());
         assert!(a.lookup(c.local_addr().unwrap(), addr).is_some());
         assert!(a.poll().iter().all(|c2| c2.remote != addr || c2.local != c.local_addr().unwrap()), "not reported twice");
+        // An exact attribution of the listener's side (the accepted socket): found, and known after.
+        let (srv, peer) = l.accept().unwrap();
+        let inode = parse_net_tcp(&std::fs::read_to_string("/proc/net/tcp").unwrap()).0.into_iter().find(|e| e.local == addr && e.remote == peer).unwrap().inode;
+        let got = a.attribute(addr, peer, inode, 1, &mut || true).expect("new");
+        assert_eq!(got.process.as_ref().map(|p| p.pid), Some(std::process::id()));
+        assert!(a.attribute(addr, peer, inode, 1, &mut || true).is_none(), "known");
+        // A socket that is gone: the scan gives up at the first check.
+        let mut asked = 0;
+        assert!(a.attribute("127.0.0.1:1".parse().unwrap(), "127.0.0.1:2".parse().unwrap(), u64::MAX, 1, &mut || { asked += 1; false }).is_some_and(|c| c.process.is_none()));
+        let procs = std::fs::read_dir("/proc").unwrap().flatten().filter(|d| d.file_name().to_str().is_some_and(|n| n.parse::<u32>().is_ok())).count();
+        assert_eq!((asked, a.stats.scans_abandoned), (usize::from(procs > SCAN_CHUNK), u64::from(procs > SCAN_CHUNK)));
+        drop(srv);
     }
 
     proptest::proptest! {
