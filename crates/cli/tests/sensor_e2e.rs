@@ -16,6 +16,7 @@
 //!   SYN-triggered lookup reaches `/proc/<pid>/fd` before they exit (often, not always), so only
 //!   the correctness of the attributions made is asserted, not their number (the status line
 //!   counts the misses; see docs/sensor.md).
+//! - the same over IPv6 to `fd00:ec2::254` (held python client);
 //! - a process named like an allow-listed cloud agent (`amazon-ssm-agent`, attributed) raises
 //!   nothing of seed 002.
 //!
@@ -33,6 +34,7 @@ const SEED_001: &str = "73dd1f2c-3c24-4e13-a64b-dfd510e9fd98";
 const SEED_000: &str = "ad02da2f-443d-454c-a12e-d9e6c65831ff";
 const SEED_002: &str = "4e1e6d2a-9b1c-4c2e-8a7b-1d52a005e001";
 const IMDSV1: &str = "6f1c2a34-8d3e-4b5a-9c7e-1d2f3a4b5c60";
+const IPV6_ENDPOINT: &str = "9c4f5d67-b061-4e8d-af01-4a5b6c7d8e93";
 
 /// Fail (or, with IMDSGUARD_ALLOW_SKIP=1, skip) when a prerequisite is missing.
 fn prerequisite(test: &str) -> bool {
@@ -95,6 +97,9 @@ impl Lab {
         ip(&["link", "set", &vc, "netns", &lab.client_ns]);
         ip(&["-n", &lab.mock_ns, "addr", "add", "169.254.169.254/16", "dev", &vm]);
         ip(&["-n", &lab.client_ns, "addr", "add", "169.254.10.2/16", "dev", &vc]);
+        // IPv6 too (AWS's fd00:ec2::254), without duplicate address detection delays.
+        ip(&["-n", &lab.mock_ns, "addr", "add", "fd00:ec2::254/64", "dev", &vm, "nodad"]);
+        ip(&["-n", &lab.client_ns, "addr", "add", "fd00:ec2::2/64", "dev", &vc, "nodad"]);
         for (ns, dev) in [(&lab.mock_ns, &vm), (&lab.client_ns, &vc)] {
             ip(&["-n", ns, "link", "set", "lo", "up"]);
             ip(&["-n", ns, "link", "set", dev, "up"]);
@@ -172,8 +177,12 @@ fn wait_for(lines: &Arc<Mutex<Vec<String>>>, needle: &str, what: &str) {
 /// A python client that connects, waits half a second, then sends one GET: its socket is open long
 /// enough for the fallback to attribute it.
 fn held(path: &str) -> String {
+    held_to("169.254.169.254", path)
+}
+
+fn held_to(host: &str, path: &str) -> String {
     format!(
-        "import http.client, time\nc = http.client.HTTPConnection('169.254.169.254', 80, timeout=10)\nc.connect(); time.sleep(0.5)\nc.request('GET', '{path}', headers={{'User-Agent': 'Python-urllib/3'}})\nc.getresponse().read(); time.sleep(0.2)"
+        "import http.client, time\nc = http.client.HTTPConnection('{host}', 80, timeout=10)\nc.connect(); time.sleep(0.5)\nc.request('GET', '{path}', headers={{'User-Agent': 'Python-urllib/3'}})\nc.getresponse().read(); time.sleep(0.2)"
     )
 }
 
@@ -222,7 +231,7 @@ fn sensor_fallback_attributes_and_alerts_on_real_clients() {
 
     // The mock, alone in its namespace.
     let mut mock = lab.exec(&lab.mock_ns, bin);
-    mock.args(["imds-mock", "--listen", "169.254.169.254:80", "--allow-non-loopback"]).stdout(Stdio::piped()).stderr(Stdio::null());
+    mock.args(["imds-mock", "--listen", "169.254.169.254:80", "--listen", "[fd00:ec2::254]:80", "--allow-non-loopback"]).stdout(Stdio::piped()).stderr(Stdio::null());
     let m = lab.spawn(mock);
     let mock_out = lab.children[m].stdout.take().expect("mock stdout");
     let (tx, rx) = std::sync::mpsc::channel();
@@ -280,6 +289,9 @@ fn sensor_fallback_attributes_and_alerts_on_real_clients() {
     std::fs::copy(String::from_utf8_lossy(&real_python.stdout).trim(), &agent).expect("copy python3");
     let agent_pid = lab.client(&agent.display().to_string(), &["-c", &held("/latest/meta-data/instance-id")]);
 
+    // 7. IPv6: AWS's fd00:ec2::254, a held python client.
+    let py6 = lab.client("python3", &["-c", &held_to("fd00:ec2::254", "/latest/meta-data/iam/security-credentials/imdsguard-demo-role")]);
+
     // Clean shutdown: SIGTERM flushes outputs and prints the final status.
     let killed = Command::new("kill").args(["-TERM", &sensor_pid.to_string()]).status().expect("kill");
     assert!(killed.success());
@@ -313,8 +325,8 @@ fn sensor_fallback_attributes_and_alerts_on_real_clients() {
         assert_eq!(text(e, "agent.type"), "imdsguard", "{e}");
     }
     let http: Vec<&Value> = events.iter().filter(|e| text(e, "event.dataset") == "network_traffic.http").collect();
-    // curl 3, IMDSv2 token + GET 2, curl 1, urllib 1, held python 1, wget 1, agent 1.
-    assert!(http.len() >= 10, "every request decoded: {} HTTP events", http.len());
+    // curl 3, IMDSv2 token + GET 2, curl 1, urllib 1, held python 1, wget 1, agent 1, IPv6 1.
+    assert!(http.len() >= 11, "every request decoded: {} HTTP events", http.len());
 
     // Seed 001 fires for the credential path whatever attribution gave: curl, python, wget.
     let cred_alerts: Vec<&Value> = alerts.iter().filter(|a| rule_id(a) == SEED_001).collect();
@@ -362,5 +374,12 @@ fn sensor_fallback_attributes_and_alerts_on_real_clients() {
     let s002: Vec<&Value> = alerts.iter().filter(|a| rule_id(a) == SEED_002).collect();
     assert!(s002.iter().any(|a| s(a, "process.pid").and_then(Value::as_u64) == Some(u64::from(py_held))), "seed 002 fires for the python client");
     assert!(!s002.iter().any(|a| text(a, "process.name") == "amazon-ssm-agent"), "seed 002 spares the allow-listed agent");
+    // The IPv6 request: decoded, attributed (tcp6 / sock_diag over IPv6), and alerted on.
+    let v6: Vec<&Value> = alerts.iter().filter(|a| text(a, "destination.ip") == "fd00:ec2::254").collect();
+    assert!(
+        v6.iter().any(|a| rule_id(a) == IPV6_ENDPOINT && s(a, "process.pid").and_then(Value::as_u64) == Some(u64::from(py6))),
+        "IPv6 endpoint alert naming pid {py6}: {:?}",
+        brief(&v6)
+    );
     drop(lab);
 }

@@ -121,6 +121,13 @@ mod tests {
         f
     }
 
+    proptest::proptest! {
+        #[test]
+        fn never_panics(frame in proptest::collection::vec(proptest::num::u8::ANY, 0..100)) {
+            let _ = tcp_syn(&frame);
+        }
+    }
+
     #[test]
     fn syn_addresses() {
         let mut f = v4(0x02);
