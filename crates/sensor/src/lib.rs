@@ -14,6 +14,8 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod diag;
+#[cfg(feature = "ebpf")]
+pub mod ebpf;
 pub mod filter;
 pub mod host;
 pub mod packet;
