@@ -504,6 +504,17 @@ pub fn run(args: SensorArgs) -> anyhow::Result<ExitCode> {
     // are per thread; the others inherit the reduced sets).
     let diag = imdsguard_sensor::diag::Diag::open().ok();
     let diag_ok = diag.is_some();
+    // The eBPF path when this binary has it (cargo feature `ebpf`) and the kernel accepts it.
+    #[cfg(feature = "ebpf")]
+    let tracer = imdsguard_sensor::ebpf::ConnectTracer::load();
+    #[cfg(feature = "ebpf")]
+    let (path, path_note) = match &tracer {
+        Ok(_) => ("ebpf", String::new()),
+        Err(e) => ("proc-fallback", format!("eBPF load failed: {e}; ")),
+    };
+    #[cfg(not(feature = "ebpf"))]
+    let (path, path_note) = ("proc-fallback", String::new());
+    let ebpf_on = path == "ebpf";
     let privileges = match imdsguard_sensor::privileges::drop_to_runtime() {
         Ok(d) => format!(
             "capabilities kept: {}",
@@ -515,10 +526,19 @@ pub fn run(args: SensorArgs) -> anyhow::Result<ExitCode> {
         Err(e) => format!("capabilities not dropped ({e})"),
     };
     spawn_signal_thread(stop.clone())?;
+    let path_text = if ebpf_on {
+        format!(
+            "eBPF: connects traced on sock:inet_sock_set_state (process captured in the kernel; /proc/net/tcp read once for connections opened before the start)"
+        )
+    } else {
+        format!(
+            "eBPF unavailable: using /proc fallback ({path_note}sock_diag lookup on each SYN{}, /proc/net/tcp every {} ms, owner from /proc/*/fd; short-lived processes may be missed)",
+            if diag_ok { "" } else { " UNAVAILABLE" },
+            s.poll.as_millis()
+        )
+    };
     eprintln!(
-        "imdsguard sensor: eBPF unavailable: using /proc fallback (sock_diag lookup on each SYN{}, /proc/net/tcp every {} ms, owner from /proc/*/fd; short-lived processes may be missed); packet filter: {filter_place}; {privileges}; endpoints: {}; {} rule(s){}",
-        if diag_ok { "" } else { " UNAVAILABLE" },
-        s.poll.as_millis(),
+        "imdsguard sensor: {path_text}; packet filter: {filter_place}; {privileges}; endpoints: {}; {} rule(s){}",
         addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
         engine.rules.len(),
         if not_run > 0 { format!(" ({not_run} not run)") } else { String::new() }
@@ -566,12 +586,36 @@ pub fn run(args: SensorArgs) -> anyhow::Result<ExitCode> {
         let attributor = attributor.clone();
         let interval = s.poll;
         let mut diag = diag;
+        #[cfg(feature = "ebpf")]
+        let mut tracer = tracer.ok();
         std::thread::Builder::new().name("proc-poller".into()).spawn(move || {
             let mut next_poll = Instant::now();
             while !stop.load(Ordering::Relaxed) {
+                // eBPF path: the connects the kernel reported, with their process.
+                #[cfg(feature = "ebpf")]
+                if let Some(t) = tracer.as_mut() {
+                    let mut evs = Vec::new();
+                    t.drain(&mut evs);
+                    if !evs.is_empty() {
+                        let Ok(mut a) = attributor.lock() else { break };
+                        for e in evs {
+                            if a.is_endpoint(e.remote.ip()) {
+                                let c = a.attribute_pid(e.local, e.remote, e.tgid, e.uid, &e.comm);
+                                if conn_tx.try_send(c).is_err() {
+                                    counters.connections_dropped.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
+                        }
+                    }
+                }
+                let mut wait = next_poll.saturating_duration_since(Instant::now());
+                if ebpf_on {
+                    wait = wait.min(Duration::from_millis(5));
+                }
                 // Exact lookups of the connections whose SYN was just seen, then (periodically)
                 // the full read of /proc/net/tcp{,6} for whatever the SYN path missed.
-                match syn_rx.recv_timeout(next_poll.saturating_duration_since(Instant::now())) {
+                match syn_rx.recv_timeout(wait) {
+                    Ok(_) if ebpf_on => continue,
                     Ok((local, remote)) => {
                         let Ok(mut a) = attributor.lock() else { break };
                         if !a.is_endpoint(remote.ip()) {
@@ -621,7 +665,9 @@ pub fn run(args: SensorArgs) -> anyhow::Result<ExitCode> {
                         counters.connections_dropped.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                next_poll = Instant::now() + interval;
+                // With eBPF every new connect is reported by the kernel: /proc/net/tcp is read
+                // once, for the connections opened before the start.
+                next_poll = Instant::now() + if ebpf_on { Duration::from_secs(365 * 86_400) } else { interval };
             }
         })?
     });
@@ -689,7 +735,7 @@ pub fn run(args: SensorArgs) -> anyhow::Result<ExitCode> {
             last_batch = Instant::now();
         }
         if s.stats && last_stats.elapsed() >= s.stats_interval {
-            eprintln!("{}", status_line(&counters, &attributor, &state, &engine, &decoder));
+            eprintln!("{}", status_line(path, &counters, &attributor, &state, &engine, &decoder));
             last_stats = Instant::now();
         }
         if stopping {
@@ -700,7 +746,7 @@ pub fn run(args: SensorArgs) -> anyhow::Result<ExitCode> {
     if let Some(e) = events_out.as_mut() {
         e.flush()?;
     }
-    eprintln!("{}", status_line(&counters, &attributor, &state, &engine, &decoder));
+    eprintln!("{}", status_line(path, &counters, &attributor, &state, &engine, &decoder));
     if engine.redacted > 0 {
         eprintln!("redacted {} credential value(s) from the alerts", engine.redacted);
     }
@@ -808,11 +854,11 @@ impl Loop {
     }
 }
 
-fn status_line(c: &Counters, attributor: &Mutex<Attributor>, l: &Loop, e: &Engine, d: &imdsguard_capture::CaptureDecoder) -> String {
+fn status_line(path: &str, c: &Counters, attributor: &Mutex<Attributor>, l: &Loop, e: &Engine, d: &imdsguard_capture::CaptureDecoder) -> String {
     let a = attributor.lock().map(|a| a.stats.clone()).unwrap_or_default();
     let ds = d.stats();
     format!(
-        "sensor status: path=proc-fallback packets={} packets_dropped={} recv_errors={} http_events={} events={} events_evaluated={} alerts={} connections={} attributed={} attribution_misses={} http_unattributed={} connections_dropped={} syns_dropped={} diag_errors={} scans_abandoned={} table_evicted={} decoder_flows_evicted={} bad_events={}",
+        "sensor status: path={path} packets={} packets_dropped={} recv_errors={} http_events={} events={} events_evaluated={} alerts={} connections={} attributed={} attribution_misses={} http_unattributed={} connections_dropped={} syns_dropped={} diag_errors={} scans_abandoned={} table_evicted={} decoder_flows_evicted={} bad_events={}",
         c.packets.load(Ordering::Relaxed),
         c.packets_dropped.load(Ordering::Relaxed),
         c.recv_errors.load(Ordering::Relaxed),

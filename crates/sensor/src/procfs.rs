@@ -284,7 +284,8 @@ impl Attributor {
                     continue;
                 }
                 match self.table.get_mut(&(e.local, e.remote)) {
-                    Some(known) if known.conn.inode == e.inode || e.inode == 0 => known.last_seen = now,
+                    // inode 0 in the table: reported by the kernel (eBPF), the same connection.
+                    Some(known) if known.conn.inode == e.inode || e.inode == 0 || known.conn.inode == 0 => known.last_seen = now,
                     _ => {
                         if e.inode != 0 && e.state != 10 {
                             fresh.push(e);
@@ -321,6 +322,31 @@ impl Attributor {
             self.stats.scans_abandoned += 1;
         }
         Some(self.insert(TcpEntry { local: key.0, remote: key.1, state, uid: 0, inode }, &owners))
+    }
+
+    /// Attribute a connection whose process the kernel reported (the eBPF path): pid, uid and
+    /// `comm` are certain; executable, arguments and parent come from `/proc/<pid>` when it still
+    /// exists. Replaces what was known for these addresses (a new connection reusing them).
+    pub fn attribute_pid(&mut self, local: SocketAddr, remote: SocketAddr, pid: u32, uid: u32, comm: &str) -> Arc<Connection> {
+        let key = (SocketAddr::new(unmap(local.ip()), local.port()), SocketAddr::new(unmap(remote.ip()), remote.port()));
+        let process = match self.read_process(pid) {
+            Some(p) => p,
+            None => {
+                let user_name = self.user_name(uid);
+                Process { pid, name: (!comm.is_empty()).then(|| comm.to_string()), user_id: Some(uid), user_name, ..Default::default() }
+            }
+        };
+        self.stats.connections += 1;
+        self.stats.attributed += 1;
+        let conn = Arc::new(Connection { local: key.0, remote: key.1, state: TCP_ESTABLISHED, inode: 0, process: Some(Arc::new(process)) });
+        if !self.table.contains_key(&key) && self.table.len() >= self.max_entries {
+            if let Some(oldest) = self.table.iter().min_by_key(|(_, v)| v.last_seen).map(|(k, _)| *k) {
+                self.table.remove(&oldest);
+                self.stats.evicted += 1;
+            }
+        }
+        self.table.insert(key, Entry { conn: conn.clone(), last_seen: Instant::now() });
+        conn
     }
 
     fn insert(&mut self, e: TcpEntry, owners: &HashMap<u64, u32>) -> Arc<Connection> {
