@@ -527,9 +527,7 @@ pub fn run(args: SensorArgs) -> anyhow::Result<ExitCode> {
     };
     spawn_signal_thread(stop.clone())?;
     let path_text = if ebpf_on {
-        format!(
-            "eBPF: connects traced on sock:inet_sock_set_state (process captured in the kernel; /proc/net/tcp read once for connections opened before the start)"
-        )
+        "eBPF: connects traced on sock:inet_sock_set_state (process captured in the kernel; /proc/net/tcp read once for connections opened before the start)".to_string()
     } else {
         format!(
             "eBPF unavailable: using /proc fallback ({path_note}sock_diag lookup on each SYN{}, /proc/net/tcp every {} ms, owner from /proc/*/fd; short-lived processes may be missed)",
