@@ -369,6 +369,15 @@ impl Engine {
             None => hunt.finish(self.history.as_mut())?,
         };
         self.evaluated += hstats.evaluated;
+        // One alert per new term per batch, as Kibana raises one per new term per execution: the
+        // engine counts two events of the same term stamped in the same millisecond (a
+        // connection event and its HTTP event, emitted together) as both first.
+        let mut first_terms = std::collections::HashSet::new();
+        let matches: Vec<_> = matches.into_iter().filter(|m| match &m.new_terms {
+                None => true,
+                Some(t) => first_terms.insert((m.rule, t.clone())),
+            })
+            .collect();
         if matches.is_empty() {
             return Ok(());
         }
@@ -598,7 +607,7 @@ pub fn run(args: SensorArgs) -> anyhow::Result<ExitCode> {
                         let Ok(mut a) = attributor.lock() else { break };
                         for e in evs {
                             if a.is_endpoint(e.remote.ip()) {
-                                let c = a.attribute_pid(e.local, e.remote, e.tgid, e.uid, &e.comm);
+                                let c = a.attribute_pid(e.local, e.remote, e.tgid, e.uid, &e.comm, e.exe.as_deref());
                                 if conn_tx.try_send(c).is_err() {
                                     counters.connections_dropped.fetch_add(1, Ordering::Relaxed);
                                 }

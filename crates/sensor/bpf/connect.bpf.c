@@ -47,7 +47,39 @@ struct {
 	__type(value, struct proc_info);
 } CONNECTING SEC(".maps");
 
-/* One event: 68 bytes, parsed field by field in user space (src/ebpf.rs). */
+/* The executable of each process, recorded at exec time (sched:sched_process_exec), so that a
+ * client that exits right after its request is still named by its executable. */
+#define EXE_LEN 256
+struct exe_path {
+	char path[EXE_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct exe_path);
+} EXES SEC(".maps");
+
+struct sched_process_exec_args {
+	__u64 common;
+	__u32 filename_loc;    /* __data_loc: offset in the low 16 bits, length in the high 16 */
+	int pid;
+	int old_pid;
+};
+
+SEC("tracepoint/sched/sched_process_exec")
+int imdsguard_exec(struct sched_process_exec_args *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct exe_path e = {};
+	unsigned int off = ctx->filename_loc & 0xFFFF;
+	bpf_probe_read_kernel_str(e.path, sizeof(e.path), (void *)ctx + off);
+	bpf_map_update_elem(&EXES, &tgid, &e, BPF_ANY);
+	return 0;
+}
+
+/* One event: 324 bytes, parsed field by field in user space (src/ebpf.rs). */
 struct connect_event {
 	__u32 tgid;            /* process id */
 	__u32 pid;             /* thread id */
@@ -59,6 +91,7 @@ struct connect_event {
 	__u8 saddr[16];
 	__u8 daddr[16];
 	char comm[16];
+	char exe[EXE_LEN];     /* empty when the process exec'd before the sensor started */
 };
 
 struct {
@@ -106,6 +139,11 @@ int imdsguard_connect(struct inet_sock_set_state_args *ctx)
 			__builtin_memcpy(e->daddr, ctx->daddr_v6, 16);
 		}
 		__builtin_memcpy(e->comm, p->comm, sizeof(e->comm));
+		struct exe_path *x = bpf_map_lookup_elem(&EXES, &p->tgid);
+		if (x)
+			__builtin_memcpy(e->exe, x->path, sizeof(e->exe));
+		else
+			e->exe[0] = 0;
 		bpf_ringbuf_submit(e, 0);
 	}
 	bpf_map_delete_elem(&CONNECTING, &sk);

@@ -2,9 +2,10 @@
 //! `sock:inet_sock_set_state` (`bpf/connect.bpf.c`, compiled by clang in `build.rs`, loaded with
 //! aya's user-space loader) remembers the connecting task of every TCP connect (pid, tid, uid,
 //! `comm`, taken inside `connect()`) and reports it with the four addresses when the handshake
-//! ends (the source port is not chosen yet at SYN_SENT). Unlike the `/proc` fallback this cannot miss a
-//! short-lived client: pid and name are captured in the kernel. Executable and command line are
-//! still read from `/proc/<pid>` right after (an exec-time capture is the next step).
+//! ends (the source port is not chosen yet at SYN_SENT), plus the executable recorded at exec
+//! time by a second program on `sched:sched_process_exec`. Unlike the `/proc` fallback this cannot miss a
+//! short-lived client: pid, name and executable are captured in the kernel. The command line is
+//! still read from `/proc/<pid>` right after (capturing arguments at exec is the next step).
 //!
 //! Needs `CAP_BPF` + `CAP_PERFMON` (or `CAP_SYS_ADMIN`) and tracefs (mounted here when missing).
 
@@ -22,10 +23,12 @@ pub struct ConnectEvent {
     pub local: SocketAddr,
     pub remote: SocketAddr,
     pub comm: String,
+    /// The executable as exec'd (recorded in the kernel at exec time), when known.
+    pub exe: Option<String>,
 }
 
 /// Size of `struct connect_event`.
-pub const EVENT_SIZE: usize = 68;
+pub const EVENT_SIZE: usize = 324;
 
 /// Parse one ring-buffer record (`struct connect_event`, native endianness).
 pub fn parse_event(b: &[u8]) -> Option<ConnectEvent> {
@@ -55,6 +58,11 @@ pub fn parse_event(b: &[u8]) -> Option<ConnectEvent> {
         local: SocketAddr::new(addr(20)?, sport),
         remote: SocketAddr::new(addr(36)?, dport),
         comm: String::from_utf8_lossy(&comm_bytes[..end]).into_owned(),
+        exe: {
+            let x = &b[68..324];
+            let end = x.iter().position(|c| *c == 0).unwrap_or(x.len());
+            (end > 0).then(|| String::from_utf8_lossy(&x[..end]).into_owned())
+        },
     })
 }
 
@@ -87,6 +95,13 @@ impl ConnectTracer {
             .map_err(|e| format!("imdsguard_connect is not a tracepoint program: {e}"))?;
         prog.load().map_err(|e| format!("verify/load tracepoint program: {e}"))?;
         prog.attach("sock", "inet_sock_set_state").map_err(|e| format!("attach sock:inet_sock_set_state: {e}"))?;
+        let exec: &mut TracePoint = bpf
+            .program_mut("imdsguard_exec")
+            .ok_or("BPF object has no imdsguard_exec program")?
+            .try_into()
+            .map_err(|e| format!("imdsguard_exec is not a tracepoint program: {e}"))?;
+        exec.load().map_err(|e| format!("verify/load exec tracepoint program: {e}"))?;
+        exec.attach("sched", "sched_process_exec").map_err(|e| format!("attach sched:sched_process_exec: {e}"))?;
         let map = bpf.take_map("EVENTS").ok_or("BPF object has no EVENTS map")?;
         let ring = RingBuf::try_from(map).map_err(|e| format!("EVENTS ring buffer: {e}"))?;
         Ok(ConnectTracer { _bpf: bpf, ring, bad_records: 0 })
@@ -109,7 +124,7 @@ mod tests {
 
     #[test]
     fn parses_records() {
-        let mut b = vec![0u8; 68];
+        let mut b = vec![0u8; 324];
         b[0..4].copy_from_slice(&1234u32.to_ne_bytes());
         b[4..8].copy_from_slice(&1235u32.to_ne_bytes());
         b[12..14].copy_from_slice(&2u16.to_ne_bytes());
@@ -122,7 +137,10 @@ mod tests {
         assert_eq!((e.tgid, e.tid, e.comm.as_str()), (1234, 1235, "curl"));
         assert_eq!(e.remote, "169.254.169.254:80".parse().unwrap());
         assert_eq!(e.local, "10.0.0.2:40000".parse().unwrap());
-        assert!(parse_event(&b[..67]).is_none());
+        assert_eq!(e.exe, None);
+        b[68..81].copy_from_slice(b"/usr/bin/curl");
+        assert_eq!(parse_event(&b).unwrap().exe.as_deref(), Some("/usr/bin/curl"));
+        assert!(parse_event(&b[..323]).is_none());
         b[12] = 7;
         assert!(parse_event(&b).is_none(), "unknown family");
     }

@@ -327,15 +327,29 @@ impl Attributor {
     /// Attribute a connection whose process the kernel reported (the eBPF path): pid, uid and
     /// `comm` are certain; executable, arguments and parent come from `/proc/<pid>` when it still
     /// exists. Replaces what was known for these addresses (a new connection reusing them).
-    pub fn attribute_pid(&mut self, local: SocketAddr, remote: SocketAddr, pid: u32, uid: u32, comm: &str) -> Arc<Connection> {
+    pub fn attribute_pid(&mut self, local: SocketAddr, remote: SocketAddr, pid: u32, uid: u32, comm: &str, exe: Option<&str>) -> Arc<Connection> {
         let key = (SocketAddr::new(unmap(local.ip()), local.port()), SocketAddr::new(unmap(remote.ip()), remote.port()));
-        let process = match self.read_process(pid) {
+        // The path as exec'd may be a symlink (python3 -> python3.11); resolve it as
+        // /proc/<pid>/exe would, so one program has one executable value.
+        let kernel_exe = exe.map(|e| std::fs::canonicalize(e).map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|_| e.to_string()));
+        let mut process = match self.read_process(pid) {
             Some(p) => p,
-            None => {
-                let user_name = self.user_name(uid);
-                Process { pid, name: (!comm.is_empty()).then(|| comm.to_string()), user_id: Some(uid), user_name, ..Default::default() }
-            }
+            // Gone already: what the kernel recorded.
+            None => Process { pid, user_id: Some(uid), user_name: self.user_name(uid), ..Default::default() },
         };
+        if process.executable.is_none() {
+            // Exited (or exiting: a zombie keeps status and comm, not exe). The name follows the
+            // executable as for live processes (comm is cut at 15 bytes).
+            process.executable = kernel_exe;
+            process.name = process
+                .executable
+                .as_deref()
+                .and_then(|e| e.rsplit('/').next())
+                .filter(|n| !n.is_empty())
+                .map(str::to_string)
+                .or_else(|| (!comm.is_empty()).then(|| comm.to_string()))
+                .or(process.name.take());
+        }
         self.stats.connections += 1;
         self.stats.attributed += 1;
         let conn = Arc::new(Connection { local: key.0, remote: key.1, state: TCP_ESTABLISHED, inode: 0, process: Some(Arc::new(process)) });
