@@ -11,6 +11,9 @@ missing_apt=()
 command -v ip >/dev/null 2>&1 || missing_apt+=(iproute2)
 command -v curl >/dev/null 2>&1 || missing_apt+=(curl)
 command -v unshare >/dev/null 2>&1 || missing_apt+=(util-linux)
+# The live sensor's end-to-end test also drives wget and python3 against the mock.
+command -v wget >/dev/null 2>&1 || missing_apt+=(wget)
+command -v python3 >/dev/null 2>&1 || missing_apt+=(python3)
 if [ ${#missing_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "test-prereqs: installing ${missing_apt[*]}" >&2

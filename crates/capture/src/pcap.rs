@@ -563,6 +563,13 @@ impl CaptureReader {
         Some(blen)
     }
 
+    /// Decode one link-layer frame that did not come from a capture file (a live socket): the same
+    /// link, IP and TCP decoding as a pcap record of link type `linktype` (1 Ethernet, 113 Linux
+    /// SLL, 276 SLL2, 101 raw IP, ...) captured at `ts_micros`, `origlen` bytes long on the wire.
+    pub fn frame(&mut self, linktype: i32, ts_micros: i64, data: &[u8], origlen: usize, out: &mut Vec<Segment>) {
+        self.packet(linktype, ts_micros, data, origlen.max(data.len()), out);
+    }
+
     fn packet(&mut self, linktype: i32, ts: i64, data: &[u8], origlen: usize, out: &mut Vec<Segment>) {
         self.stats.packets += 1;
         self.stats.bytes += data.len() as u64;

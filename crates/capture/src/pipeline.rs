@@ -142,6 +142,13 @@ impl CaptureDecoder {
         self.drain(out);
     }
 
+    /// Feed one live link-layer frame (see [`CaptureReader::frame`]); completed events are
+    /// appended to `out`. For sensors that read packets from a socket rather than a file.
+    pub fn feed_frame(&mut self, linktype: i32, ts_micros: i64, frame: &[u8], origlen: usize, out: &mut Vec<Vec<u8>>) {
+        self.reader.frame(linktype, ts_micros, frame, origlen, &mut self.segments);
+        self.drain(out);
+    }
+
     /// End of the capture: flush every stage.
     pub fn finish(&mut self, out: &mut Vec<Vec<u8>>) {
         self.reader.finish(&mut self.segments);

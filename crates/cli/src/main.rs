@@ -11,6 +11,7 @@ mod cmd_rules;
 mod cmd_rules_test;
 mod cmd_search;
 mod cmd_serve;
+mod cmd_sensor;
 mod exceptions;
 mod load;
 mod output;
@@ -43,6 +44,9 @@ enum Command {
     ImdsMock(cmd_imds_mock::ImdsMockArgs),
     /// Serve Elasticsearch-compatible ingest (rules run as events arrive) and the alerts API.
     Serve(cmd_serve::ServeArgs),
+    /// Live Linux sensor: metadata traffic from an AF_PACKET socket, attributed to processes, run
+    /// through the rules in-process (root or CAP_NET_RAW + CAP_SYS_PTRACE).
+    Sensor(cmd_sensor::SensorArgs),
     /// List, show and validate detection rules.
     Rules {
         #[command(subcommand)]
@@ -90,6 +94,7 @@ fn main() -> ExitCode {
         Command::Rules { command } => cmd_rules::run(command),
         Command::Serve(a) => cmd_serve::run(a),
         Command::ImdsMock(a) => cmd_imds_mock::run(a),
+        Command::Sensor(a) => cmd_sensor::run(a),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,951 @@
+//! `imdsguard sensor`: the live Linux sensor. Packets to and from the metadata endpoints are read
+//! from an `AF_PACKET` socket (kernel BPF filter), decoded into Packetbeat-shaped HTTP events by
+//! the capture decoder, joined to the process that owns the connection, and run through the rules
+//! in-process; alerts stream to stdout (or `--output`, rotated by size), raw events to `--events`.
+//!
+//! Process attribution uses the `/proc` fallback (`imdsguard_sensor::procfs`): eBPF is not built
+//! yet, and the status says so. Threads: one reads packets, one polls `/proc/net/tcp{,6}`, one
+//! waits for SIGTERM/SIGINT; the main thread decodes, joins, and runs the rules over micro-batches
+//! (a fresh `Hunt` every `--batch-ms` over the batch's events, with one new_terms history kept
+//! for the whole run, in the SQLite store when `--state` names one). Every queue is bounded; what
+//! does not fit is dropped and counted in the status line.
+
+use crate::load::{field_table, load_rules, render_load_error};
+use crate::output::write_alerts;
+use crate::Format;
+use anyhow::Context;
+use imdsguard_engine::history::{MemoryHistory, TermsHistory};
+use imdsguard_engine::{CompiledRule, Hunt};
+use imdsguard_sensor::procfs::{Attributor, Connection};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Alert formats of the live sensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SensorFormat {
+    Table,
+    Ndjson,
+}
+
+#[derive(clap::Args, Debug, Default)]
+pub struct SensorArgs {
+    /// Alert format (default: table on a terminal, ndjson otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<SensorFormat>,
+    /// Append alerts to FILE instead of stdout; rotated to FILE.1 at --max-output-bytes.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Append the raw ECS events (credentials redacted) to FILE, rotated like --output.
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
+    /// new_terms history store (SQLite); `:memory:` (the default) keeps history for this run only.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<String>,
+    /// TOML configuration; flags override its settings (see docs/sensor.md).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Rule file or directory. Repeatable; adds to the built-in pack.
+    #[arg(long = "rules", value_name = "PATH")]
+    pub rules: Vec<PathBuf>,
+    /// Do not load the built-in rule pack.
+    #[arg(long)]
+    pub no_builtin: bool,
+    /// A further metadata endpoint ADDR[=PROVIDER] (repeatable; adds to the defaults).
+    #[arg(long = "metadata-endpoint", value_name = "ADDR[=PROVIDER]")]
+    pub metadata_endpoints: Vec<String>,
+    /// `host.name` of the events (default: the kernel host name).
+    #[arg(long, value_name = "NAME")]
+    pub host_name: Option<String>,
+    /// `host.id` of the events (default: /etc/machine-id).
+    #[arg(long, value_name = "ID")]
+    pub host_id: Option<String>,
+    /// How often /proc/net/tcp{,6} is read for metadata connections whose SYN was not seen
+    /// (milliseconds; each read walks the kernel's connection table: milliseconds of CPU).
+    #[arg(long, value_name = "MS")]
+    pub poll_interval_ms: Option<u64>,
+    /// Rules run over the events of each batch of this many milliseconds.
+    #[arg(long, value_name = "MS")]
+    pub batch_ms: Option<u64>,
+    /// Print a status line on stderr every --stats-interval seconds (a final one is always printed).
+    #[arg(long)]
+    pub stats: bool,
+    /// Seconds between status lines.
+    #[arg(long, value_name = "SECS")]
+    pub stats_interval: Option<u64>,
+    /// Rotate --output and --events when they exceed this many bytes.
+    #[arg(long, value_name = "BYTES")]
+    pub max_output_bytes: Option<u64>,
+    /// Stop after this many seconds (default: run until SIGTERM/SIGINT).
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+}
+
+/// The `--config` file. Every key is optional; flags win.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SensorConfig {
+    format: Option<SensorFormat>,
+    output: Option<PathBuf>,
+    events: Option<PathBuf>,
+    state: Option<String>,
+    #[serde(default)]
+    rules: Vec<PathBuf>,
+    no_builtin: Option<bool>,
+    #[serde(default)]
+    metadata_endpoints: Vec<String>,
+    host_name: Option<String>,
+    host_id: Option<String>,
+    poll_interval_ms: Option<u64>,
+    batch_ms: Option<u64>,
+    stats: Option<bool>,
+    stats_interval: Option<u64>,
+    max_output_bytes: Option<u64>,
+}
+
+/// The settings in force.
+#[derive(Debug)]
+struct Settings {
+    format: SensorFormat,
+    output: Option<PathBuf>,
+    events: Option<PathBuf>,
+    state: Option<String>,
+    rules: Vec<PathBuf>,
+    no_builtin: bool,
+    endpoints: Vec<String>,
+    host_name: Option<String>,
+    host_id: Option<String>,
+    poll: Duration,
+    batch: Duration,
+    stats: bool,
+    stats_interval: Duration,
+    max_output_bytes: u64,
+    duration: Option<Duration>,
+}
+
+fn settings(args: SensorArgs) -> anyhow::Result<Settings> {
+    let cfg: SensorConfig = match &args.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+        }
+        None => SensorConfig::default(),
+    };
+    let output = args.output.or(cfg.output);
+    let format = args.format.or(cfg.format).unwrap_or_else(|| {
+        use std::io::IsTerminal;
+        if output.is_none() && std::io::stdout().is_terminal() {
+            SensorFormat::Table
+        } else {
+            SensorFormat::Ndjson
+        }
+    });
+    let mut rules = cfg.rules;
+    rules.extend(args.rules);
+    let mut endpoints = cfg.metadata_endpoints;
+    endpoints.extend(args.metadata_endpoints);
+    let duration = match args.duration {
+        Some(d) if d.is_finite() && d > 0.0 => Some(Duration::from_secs_f64(d)),
+        Some(d) => anyhow::bail!("--duration {d}: must be a positive number of seconds"),
+        None => None,
+    };
+    Ok(Settings {
+        format,
+        output,
+        events: args.events.or(cfg.events),
+        state: args.state.or(cfg.state),
+        rules,
+        no_builtin: args.no_builtin || cfg.no_builtin.unwrap_or(false),
+        endpoints,
+        host_name: args.host_name.or(cfg.host_name),
+        host_id: args.host_id.or(cfg.host_id),
+        poll: Duration::from_millis(args.poll_interval_ms.or(cfg.poll_interval_ms).unwrap_or(1000).max(1)),
+        batch: Duration::from_millis(args.batch_ms.or(cfg.batch_ms).unwrap_or(1000).max(10)),
+        stats: args.stats || cfg.stats.unwrap_or(false),
+        stats_interval: Duration::from_secs(args.stats_interval.or(cfg.stats_interval).unwrap_or(10).max(1)),
+        max_output_bytes: args.max_output_bytes.or(cfg.max_output_bytes).unwrap_or(100 << 20).max(4096),
+        duration,
+    })
+}
+
+/// An append-only output rotated to `<path>.1` when it grows past a size.
+enum Sink {
+    Stdout(std::io::Stdout),
+    File { path: PathBuf, file: std::io::BufWriter<std::fs::File>, written: u64, max: u64 },
+}
+
+impl Sink {
+    fn open(path: Option<&Path>, max: u64) -> anyhow::Result<Sink> {
+        Ok(match path {
+            None => Sink::Stdout(std::io::stdout()),
+            Some(p) => {
+                let f = std::fs::OpenOptions::new().create(true).append(true).open(p).with_context(|| format!("cannot open {}", p.display()))?;
+                let written = f.metadata().map(|m| m.len()).unwrap_or(0);
+                Sink::File { path: p.to_path_buf(), file: std::io::BufWriter::new(f), written, max }
+            }
+        })
+    }
+
+    /// Write `bytes` (whole records), rotating first when the file is full.
+    fn write_record(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        match self {
+            Sink::Stdout(s) => {
+                let mut l = s.lock();
+                l.write_all(bytes)?;
+                l.flush()?;
+            }
+            Sink::File { path, file, written, max } => {
+                if *written > 0 && *written + bytes.len() as u64 > *max {
+                    file.flush()?;
+                    let mut old = path.clone().into_os_string();
+                    old.push(".1");
+                    std::fs::rename(&*path, &old).with_context(|| format!("cannot rotate {}", path.display()))?;
+                    let f = std::fs::OpenOptions::new().create(true).append(true).open(&*path).with_context(|| format!("cannot open {}", path.display()))?;
+                    *file = std::io::BufWriter::new(f);
+                    *written = 0;
+                }
+                file.write_all(bytes)?;
+                *written += bytes.len() as u64;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Sink::Stdout(s) => s.flush(),
+            Sink::File { file, .. } => file.flush(),
+        }
+    }
+}
+
+/// Counters behind the status line.
+#[derive(Default)]
+struct Counters {
+    packets: AtomicU64,
+    packets_dropped: AtomicU64,
+    connections_dropped: AtomicU64,
+    recv_errors: AtomicU64,
+    syns_dropped: AtomicU64,
+    diag_errors: AtomicU64,
+}
+
+struct Frame {
+    ts_micros: i64,
+    bytes: Vec<u8>,
+}
+
+/// An HTTP event waiting for its connection to be attributed.
+struct Pending {
+    event: serde_json::Map<String, Value>,
+    client: SocketAddr,
+    server: SocketAddr,
+    deadline: Instant,
+}
+
+/// Most HTTP events waiting for attribution; beyond it they go out unattributed.
+const MAX_PENDING: usize = 10_000;
+/// How long an HTTP event waits for the poller to attribute its connection.
+const ATTRIBUTION_WAIT: Duration = Duration::from_millis(300);
+/// A batch is evaluated early when it holds this many events (bounded memory under a flood).
+const MAX_BATCH: usize = 10_000;
+
+fn micros_now() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+fn rfc3339(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+        .unwrap_or_default()
+}
+
+fn socket_of(v: &serde_json::Map<String, Value>, side: &str) -> Option<SocketAddr> {
+    let o = v.get(side)?.as_object()?;
+    let ip: IpAddr = o.get("ip")?.as_str()?.parse().ok()?;
+    let port = u16::try_from(o.get("port")?.as_u64()?).ok()?;
+    Some(SocketAddr::new(ip, port))
+}
+
+/// What every sensor event carries: host, agent, ingest time.
+struct Stamp {
+    host: Value,
+    agent: Value,
+}
+
+impl Stamp {
+    fn apply(&self, ev: &mut serde_json::Map<String, Value>, now_micros: i64) {
+        let host = ev.entry("host").or_insert_with(|| json!({}));
+        if let (Some(h), Some(ours)) = (host.as_object_mut(), self.host.as_object()) {
+            for (k, v) in ours {
+                h.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+        ev.insert("agent".into(), self.agent.clone());
+        if let Some(e) = ev.entry("event").or_insert_with(|| json!({})).as_object_mut() {
+            e.insert("ingested".into(), json!(rfc3339(now_micros)));
+        }
+    }
+}
+
+/// An Elastic Defend-shaped network `start` event for a connection seen in /proc.
+fn connection_event(c: &Connection, now_micros: i64) -> serde_json::Map<String, Value> {
+    let family = if c.remote.is_ipv4() { "ipv4" } else { "ipv6" };
+    let mut ev = serde_json::Map::new();
+    ev.insert("@timestamp".into(), json!(rfc3339(now_micros)));
+    ev.insert(
+        "event".into(),
+        json!({
+            "kind": "event", "category": ["network"], "type": ["start"], "action": "connection_attempted",
+            "module": "imdsguard_sensor", "dataset": "imdsguard_sensor.network", "outcome": "unknown",
+        }),
+    );
+    ev.insert("network".into(), json!({"transport": "tcp", "type": family, "direction": "egress"}));
+    ev.insert("source".into(), json!({"ip": c.local.ip().to_string(), "port": c.local.port()}));
+    ev.insert(
+        "destination".into(),
+        json!({"ip": c.remote.ip().to_string(), "port": c.remote.port(), "address": c.remote.ip().to_string()}),
+    );
+    if let Some(p) = &c.process {
+        p.merge_into(&mut ev);
+    }
+    ev
+}
+
+struct Engine {
+    rules: Vec<CompiledRule>,
+    builtin: Vec<bool>,
+    history: Box<dyn TermsHistory>,
+    sqlite: Option<imdsguard_store::SqliteHistory>,
+    batch: Vec<(imdsguard_ecs::Event, Vec<u8>)>,
+    format: SensorFormat,
+    alerts: u64,
+    evaluated: u64,
+    redacted: usize,
+}
+
+impl Engine {
+    fn push(&mut self, key: String, raw: Vec<u8>) -> anyhow::Result<()> {
+        let doc: sonic_rs::Value = sonic_rs::from_slice(&raw).context("re-reading an event the sensor built")?;
+        let ev = imdsguard_ecs::Event {
+            doc: Arc::new(doc),
+            provenance: imdsguard_ecs::Provenance { origin: Arc::from("sensor"), line: 0 },
+            key,
+            index: None,
+        };
+        self.batch.push((ev, raw));
+        Ok(())
+    }
+
+    /// Run the rules over the batch and write its alerts.
+    fn run_batch(&mut self, out: &mut Sink) -> anyhow::Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut hunt = Hunt::new(self.rules.clone());
+        for (i, (ev, raw)) in self.batch.drain(..).enumerate() {
+            let mut ev = ev;
+            ev.provenance.line = i as u64 + 1;
+            if hunt.is_candidate(&raw) {
+                hunt.evaluate(&ev);
+            }
+        }
+        let (matches, hstats, rules) = match &mut self.sqlite {
+            Some(h) => {
+                let r = hunt.finish(h as &mut dyn TermsHistory)?;
+                h.commit()?;
+                r
+            }
+            None => hunt.finish(self.history.as_mut())?,
+        };
+        self.evaluated += hstats.evaluated;
+        // One alert per new term per batch, as Kibana raises one per new term per execution: the
+        // engine counts two events of the same term stamped in the same millisecond (a
+        // connection event and its HTTP event, emitted together) as both first.
+        let mut first_terms = std::collections::HashSet::new();
+        let matches: Vec<_> = matches.into_iter().filter(|m| match &m.new_terms {
+                None => true,
+                Some(t) => first_terms.insert((m.rule, t.clone())),
+            })
+            .collect();
+        if matches.is_empty() {
+            return Ok(());
+        }
+        let alerts: Vec<Value> = matches
+            .iter()
+            .map(|m| {
+                let (a, n) = imdsguard_alerts::alert_for_match(m, &rules[m.rule].rule, self.builtin[m.rule], now);
+                self.redacted += n;
+                a
+            })
+            .collect();
+        self.alerts += alerts.len() as u64;
+        let mut buf = Vec::new();
+        write_alerts(&mut buf, &alerts, if self.format == SensorFormat::Table { Format::Table } else { Format::Ndjson })?;
+        if self.format == SensorFormat::Table {
+            buf.push(b'\n');
+        }
+        out.write_record(&buf)?;
+        out.flush()?;
+        Ok(())
+    }
+}
+
+fn spawn_signal_thread(stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the signal handler")?;
+    // Register before returning, so a signal sent right after startup is not lost.
+    let (mut term, mut int) = rt.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok::<_, std::io::Error>((signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?))
+    })?;
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        rt.block_on(async {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        });
+        stop.store(true, Ordering::SeqCst);
+    })?;
+    Ok(())
+}
+
+pub fn run(args: SensorArgs) -> anyhow::Result<ExitCode> {
+    let s = settings(args)?;
+    if !cfg!(target_os = "linux") {
+        anyhow::bail!("the sensor runs on Linux only");
+    }
+    // Endpoints: the decoder's defaults plus the configured ones.
+    let mut imds = imdsguard_capture::ImdsConfig::default();
+    for spec in &s.endpoints {
+        imds.endpoints.push(imdsguard_capture::ImdsEndpoint::parse(spec).map_err(|e| anyhow::anyhow!("metadata endpoint {e}"))?);
+    }
+    let addrs: Vec<IpAddr> = imds
+        .endpoints
+        .iter()
+        .filter_map(|e| match &e.addr {
+            imdsguard_capture::imds::EndpointAddr::Ip(ip) => Some(*ip),
+            imdsguard_capture::imds::EndpointAddr::Host(_) => None,
+        })
+        .collect();
+    let program = imdsguard_sensor::filter::Program::for_addresses(&addrs).map_err(|e| anyhow::anyhow!("packet filter: {e}"))?;
+
+    // Rules.
+    let now = chrono::Utc::now().timestamp_millis();
+    let table = field_table(&crate::FieldOpts { mappings: Vec::new() })?;
+    let (rules, load_errors) = load_rules(&s.rules, s.no_builtin);
+    for e in &load_errors {
+        eprint!("{}", render_load_error(e));
+    }
+    let (compiled, builtin, failed) = crate::cmd_hunt::compile_all(rules, &table, now);
+    if compiled.is_empty() {
+        anyhow::bail!("no runnable rules");
+    }
+    let not_run: usize = failed.values().map(Vec::len).sum();
+
+    // Host identity.
+    let detected = imdsguard_sensor::host::Host::detect();
+    let host_id = s.host_id.clone().or(detected.id);
+    let host_name = s.host_name.clone().or(detected.name);
+    let mut host = json!({"os": {"type": "linux", "family": "linux", "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|k| k.trim().to_string()).unwrap_or_default()}});
+    if let Some(id) = &host_id {
+        host["id"] = json!(id);
+    }
+    if let Some(n) = &host_name {
+        host["name"] = json!(n);
+        host["hostname"] = json!(n);
+    }
+    let started = micros_now();
+    let agent = json!({"type": "imdsguard", "name": host_name.clone().unwrap_or_else(|| "imdsguard".into()), "version": env!("CARGO_PKG_VERSION"), "id": format!("{}-{}", host_id.as_deref().unwrap_or("unknown"), started)});
+    let stamp = Stamp { host, agent };
+
+    // Outputs and store.
+    let mut alerts_out = Sink::open(s.output.as_deref(), s.max_output_bytes)?;
+    let mut events_out = match &s.events {
+        Some(p) => Some(Sink::open(Some(p), s.max_output_bytes)?),
+        None => None,
+    };
+    let sqlite = match s.state.as_deref() {
+        None | Some(":memory:") => None,
+        Some(p) => {
+            let p = Path::new(p);
+            if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            }
+            Some(imdsguard_store::SqliteHistory::open(p)?)
+        }
+    };
+    let mut engine = Engine {
+        rules: compiled,
+        builtin,
+        history: Box::new(MemoryHistory::default()),
+        sqlite,
+        batch: Vec::new(),
+        format: s.format,
+        alerts: 0,
+        evaluated: 0,
+        redacted: 0,
+    };
+
+    // Capture socket (needs CAP_NET_RAW).
+    let mut sock = imdsguard_sensor::packet::PacketSocket::open(program, Duration::from_millis(100), 4 << 20)
+        .context("cannot open the AF_PACKET socket (the sensor needs root or CAP_NET_RAW)")?;
+    let filter_place = match sock.filter {
+        imdsguard_sensor::packet::FilterPlace::Kernel => "kernel".to_string(),
+        imdsguard_sensor::packet::FilterPlace::UserSpace => {
+            format!("user-space (kernel refused the BPF filter: {})", sock.filter_error.as_deref().unwrap_or("?"))
+        }
+    };
+    let attributor = Arc::new(Mutex::new(Attributor::new(addrs.iter().copied(), 65_536)));
+    let stop = Arc::new(AtomicBool::new(false));
+    let counters = Arc::new(Counters::default());
+    // Every socket is open: drop what is no longer needed, before any thread exists (capabilities
+    // are per thread; the others inherit the reduced sets).
+    let diag = imdsguard_sensor::diag::Diag::open().ok();
+    let diag_ok = diag.is_some();
+    // The eBPF path when this binary has it (cargo feature `ebpf`) and the kernel accepts it.
+    #[cfg(feature = "ebpf")]
+    let tracer = imdsguard_sensor::ebpf::ConnectTracer::load();
+    #[cfg(feature = "ebpf")]
+    let (path, path_note) = match &tracer {
+        Ok(_) => ("ebpf", String::new()),
+        Err(e) => ("proc-fallback", format!("eBPF load failed: {e}; ")),
+    };
+    #[cfg(not(feature = "ebpf"))]
+    let (path, path_note) = ("proc-fallback", String::new());
+    let ebpf_on = path == "ebpf";
+    let privileges = match imdsguard_sensor::privileges::drop_to_runtime() {
+        Ok(d) => format!(
+            "capabilities kept: {}",
+            match imdsguard_sensor::privileges::names(d.after).join(",") {
+                n if n.is_empty() => "none".to_string(),
+                n => n,
+            }
+        ),
+        Err(e) => format!("capabilities not dropped ({e})"),
+    };
+    spawn_signal_thread(stop.clone())?;
+    let path_text = if ebpf_on {
+        "eBPF: connects traced on sock:inet_sock_set_state (process captured in the kernel; /proc/net/tcp read once for connections opened before the start)".to_string()
+    } else {
+        format!(
+            "eBPF unavailable: using /proc fallback ({path_note}sock_diag lookup on each SYN{}, /proc/net/tcp every {} ms, owner from /proc/*/fd; short-lived processes may be missed)",
+            if diag_ok { "" } else { " UNAVAILABLE" },
+            s.poll.as_millis()
+        )
+    };
+    eprintln!(
+        "imdsguard sensor: {path_text}; packet filter: {filter_place}; {privileges}; endpoints: {}; {} rule(s){}",
+        addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+        engine.rules.len(),
+        if not_run > 0 { format!(" ({not_run} not run)") } else { String::new() }
+    );
+
+    let (frame_tx, frame_rx) = sync_channel::<Frame>(8192);
+    // A SYN seen on the wire is looked up at once by the poller (bounded; overflow counted).
+    let (syn_tx, syn_rx) = sync_channel::<(SocketAddr, SocketAddr)>(1024);
+    let mut capture = Some({
+        let stop = stop.clone();
+        let counters = counters.clone();
+        std::thread::Builder::new().name("capture".into()).spawn(move || {
+            let mut buf = vec![0u8; imdsguard_sensor::filter::SNAPLEN as usize];
+            while !stop.load(Ordering::Relaxed) {
+                match sock.recv(&mut buf) {
+                    Ok(Some(n)) => {
+                        counters.packets.fetch_add(1, Ordering::Relaxed);
+                        if let Some(syn) = imdsguard_sensor::packet::tcp_syn(buf.get(..n).unwrap_or(&[])) {
+                            if syn_tx.try_send(syn).is_err() {
+                                counters.syns_dropped.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        let f = Frame { ts_micros: micros_now(), bytes: buf.get(..n).unwrap_or(&[]).to_vec() };
+                        match frame_tx.try_send(f) {
+                            Ok(()) => {}
+                            Err(TrySendError::Full(_)) => {
+                                counters.packets_dropped.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(TrySendError::Disconnected(_)) => break,
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(_) => {
+                        counters.recv_errors.fetch_add(1, Ordering::Relaxed);
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                }
+            }
+        })?
+    });
+    let (conn_tx, conn_rx) = sync_channel::<Arc<Connection>>(8192);
+    let mut poller = Some({
+        let stop = stop.clone();
+        let counters = counters.clone();
+        let attributor = attributor.clone();
+        let interval = s.poll;
+        let mut diag = diag;
+        #[cfg(feature = "ebpf")]
+        let mut tracer = tracer.ok();
+        std::thread::Builder::new().name("proc-poller".into()).spawn(move || {
+            let mut next_poll = Instant::now();
+            while !stop.load(Ordering::Relaxed) {
+                // eBPF path: the connects the kernel reported, with their process.
+                #[cfg(feature = "ebpf")]
+                if let Some(t) = tracer.as_mut() {
+                    let mut evs = Vec::new();
+                    t.drain(&mut evs);
+                    if !evs.is_empty() {
+                        let Ok(mut a) = attributor.lock() else { break };
+                        for e in evs {
+                            if a.is_endpoint(e.remote.ip()) {
+                                let c = a.attribute_pid(e.local, e.remote, e.tgid, e.uid, &e.comm, e.exe.as_deref());
+                                if conn_tx.try_send(c).is_err() {
+                                    counters.connections_dropped.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
+                        }
+                    }
+                }
+                let mut wait = next_poll.saturating_duration_since(Instant::now());
+                if ebpf_on {
+                    wait = wait.min(Duration::from_millis(5));
+                }
+                // Exact lookups of the connections whose SYN was just seen, then (periodically)
+                // the full read of /proc/net/tcp{,6} for whatever the SYN path missed.
+                match syn_rx.recv_timeout(wait) {
+                    Ok(_) if ebpf_on => continue,
+                    Ok((local, remote)) => {
+                        let Ok(mut a) = attributor.lock() else { break };
+                        if !a.is_endpoint(remote.ip()) {
+                            continue;
+                        }
+                        let t0 = Instant::now();
+                        let found = match diag.as_mut().map(|d| d.lookup(local, remote)) {
+                            Some(Ok(Some(info))) => {
+                                let inode = info.inode;
+                                // Stop scanning /proc/*/fd once the socket is closed: nobody holds it.
+                                let mut still_open = || match diag.as_mut().map(|d| d.lookup(local, remote)) {
+                                    Some(Ok(Some(now))) => now.inode == inode,
+                                    Some(Ok(None)) => false,
+                                    _ => true,
+                                };
+                                a.attribute(local, remote, u64::from(inode), info.state, &mut still_open)
+                            }
+                            Some(Err(_)) => {
+                                counters.diag_errors.fetch_add(1, Ordering::Relaxed);
+                                None
+                            }
+                            _ => None,
+                        };
+                        drop(a);
+                        tracing::debug!(elapsed_us = t0.elapsed().as_micros() as u64, found = found.is_some(), "SYN lookup");
+                        if let Some(c) = found {
+                            if conn_tx.try_send(c).is_err() {
+                                counters.connections_dropped.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        continue;
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(interval.min(Duration::from_millis(50))),
+                }
+                if Instant::now() < next_poll {
+                    continue;
+                }
+                let t0 = Instant::now();
+                let fresh = match attributor.lock() {
+                    Ok(mut a) => a.poll(),
+                    Err(_) => break,
+                };
+                tracing::debug!(elapsed_us = t0.elapsed().as_micros() as u64, fresh = fresh.len(), "proc poll");
+                for c in fresh {
+                    if conn_tx.try_send(c).is_err() {
+                        counters.connections_dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                // With eBPF every new connect is reported by the kernel: /proc/net/tcp is read
+                // once, for the connections opened before the start.
+                next_poll = Instant::now() + if ebpf_on { Duration::from_secs(365 * 86_400) } else { interval };
+            }
+        })?
+    });
+
+    let mut decoder = imdsguard_capture::CaptureDecoder::new(imdsguard_capture::DecoderConfig {
+        imds,
+        host_name: host_name.clone(),
+        host_id: host_id.clone(),
+        ..Default::default()
+    });
+    let mut state = Loop {
+        pending: VecDeque::new(),
+        seq: 0,
+        started,
+        events: 0,
+        http_events: 0,
+        http_unattributed: 0,
+        bad_events: 0,
+    };
+    let t_start = Instant::now();
+    let mut last_batch = Instant::now();
+    let mut last_stats = Instant::now();
+    let mut decoded: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let stopping = stop.load(Ordering::Relaxed) || s.duration.is_some_and(|d| t_start.elapsed() >= d);
+        if stopping {
+            stop.store(true, Ordering::SeqCst);
+        }
+        match frame_rx.recv_timeout(Duration::from_millis(20)) {
+            Ok(f) => {
+                decoder.feed_frame(1, f.ts_micros, &f.bytes, f.bytes.len(), &mut decoded);
+                // Drain what else is queued without waiting.
+                while let Ok(f) = frame_rx.try_recv() {
+                    decoder.feed_frame(1, f.ts_micros, &f.bytes, f.bytes.len(), &mut decoded);
+                    if decoded.len() > MAX_BATCH {
+                        break;
+                    }
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {}
+        }
+        if stopping {
+            // Let the poller finish its last round, then flush every stage.
+            for t in [capture.take(), poller.take()].into_iter().flatten() {
+                let _ = t.join();
+            }
+            while let Ok(f) = frame_rx.try_recv() {
+                decoder.feed_frame(1, f.ts_micros, &f.bytes, f.bytes.len(), &mut decoded);
+            }
+            decoder.finish(&mut decoded);
+            if let Ok(mut a) = attributor.lock() {
+                for c in a.poll() {
+                    state.connection(&c, &stamp, &mut engine, events_out.as_mut())?;
+                }
+            }
+        }
+        state.connections(&conn_rx, &stamp, &mut engine, events_out.as_mut())?;
+        state.http(&mut decoded, &attributor, &stamp, &mut engine, events_out.as_mut(), stopping)?;
+        if stopping || last_batch.elapsed() >= s.batch || engine.batch.len() >= MAX_BATCH {
+            engine.run_batch(&mut alerts_out)?;
+            if let Some(e) = events_out.as_mut() {
+                e.flush()?;
+            }
+            last_batch = Instant::now();
+        }
+        if s.stats && last_stats.elapsed() >= s.stats_interval {
+            eprintln!("{}", status_line(path, &counters, &attributor, &state, &engine, &decoder));
+            last_stats = Instant::now();
+        }
+        if stopping {
+            break;
+        }
+    }
+    alerts_out.flush()?;
+    if let Some(e) = events_out.as_mut() {
+        e.flush()?;
+    }
+    eprintln!("{}", status_line(path, &counters, &attributor, &state, &engine, &decoder));
+    if engine.redacted > 0 {
+        eprintln!("redacted {} credential value(s) from the alerts", engine.redacted);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+struct Loop {
+    pending: VecDeque<Pending>,
+    seq: u64,
+    started: i64,
+    events: u64,
+    http_events: u64,
+    http_unattributed: u64,
+    bad_events: u64,
+}
+
+impl Loop {
+    fn emit(&mut self, mut ev: serde_json::Map<String, Value>, stamp: &Stamp, engine: &mut Engine, events_out: Option<&mut Sink>) -> anyhow::Result<()> {
+        stamp.apply(&mut ev, micros_now());
+        self.seq += 1;
+        let key = format!("sensor-{}-{}", self.started, self.seq);
+        let mut v = Value::Object(ev);
+        let raw = serde_json::to_vec(&v)?;
+        if let Some(out) = events_out {
+            imdsguard_ecs::redact(&mut v);
+            let mut line = serde_json::to_vec(&v)?;
+            line.push(b'\n');
+            out.write_record(&line)?;
+        }
+        self.events += 1;
+        engine.push(key, raw)
+    }
+
+    fn connection(&mut self, c: &Connection, stamp: &Stamp, engine: &mut Engine, events_out: Option<&mut Sink>) -> anyhow::Result<()> {
+        self.emit(connection_event(c, micros_now()), stamp, engine, events_out)
+    }
+
+    fn connections(&mut self, rx: &Receiver<Arc<Connection>>, stamp: &Stamp, engine: &mut Engine, mut events_out: Option<&mut Sink>) -> anyhow::Result<()> {
+        while let Ok(c) = rx.try_recv() {
+            self.connection(&c, stamp, engine, events_out.as_deref_mut())?;
+        }
+        Ok(())
+    }
+
+    /// Join decoded HTTP events with their connection's process; events whose connection is not
+    /// attributed yet wait up to [`ATTRIBUTION_WAIT`] (all are released when `flush_all`).
+    fn http(
+        &mut self,
+        decoded: &mut Vec<Vec<u8>>,
+        attributor: &Mutex<Attributor>,
+        stamp: &Stamp,
+        engine: &mut Engine,
+        mut events_out: Option<&mut Sink>,
+        flush_all: bool,
+    ) -> anyhow::Result<()> {
+        let now = Instant::now();
+        for raw in decoded.drain(..) {
+            match serde_json::from_slice::<Value>(&raw) {
+                Ok(Value::Object(ev)) => {
+                    self.http_events += 1;
+                    match (socket_of(&ev, "source"), socket_of(&ev, "destination")) {
+                        (Some(client), Some(server)) => {
+                            if self.pending.len() >= MAX_PENDING {
+                                if let Some(p) = self.pending.pop_front() {
+                                    self.http_unattributed += 1;
+                                    self.emit(p.event, stamp, engine, events_out.as_deref_mut())?;
+                                }
+                            }
+                            self.pending.push_back(Pending { event: ev, client, server, deadline: now + ATTRIBUTION_WAIT });
+                        }
+                        _ => {
+                            self.http_unattributed += 1;
+                            self.emit(ev, stamp, engine, events_out.as_deref_mut())?;
+                        }
+                    }
+                }
+                _ => self.bad_events += 1,
+            }
+        }
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let a = attributor.lock().map_err(|_| anyhow::anyhow!("attribution table poisoned"))?;
+        let mut keep = VecDeque::new();
+        let mut ready = Vec::new();
+        for mut p in self.pending.drain(..) {
+            match a.lookup(p.client, p.server).and_then(|c| c.process.clone()) {
+                Some(proc_) => {
+                    proc_.merge_into(&mut p.event);
+                    ready.push(p.event);
+                }
+                None if flush_all || now >= p.deadline => {
+                    self.http_unattributed += 1;
+                    ready.push(p.event);
+                }
+                None => keep.push_back(p),
+            }
+        }
+        drop(a);
+        self.pending = keep;
+        for ev in ready {
+            self.emit(ev, stamp, engine, events_out.as_deref_mut())?;
+        }
+        Ok(())
+    }
+}
+
+fn status_line(path: &str, c: &Counters, attributor: &Mutex<Attributor>, l: &Loop, e: &Engine, d: &imdsguard_capture::CaptureDecoder) -> String {
+    let a = attributor.lock().map(|a| a.stats.clone()).unwrap_or_default();
+    let ds = d.stats();
+    format!(
+        "sensor status: path={path} packets={} packets_dropped={} recv_errors={} http_events={} events={} events_evaluated={} alerts={} connections={} attributed={} attribution_misses={} http_unattributed={} connections_dropped={} syns_dropped={} diag_errors={} scans_abandoned={} table_evicted={} decoder_flows_evicted={} bad_events={}",
+        c.packets.load(Ordering::Relaxed),
+        c.packets_dropped.load(Ordering::Relaxed),
+        c.recv_errors.load(Ordering::Relaxed),
+        l.http_events,
+        l.events,
+        e.evaluated,
+        e.alerts,
+        a.connections,
+        a.attributed,
+        a.misses,
+        l.http_unattributed,
+        c.connections_dropped.load(Ordering::Relaxed),
+        c.syns_dropped.load(Ordering::Relaxed),
+        c.diag_errors.load(Ordering::Relaxed),
+        a.scans_abandoned,
+        a.evicted,
+        ds.tcp.flows_evicted,
+        l.bad_events,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn config_file_and_flags_merge_flags_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("sensor.toml");
+        std::fs::write(
+            &cfg,
+            "format = \"table\"\noutput = \"/var/log/a.ndjson\"\npoll_interval_ms = 100\nmetadata_endpoints = [\"10.0.0.254=openstack\"]\nrules = [\"/etc/r1\"]\n",
+        )
+        .unwrap();
+        let args = SensorArgs { config: Some(cfg.clone()), format: Some(SensorFormat::Ndjson), rules: vec!["/etc/r2".into()], ..Default::default() };
+        let s = settings(args).unwrap();
+        assert_eq!(s.format, SensorFormat::Ndjson);
+        assert_eq!(s.output.as_deref(), Some(Path::new("/var/log/a.ndjson")));
+        assert_eq!(s.poll, Duration::from_millis(100));
+        assert_eq!(s.batch, Duration::from_millis(1000));
+        assert_eq!(s.endpoints, vec!["10.0.0.254=openstack".to_string()]);
+        assert_eq!(s.rules, vec![PathBuf::from("/etc/r1"), PathBuf::from("/etc/r2")]);
+        std::fs::write(&cfg, "pol_interval_ms = 5\n").unwrap();
+        let err = settings(SensorArgs { config: Some(cfg.clone()), ..Default::default() }).err().unwrap().to_string();
+        assert!(err.contains("sensor.toml") && err.contains("pol_interval_ms"), "{err}");
+        assert!(settings(SensorArgs { duration: Some(-1.0), ..Default::default() }).is_err());
+    }
+
+    #[test]
+    fn output_rotates_by_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("alerts.ndjson");
+        let mut sink = Sink::open(Some(&p), 4096).unwrap();
+        let line = vec![b'x'; 1000];
+        for _ in 0..9 {
+            sink.write_record(&line).unwrap();
+        }
+        sink.flush().unwrap();
+        let cur = std::fs::metadata(&p).unwrap().len();
+        let old = std::fs::metadata(dir.path().join("alerts.ndjson.1")).unwrap().len();
+        // Writes 1-4 fill the file; 5 rotates (FILE.1 = 1-4); 9 rotates again (FILE.1 = 5-8).
+        assert_eq!((cur, old), (1000, 4000));
+    }
+
+    #[test]
+    fn connection_events_are_elastic_defend_shaped() {
+        let c = Connection {
+            local: "10.0.0.2:40000".parse().unwrap(),
+            remote: "169.254.169.254:80".parse().unwrap(),
+            state: 2,
+            inode: 1,
+            process: Some(Arc::new(imdsguard_sensor::procfs::Process { pid: 9, name: Some("curl".into()), ..Default::default() })),
+        };
+        let v = Value::Object(connection_event(&c, 1_700_000_000_000_000));
+        assert_eq!(v["event"]["category"], json!(["network"]));
+        assert_eq!(v["event"]["type"], json!(["start"]));
+        assert_eq!(v["destination"]["ip"], "169.254.169.254");
+        assert_eq!(v["destination"]["port"], 80);
+        assert_eq!(v["process"]["name"], "curl");
+        assert_eq!(v["@timestamp"], "2023-11-14T22:13:20.000000Z");
+    }
+}
