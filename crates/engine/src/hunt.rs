@@ -247,6 +247,10 @@ impl Hunt {
                 RuleKind::Threshold(spec) => threshold_alerts(spec, &rule.rule.rule_id, rule.interval_ms, ms, stats, history)?,
                 RuleKind::NewTerms { fields, history_window_ms } => {
                     let mut out = Vec::new();
+                    // Tuples this hunt already alerted on, and when: a second event with the same
+                    // tuple in the same millisecond is not new either (Kibana alerts once per new
+                    // tuple), which first/last sightings alone cannot tell.
+                    let mut alerted: HashMap<String, i64> = HashMap::new();
                     for m in ms {
                         let Some(t) = m.time else {
                             stats.no_timestamp += 1;
@@ -265,7 +269,9 @@ impl Hunt {
                         for tuple in tuples {
                             let key = serde_json::to_string(&tuple).unwrap_or_default();
                             let seen = history.get(&rule.rule.rule_id, &key)?;
-                            if is_new(seen, t, *history_window_ms) {
+                            let repeated = alerted.get(&key).is_some_and(|t0| t.saturating_sub(*t0) < *history_window_ms);
+                            if !repeated && is_new(seen, t, *history_window_ms) {
+                                alerted.insert(key.clone(), t);
                                 out.push(Match { new_terms: Some(tuple), ..m.clone() });
                             }
                             history.record(&rule.rule.rule_id, &key, t)?;

@@ -140,3 +140,15 @@ fn new_terms_alerts_can_be_suppressed() {
     assert_eq!(m.len(), 1);
     assert_eq!(m[0].suppressed.as_ref().map(|s| s.docs_count), Some(1));
 }
+
+#[test]
+fn two_events_with_a_new_tuple_in_the_same_millisecond_alert_once() {
+    let r = rule(json!({"type": "new_terms", "new_terms": {"field": "new_terms_fields", "value": ["process.executable"],
+        "history_window_start": [{"field": "history_window_start", "value": "now-7d"}]}}));
+    let events = [
+        ev(1, json!({"@timestamp": t(0, 0), "process": {"name": "curl", "executable": "/usr/bin/curl"}})),
+        ev(2, json!({"@timestamp": t(0, 0), "process": {"name": "curl", "executable": "/usr/bin/curl"}})),
+    ];
+    let (m, _) = run(r, &events, &mut MemoryHistory::default());
+    assert_eq!(m.len(), 1);
+}
