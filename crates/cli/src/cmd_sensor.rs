@@ -48,7 +48,8 @@ pub struct SensorArgs {
     /// Append the raw ECS events (credentials redacted) to FILE, rotated like --output.
     #[arg(long, value_name = "FILE")]
     pub events: Option<PathBuf>,
-    /// new_terms history store (SQLite); `:memory:` (the default) keeps history for this run only.
+    /// Embedded store (SQLite): new_terms history, and the alerts with their workflow status;
+    /// `:memory:` (the default) keeps history for this run only and stores no alerts.
     #[arg(long, value_name = "FILE")]
     pub state: Option<String>,
     /// TOML configuration; flags override its settings (see docs/sensor.md).
@@ -326,6 +327,8 @@ struct Engine {
     builtin: Vec<bool>,
     history: Box<dyn TermsHistory>,
     sqlite: Option<imdsguard_store::SqliteHistory>,
+    /// Alerts kept in the embedded store (the `--state` database) with their workflow status.
+    store: Option<imdsguard_store::AlertStore>,
     batch: Vec<(imdsguard_ecs::Event, Vec<u8>)>,
     format: SensorFormat,
     alerts: u64,
@@ -369,15 +372,6 @@ impl Engine {
             None => hunt.finish(self.history.as_mut())?,
         };
         self.evaluated += hstats.evaluated;
-        // One alert per new term per batch, as Kibana raises one per new term per execution: the
-        // engine counts two events of the same term stamped in the same millisecond (a
-        // connection event and its HTTP event, emitted together) as both first.
-        let mut first_terms = std::collections::HashSet::new();
-        let matches: Vec<_> = matches.into_iter().filter(|m| match &m.new_terms {
-                None => true,
-                Some(t) => first_terms.insert((m.rule, t.clone())),
-            })
-            .collect();
         if matches.is_empty() {
             return Ok(());
         }
@@ -390,6 +384,9 @@ impl Engine {
             })
             .collect();
         self.alerts += alerts.len() as u64;
+        if let Some(store) = &mut self.store {
+            store.insert(&alerts).context("writing alerts to the embedded store")?;
+        }
         let mut buf = Vec::new();
         write_alerts(&mut buf, &alerts, if self.format == SensorFormat::Table { Format::Table } else { Format::Ndjson })?;
         if self.format == SensorFormat::Table {
@@ -475,14 +472,15 @@ pub fn run(args: SensorArgs) -> anyhow::Result<ExitCode> {
         Some(p) => Some(Sink::open(Some(p), s.max_output_bytes)?),
         None => None,
     };
-    let sqlite = match s.state.as_deref() {
-        None | Some(":memory:") => None,
+    let (sqlite, store) = match s.state.as_deref() {
+        None | Some(":memory:") => (None, None),
         Some(p) => {
             let p = Path::new(p);
             if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
             }
-            Some(imdsguard_store::SqliteHistory::open(p)?)
+            let alerts = imdsguard_store::AlertStore::open(p).with_context(|| format!("alerts store {}", p.display()))?;
+            (Some(imdsguard_store::SqliteHistory::open(p)?), Some(alerts))
         }
     };
     let mut engine = Engine {
@@ -490,6 +488,7 @@ pub fn run(args: SensorArgs) -> anyhow::Result<ExitCode> {
         builtin,
         history: Box::new(MemoryHistory::default()),
         sqlite,
+        store,
         batch: Vec::new(),
         format: s.format,
         alerts: 0,

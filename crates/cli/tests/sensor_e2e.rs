@@ -248,9 +248,12 @@ fn sensor_fallback_attributes_and_alerts_on_real_clients() {
     // The sensor, in the clients' namespace.
     let alerts_path = dir.path().join("alerts.ndjson");
     let events_path = dir.path().join("events.ndjson");
+    let state_path = dir.path().join("state.db");
     let mut sensor = lab.exec(&lab.client_ns, bin);
     sensor
-        .args(["sensor", "--format", "ndjson", "--state", ":memory:", "--poll-interval-ms", "5", "--batch-ms", "200", "--duration", "120"])
+        .args(["sensor", "--format", "ndjson", "--poll-interval-ms", "5", "--batch-ms", "200", "--duration", "120"])
+        .arg("--state")
+        .arg(&state_path)
         .arg("--output")
         .arg(&alerts_path)
         .arg("--events")
@@ -316,6 +319,9 @@ fn sensor_fallback_attributes_and_alerts_on_real_clients() {
     eprintln!("{last}");
 
     let alerts = read_ndjson(&alerts_path);
+    // Every alert written out is also in the embedded store, once.
+    let stored = imdsguard_store::AlertStore::open(&state_path).expect("alerts store").count().expect("count");
+    assert_eq!(stored as usize, alerts.len(), "alerts in the store");
     let events = read_ndjson(&events_path);
     let raw_alerts = std::fs::read_to_string(&alerts_path).unwrap_or_default();
     let raw_events = std::fs::read_to_string(&events_path).unwrap_or_default();

@@ -18,11 +18,10 @@
 //! in `hunt` (new_terms history persists in the state store across batches); sequences and
 //! thresholds see the events of one batch (a sequence spanning two requests is not assembled).
 
-pub mod alerts_store;
 pub mod bulk;
 pub mod openapi;
 
-use alerts_store::{AlertQuery, AlertStore, STATUSES};
+use imdsguard_store::alerts::{AlertQuery, AlertStore, STATUSES};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};

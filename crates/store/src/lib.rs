@@ -1,8 +1,13 @@
 //! The embedded store: SQLite (bundled, no server) holding state that must outlive one run.
 //!
-//! Today it keeps new_terms history (first and last sighting of each term tuple per rule), so a
-//! hunt over tomorrow's file knows what today's file showed. Writes are batched in one
-//! transaction per hunt ([`SqliteHistory::commit`]); a hunt that fails leaves the previous state.
+//! It keeps new_terms history (first and last sighting of each term tuple per rule) and
+//! threshold signal history, so a hunt over tomorrow's file knows what today's file showed.
+//! Writes are batched in one transaction per hunt ([`SqliteHistory::commit`]); a hunt that fails
+//! leaves the previous state. [`alerts`] keeps alert documents (`serve`, `sensor`) with their
+//! workflow status, written durably before they are acknowledged.
+
+pub mod alerts;
+pub use alerts::{AlertQuery, AlertStore};
 
 use imdsguard_engine::history::{HistoryError, Seen, TermsHistory};
 use rusqlite::{params, Connection, OptionalExtension};

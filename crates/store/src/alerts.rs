@@ -1,6 +1,7 @@
-//! Alerts in SQLite (WAL mode): written, in one transaction per ingest batch, before the request
-//! that caused them is acknowledged; read back by the alerts API with filters and keyset paging.
-//! Alert ids are deterministic, so writing the same alert twice keeps one row.
+//! Alerts in SQLite (WAL mode): written in one transaction per batch before the batch is
+//! acknowledged (a `serve` request, a sensor micro-batch); read back with filters and keyset
+//! paging; with their workflow status. Alert ids are deterministic, so writing the same alert
+//! twice keeps one row.
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
