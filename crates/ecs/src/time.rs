@@ -245,6 +245,41 @@ pub fn format_millis(ms: i64) -> String {
     }
 }
 
+/// Format epoch microseconds as RFC 3339 UTC with microsecond precision
+/// (`2026-05-01T01:46:40.004000Z`), as Packetbeat writes event times.
+pub fn format_micros(us: i64) -> String {
+    match DateTime::<Utc>::from_timestamp_micros(us) {
+        Some(t) => t.to_rfc3339_opts(SecondsFormat::Micros, true),
+        None => us.to_string(),
+    }
+}
+
+/// The calendar parts of a UTC instant (epoch ms): year, month (1-12), day (1-31), hour, minute
+/// and ISO 8601 week number; `None` outside chrono's range.
+pub fn utc_parts(ms: i64) -> Option<UtcParts> {
+    use chrono::{Datelike, Timelike};
+    let t = DateTime::<Utc>::from_timestamp_millis(ms)?;
+    Some(UtcParts {
+        year: i64::from(t.year()),
+        month: i64::from(t.month()),
+        day: i64::from(t.day()),
+        hour: i64::from(t.hour()),
+        minute: i64::from(t.minute()),
+        iso_week: i64::from(t.iso_week().week()),
+    })
+}
+
+/// See [`utc_parts`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UtcParts {
+    pub year: i64,
+    pub month: i64,
+    pub day: i64,
+    pub hour: i64,
+    pub minute: i64,
+    pub iso_week: i64,
+}
+
 /// The components of a `strict_date_optional_time` value; `None` where absent.
 #[derive(Debug, Clone, Copy)]
 struct IsoParts {

@@ -354,49 +354,17 @@ fn fold(parts: Vec<SigmaMatcher>, and: bool) -> SigmaMatcher {
     }
 }
 
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-fn civil(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
 /// The part of a UTC timestamp (epoch ms). Weeks are ISO 8601 week numbers.
 pub fn time_part(ms: i64, part: TimePart) -> i64 {
-    let days = ms.div_euclid(86_400_000);
-    let in_day = ms.rem_euclid(86_400_000);
+    let Some(p) = imdsguard_ecs::time::utc_parts(ms) else { return -1 };
     match part {
-        TimePart::Minute => in_day / 60_000 % 60,
-        TimePart::Hour => in_day / 3_600_000,
-        TimePart::Day => civil(days).2,
-        TimePart::Month => civil(days).1,
-        TimePart::Year => civil(days).0,
-        TimePart::Week => {
-            // ISO weekday 1..=7 (1970-01-01 was a Thursday).
-            let wd = (days + 3).rem_euclid(7) + 1;
-            let thursday = days - wd + 4;
-            let (y, _, _) = civil(thursday);
-            let jan1 = days_from_civil(y, 1, 1);
-            (thursday - jan1) / 7 + 1
-        }
+        TimePart::Minute => p.minute,
+        TimePart::Hour => p.hour,
+        TimePart::Day => p.day,
+        TimePart::Month => p.month,
+        TimePart::Year => p.year,
+        TimePart::Week => p.iso_week,
     }
-}
-
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 fn relate(a: &str, b: &str, position: Position, cased: bool) -> bool {
