@@ -377,7 +377,7 @@ pub fn build_alert_counted(input: &AlertInput<'_>) -> (Value, usize) {
         ("kibana.alert.rule.version", json!(rule.version.unwrap_or(1))),
         ("kibana.alert.rule.immutable", json!(input.builtin)),
         ("kibana.alert.rule.enabled", json!(rule.enabled)),
-        ("kibana.alert.rule.exceptions_list", json!([])),
+        ("kibana.alert.rule.exceptions_list", rule.extra.get("exceptions_list").cloned().unwrap_or_else(|| json!([]))),
         ("kibana.alert.rule.parameters", Value::Object(params)),
         ("kibana.space_ids", json!(["default"])),
         ("kibana.version", json!(KIBANA_VERSION)),

@@ -671,6 +671,7 @@ fn shipped_metadata_agent_exceptions_apply_when_loaded() {
     let list = repo().join("exceptions/metadata-service-agents.ndjson");
     let (without, _, _) = hunt(&[events.to_str().expect("utf8"), "--state", ":memory:"]);
     assert_eq!(of_rule(&without, SEED_002).len(), 1, "EIC's curl alerts without the allow-list");
+    assert_eq!(of_rule(&without, SEED_002)[0]["kibana.alert.rule.exceptions_list"][0]["list_id"], "imdsguard-metadata-service-agents", "the alert names the rule's exception lists");
     let (with, stderr, _) = hunt(&[events.to_str().expect("utf8"), "--state", ":memory:", "--exceptions", list.to_str().expect("utf8")]);
     assert!(of_rule(&with, SEED_002).is_empty(), "excepted by the shipped list: {stderr}");
     assert!(stderr.contains("exception list `imdsguard-metadata-service-agents` applied to"), "{stderr}");
