@@ -238,6 +238,10 @@ struct Counters {
     recv_errors: AtomicU64,
     syns_dropped: AtomicU64,
     diag_errors: AtomicU64,
+    /// Process launches reported by the kernel, and those gone before /proc could be read.
+    execs: AtomicU64,
+    exec_misses: AtomicU64,
+    execs_dropped: AtomicU64,
 }
 
 struct Frame {
@@ -299,6 +303,21 @@ impl Stamp {
 }
 
 /// An Elastic Defend-shaped network `start` event for a connection seen in /proc.
+/// A process launch, as Elastic Defend shapes it (`event.category: process`, `type: start`).
+fn process_start_event(p: &imdsguard_sensor::procfs::Process, now_micros: i64) -> serde_json::Map<String, Value> {
+    let mut ev = serde_json::Map::new();
+    ev.insert("@timestamp".into(), json!(rfc3339(now_micros)));
+    ev.insert(
+        "event".into(),
+        json!({
+            "kind": "event", "category": ["process"], "type": ["start"], "action": "exec",
+            "module": "imdsguard_sensor", "dataset": "imdsguard_sensor.process", "outcome": "success",
+        }),
+    );
+    p.merge_into(&mut ev);
+    ev
+}
+
 fn connection_event(c: &Connection, now_micros: i64) -> serde_json::Map<String, Value> {
     let family = if c.remote.is_ipv4() { "ipv4" } else { "ipv6" };
     let mut ev = serde_json::Map::new();
@@ -523,6 +542,16 @@ pub fn run(args: SensorArgs) -> anyhow::Result<ExitCode> {
     #[cfg(not(feature = "ebpf"))]
     let (path, path_note) = ("proc-fallback", String::new());
     let ebpf_on = path == "ebpf";
+    // Process launches: subscribe to the kernel's process events connector while the sensor
+    // still holds CAP_NET_ADMIN (the subscription survives the capability drop).
+    let exec_events = imdsguard_sensor::exec::ExecEvents::open(Duration::from_millis(200));
+    // The connector reports only to sockets in the host's (initial) network namespace.
+    let host_netns = std::fs::read_link("/proc/self/ns/net").ok() == std::fs::read_link("/proc/1/ns/net").ok();
+    let exec_text = match &exec_events {
+        Ok(_) if host_netns => "process starts: kernel process events connector (exec, then /proc/<pid>)".to_string(),
+        Ok(_) => "process starts: kernel process events connector, but the sensor is not in the host's network namespace, where alone it reports".to_string(),
+        Err(e) => format!("process starts UNAVAILABLE (process events connector: {e})"),
+    };
     let privileges = match imdsguard_sensor::privileges::drop_to_runtime() {
         Ok(d) => format!(
             "capabilities kept: {}",
@@ -544,12 +573,40 @@ pub fn run(args: SensorArgs) -> anyhow::Result<ExitCode> {
         )
     };
     eprintln!(
-        "imdsguard sensor: {path_text}; packet filter: {filter_place}; {privileges}; endpoints: {}; {} rule(s){}",
+        "imdsguard sensor: {path_text}; {exec_text}; packet filter: {filter_place}; {privileges}; endpoints: {}; {} rule(s){}",
         addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
         engine.rules.len(),
         if not_run > 0 { format!(" ({not_run} not run)") } else { String::new() }
     );
 
+    let (exec_tx, exec_rx) = sync_channel::<imdsguard_sensor::procfs::Process>(8192);
+    let mut exec_thread = match exec_events {
+        Ok(mut events) => {
+            let stop = stop.clone();
+            let counters = counters.clone();
+            let attributor = attributor.clone();
+            Some(std::thread::Builder::new().name("exec-events".into()).spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok((execs, _skipped)) = events.recv() else { break };
+                    for e in execs {
+                        counters.execs.fetch_add(1, Ordering::Relaxed);
+                        let p = attributor.lock().ok().and_then(|mut a| a.read_process(e.tgid));
+                        match p {
+                            Some(p) => {
+                                if exec_tx.try_send(p).is_err() {
+                                    counters.execs_dropped.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
+                            None => {
+                                counters.exec_misses.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                }
+            })?)
+        }
+        Err(_) => None,
+    };
     let (frame_tx, frame_rx) = sync_channel::<Frame>(8192);
     // A SYN seen on the wire is looked up at once by the poller (bounded; overflow counted).
     let (syn_tx, syn_rx) = sync_channel::<(SocketAddr, SocketAddr)>(1024);
@@ -718,7 +775,7 @@ pub fn run(args: SensorArgs) -> anyhow::Result<ExitCode> {
         }
         if stopping {
             // Let the poller finish its last round, then flush every stage.
-            for t in [capture.take(), poller.take()].into_iter().flatten() {
+            for t in [capture.take(), poller.take(), exec_thread.take()].into_iter().flatten() {
                 let _ = t.join();
             }
             while let Ok(f) = frame_rx.try_recv() {
@@ -732,6 +789,9 @@ pub fn run(args: SensorArgs) -> anyhow::Result<ExitCode> {
             }
         }
         state.connections(&conn_rx, &stamp, &mut engine, events_out.as_mut())?;
+        while let Ok(p) = exec_rx.try_recv() {
+            state.emit(process_start_event(&p, micros_now()), &stamp, &mut engine, events_out.as_mut())?;
+        }
         state.http(&mut decoded, &attributor, &stamp, &mut engine, events_out.as_mut(), stopping)?;
         if stopping || last_batch.elapsed() >= s.batch || engine.batch.len() >= MAX_BATCH {
             engine.run_batch(&mut alerts_out)?;
@@ -864,7 +924,10 @@ fn status_line(path: &str, c: &Counters, attributor: &Mutex<Attributor>, l: &Loo
     let a = attributor.lock().map(|a| a.stats.clone()).unwrap_or_default();
     let ds = d.stats();
     format!(
-        "sensor status: path={path} packets={} packets_dropped={} recv_errors={} http_events={} events={} events_evaluated={} alerts={} connections={} attributed={} attribution_misses={} http_unattributed={} connections_dropped={} syns_dropped={} diag_errors={} scans_abandoned={} table_evicted={} decoder_flows_evicted={} bad_events={}",
+        "sensor status: path={path} execs={} exec_misses={} execs_dropped={} packets={} packets_dropped={} recv_errors={} http_events={} events={} events_evaluated={} alerts={} connections={} attributed={} attribution_misses={} http_unattributed={} connections_dropped={} syns_dropped={} diag_errors={} scans_abandoned={} table_evicted={} decoder_flows_evicted={} bad_events={}",
+        c.execs.load(Ordering::Relaxed),
+        c.exec_misses.load(Ordering::Relaxed),
+        c.execs_dropped.load(Ordering::Relaxed),
         c.packets.load(Ordering::Relaxed),
         c.packets_dropped.load(Ordering::Relaxed),
         c.recv_errors.load(Ordering::Relaxed),

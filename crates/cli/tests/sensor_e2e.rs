@@ -394,6 +394,8 @@ fn sensor_fallback_attributes_and_alerts_on_real_clients() {
     let s002: Vec<&Value> = alerts.iter().filter(|a| rule_id(a) == SEED_002).collect();
     assert!(s002.iter().any(|a| s(a, "process.pid").and_then(Value::as_u64) == Some(u64::from(py_held))), "seed 002 fires for the python client");
     assert!(!s002.iter().any(|a| text(a, "process.name") == "amazon-ssm-agent"), "seed 002 spares the allow-listed agent");
+    // Process launches are not asserted here: the kernel's process events connector reports only
+    // in the host's network namespace (see `process_starts_in_the_host_namespace`).
     // The IPv6 request: decoded, attributed (tcp6 / sock_diag over IPv6), and alerted on.
     let v6: Vec<&Value> = alerts.iter().filter(|a| text(a, "destination.ip") == "fd00:ec2::254").collect();
     assert!(
@@ -402,4 +404,55 @@ fn sensor_fallback_attributes_and_alerts_on_real_clients() {
         brief(&v6)
     );
     drop(lab);
+}
+
+/// Process launches through the kernel's process events connector, which reports only in the
+/// host's network namespace: the sensor runs there (it only listens; nothing is sent to any
+/// address), a harmless `echo` whose arguments name the metadata address is launched, and its
+/// process start event raises seed 002's command-line pattern.
+#[test]
+fn process_starts_in_the_host_namespace() {
+    if !prerequisite("process_starts_in_the_host_namespace") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let alerts_path = dir.path().join("alerts.ndjson");
+    let events_path = dir.path().join("events.ndjson");
+    let mut sensor = Command::new(env!("CARGO_BIN_EXE_imdsguard"))
+        .args(["sensor", "--format", "ndjson", "--state", ":memory:", "--batch-ms", "200", "--duration", "6"])
+        .arg("--output")
+        .arg(&alerts_path)
+        .arg("--events")
+        .arg(&events_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sensor");
+    let status = watch(sensor.stderr.take().expect("stderr"));
+    wait_for(&status, "imdsguard sensor:", "the sensor's start line");
+    let started = status.lock().map(|l| l.join("\n")).unwrap_or_default();
+    assert!(started.contains("process starts: kernel process events connector"), "{started}");
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..3 {
+        let _ = Command::new("/bin/echo").arg("http://169.254.169.254/latest/meta-data/iam/security-credentials/").stdout(Stdio::null()).status();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while sensor.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = sensor.kill();
+            panic!("the sensor did not stop after --duration");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let events = read_ndjson(&events_path);
+    let starts: Vec<&Value> = events.iter().filter(|e| text(e, "process.name") == "echo" && text(e, "process.command_line").contains("169.254.169.254")).collect();
+    assert!(!starts.is_empty(), "echo's process start event: {:?}", status.lock().map(|l| l.clone()).unwrap_or_default());
+    assert_eq!(s(starts[0], "event.type"), Some(&serde_json::json!(["start"])));
+    let alerts = read_ndjson(&alerts_path);
+    assert!(
+        alerts.iter().any(|a| rule_id(a) == SEED_002 && text(a, "process.name") == "echo"),
+        "seed 002's command-line pattern on the process start: {:?}",
+        brief(&alerts.iter().collect::<Vec<_>>())
+    );
 }

@@ -14,6 +14,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod diag;
+pub mod exec;
 #[cfg(feature = "ebpf")]
 pub mod ebpf;
 pub mod filter;
