@@ -115,6 +115,62 @@ pub fn parse_cmdline(bytes: &[u8]) -> Vec<String> {
     bytes.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect()
 }
 
+/// The container a process runs in, from `/proc/<pid>/cgroup` (cgroup v1 or v2 paths).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ContainerInfo {
+    /// The 64-hex container id (Docker, containerd, CRI-O, Podman).
+    pub id: Option<String>,
+    /// `docker`, `containerd`, `cri-o` or `podman`, when the path names it.
+    pub runtime: Option<String>,
+    /// The Kubernetes pod uid, when the path is under a kubepods slice.
+    pub pod_uid: Option<String>,
+}
+
+fn hex64(s: &str) -> Option<&str> {
+    (s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())).then_some(s)
+}
+
+/// Parse `/proc/<pid>/cgroup`: the container id, runtime and Kubernetes pod uid named by the
+/// cgroup paths (`/docker/<id>`, `docker-<id>.scope`, `cri-containerd-<id>.scope`,
+/// `crio-<id>.scope`, `libpod-<id>.scope`, `/kubepods/.../pod<uid>/<id>`,
+/// `kubepods-...-pod<uid with _>.slice`). `None` fields when the process is on the host.
+pub fn parse_cgroup(text: &str) -> ContainerInfo {
+    let mut info = ContainerInfo::default();
+    for line in text.lines() {
+        // hierarchy-id:controllers:path
+        let Some(path) = line.splitn(3, ':').nth(2) else { continue };
+        for seg in path.split('/') {
+            if info.pod_uid.is_none() {
+                if let Some(rest) = seg.strip_prefix("pod").or_else(|| seg.split("-pod").nth(1)) {
+                    let uid = rest.trim_end_matches(".slice").replace('_', "-");
+                    if uid.len() == 36 && uid.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') && path.contains("kubepods") {
+                        info.pod_uid = Some(uid);
+                    }
+                }
+            }
+            let (runtime, id) = if let Some(id) = hex64(seg) {
+                (None, Some(id))
+            } else {
+                let scope = seg.strip_suffix(".scope").unwrap_or(seg);
+                let prefixes = [("docker-", "docker"), ("cri-containerd-", "containerd"), ("crio-", "cri-o"), ("libpod-", "podman")];
+                match prefixes.iter().find_map(|(p, r)| scope.strip_prefix(p).and_then(hex64).map(|id| (Some(*r), Some(id)))) {
+                    Some(found) => found,
+                    None => (None, None),
+                }
+            };
+            if let Some(id) = id {
+                info.id = Some(id.to_string());
+                let named = [("docker", "docker"), ("containerd", "containerd"), ("crio", "cri-o"), ("libpod", "podman")];
+                info.runtime = runtime.map(str::to_string).or_else(|| named.iter().find(|(n, _)| path.contains(n)).map(|(_, r)| r.to_string()));
+            }
+        }
+        if info.id.is_some() {
+            break;
+        }
+    }
+    info
+}
+
 /// uid -> user name from the text of `/etc/passwd`.
 pub fn parse_passwd(text: &str) -> HashMap<u32, String> {
     text.lines()
@@ -138,6 +194,8 @@ pub struct Process {
     pub parent_name: Option<String>,
     pub user_id: Option<u32>,
     pub user_name: Option<String>,
+    /// The container the process runs in (from `/proc/<pid>/cgroup`).
+    pub container: ContainerInfo,
 }
 
 impl Process {
@@ -184,6 +242,17 @@ impl Process {
                 u.insert("name".into(), json!(n));
             }
             event.insert("user".into(), Value::Object(u));
+        }
+        if let Some(id) = &self.container.id {
+            let mut c = serde_json::Map::new();
+            c.insert("id".into(), json!(id));
+            if let Some(r) = &self.container.runtime {
+                c.insert("runtime".into(), json!(r));
+            }
+            event.insert("container".into(), Value::Object(c));
+        }
+        if let Some(uid) = &self.container.pod_uid {
+            event.insert("orchestrator".into(), json!({"type": "kubernetes", "resource": {"type": "pod", "id": uid}}));
         }
     }
 }
@@ -447,7 +516,8 @@ impl Attributor {
         let name = executable.as_deref().and_then(|e| e.rsplit('/').next()).filter(|n| !n.is_empty()).map(str::to_string).or(comm);
         let parent_name = parent_pid.and_then(|pp| std::fs::read_to_string(self.proc_root.join(pp.to_string()).join("comm")).ok()).map(|s| s.trim_end_matches('\n').to_string());
         let user_name = user_id.and_then(|u| self.user_name(u));
-        Some(Process { pid, name, executable, args, parent_pid, parent_name, user_id, user_name })
+        let container = std::fs::read_to_string(dir.join("cgroup")).map(|t| parse_cgroup(&t)).unwrap_or_default();
+        Some(Process { pid, name, executable, args, parent_pid, parent_name, user_id, user_name, container })
     }
 
     /// Connections currently remembered.
@@ -463,6 +533,31 @@ impl Attributor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn container_ids_from_cgroup_paths() {
+        let id = "3f4a5b6c7d8e9f00112233445566778899aabbccddeeff00112233445566aabb";
+        let cases: &[(String, Option<&str>, Option<&str>, Option<&str>)] = &[
+            (format!("0::/system.slice/docker-{id}.scope\n"), Some(id), Some("docker"), None),
+            (format!("12:memory:/docker/{id}\n11:cpu:/docker/{id}\n"), Some(id), Some("docker"), None),
+            (
+                format!("0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod0d1c5a3e_5f6b_4b7a_9a51_2f3c1d0e9a01.slice/cri-containerd-{id}.scope\n"),
+                Some(id),
+                Some("containerd"),
+                Some("0d1c5a3e-5f6b-4b7a-9a51-2f3c1d0e9a01"),
+            ),
+            (format!("0::/kubepods/burstable/pod0d1c5a3e-5f6b-4b7a-9a51-2f3c1d0e9a01/{id}\n"), Some(id), None, Some("0d1c5a3e-5f6b-4b7a-9a51-2f3c1d0e9a01")),
+            (format!("0::/machine.slice/libpod-{id}.scope/container\n"), Some(id), Some("podman"), None),
+            (format!("0::/crio-{id}.scope\n"), Some(id), Some("cri-o"), None),
+            ("0::/user.slice/user-1000.slice/session-3.scope\n".to_string(), None, None, None),
+            ("0::/\n".to_string(), None, None, None),
+            ("garbage".to_string(), None, None, None),
+        ];
+        for (text, want_id, runtime, pod) in cases {
+            let c = parse_cgroup(text);
+            assert_eq!((c.id.as_deref(), c.runtime.as_deref(), c.pod_uid.as_deref()), (*want_id, *runtime, *pod), "{text}");
+        }
+    }
 
     const NET_TCP: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
    0: 3500007F:0035 00000000:0000 0A 00000000:00000000 00:00000000 00000000   101        0 17046 1 0000000000000000 100 0 0 10 0
@@ -533,11 +628,18 @@ mod tests {
             parent_name: Some("bash".into()),
             user_id: Some(0),
             user_name: Some("root".into()),
+            container: ContainerInfo {
+                id: Some("ab".repeat(32)),
+                runtime: Some("containerd".into()),
+                pod_uid: Some("0d1c5a3e-5f6b-4b7a-9a51-2f3c1d0e9a01".into()),
+            },
         };
         let mut m = serde_json::Map::new();
         p.merge_into(&mut m);
         let v = serde_json::Value::Object(m);
         assert_eq!(v["process"]["command_line"], "curl -s");
+        assert_eq!(v["container"], serde_json::json!({"id": "ab".repeat(32), "runtime": "containerd"}));
+        assert_eq!(v["orchestrator"]["resource"]["id"], "0d1c5a3e-5f6b-4b7a-9a51-2f3c1d0e9a01");
         assert_eq!(v["process"]["parent"]["pid"], 1);
         assert_eq!(v["user"]["id"], "0");
         assert_eq!(v["user"]["name"], "root");
@@ -579,6 +681,8 @@ mod tests {
             let _ = parse_status(&s);
             let _ = parse_passwd(&s);
             let _ = parse_cmdline(s.as_bytes());
+            let c = parse_cgroup(&s);
+            prop_assert!(c.id.as_ref().is_none_or(|id| id.len() == 64));
         }
     }
 }
