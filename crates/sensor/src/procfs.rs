@@ -682,7 +682,7 @@ mod tests {
             let _ = parse_passwd(&s);
             let _ = parse_cmdline(s.as_bytes());
             let c = parse_cgroup(&s);
-            prop_assert!(c.id.as_ref().is_none_or(|id| id.len() == 64));
+            proptest::prop_assert!(c.id.as_ref().is_none_or(|id| id.len() == 64));
         }
     }
 }
