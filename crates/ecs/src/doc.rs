@@ -175,6 +175,17 @@ impl Document for Value {
 }
 
 /// Collect the keyword form of every value of `path` (helper for new_terms and for tests).
+/// The text of a JSON scalar as a query value (`"a"` -> `a`, `80` -> `80`, `true` -> `true`);
+/// `None` for null, arrays and objects. Used where query DSL and exception items carry values.
+pub fn scalar_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
 pub fn keyword_values(doc: &dyn Document, path: &FieldPath) -> Vec<String> {
     let mut out = Vec::new();
     doc.any_value(path, &mut |v| {

@@ -12,15 +12,8 @@ use imdsguard_ir::glob::GlobToken;
 use imdsguard_ir::{Expr, Glob, Pred};
 use imdsguard_kql::ast::RangeOp;
 use serde_json::Value;
+use imdsguard_ecs::doc::scalar_text as scalar;
 
-fn scalar(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
 
 /// `{"field": value}` or `{"field": {"value"|"query": value, ...}}` -> (field, value, options).
 fn field_and_value<'a>(body: &'a Value, value_keys: &[&str]) -> Result<(&'a str, &'a Value, Option<&'a serde_json::Map<String, Value>>), String> {

@@ -8,6 +8,7 @@
 //! reason; the other lines still load.
 
 use serde_json::Value;
+use imdsguard_ecs::doc::scalar_text as scalar;
 
 /// `included`: the entry holds when the condition does; `excluded`: when it does not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,14 +103,6 @@ fn operator(v: &Value) -> Result<Operator, String> {
     }
 }
 
-fn scalar(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
 
 /// Parse one entry (`nested_ok`: nested entries may not nest again).
 pub fn parse_entry(v: &Value, nested_ok: bool) -> Result<Entry, String> {
