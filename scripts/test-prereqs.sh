@@ -4,6 +4,9 @@
 # - python3 with botocore (the mock's end-to-end test drives it with the AWS SDK's own IMDS client);
 # - iproute2, curl and util-linux (`ip`, `curl`, `unshare`) for tests that build private network
 #   namespaces.
+# - make and a C compiler (rdkafka builds its bundled librdkafka from source) and the Kafka test
+#   broker tansu 0.6.0, built once into ${IMDSGUARD_CACHE:-$HOME/.cache/imdsguard}/tansu-0.6.0 by
+#   scripts/kafka-broker.sh (about 14 minutes on 2 cores the first time).
 # Tests whose prerequisite is still missing fail with a message naming it (or print SKIPPED when
 # IMDSGUARD_ALLOW_SKIP=1).
 set -uo pipefail
@@ -14,6 +17,8 @@ command -v unshare >/dev/null 2>&1 || missing_apt+=(util-linux)
 # The live sensor's end-to-end test also drives wget and python3 against the mock.
 command -v wget >/dev/null 2>&1 || missing_apt+=(wget)
 command -v python3 >/dev/null 2>&1 || missing_apt+=(python3)
+command -v make >/dev/null 2>&1 || missing_apt+=(make)
+command -v cc >/dev/null 2>&1 || missing_apt+=(gcc)
 if [ ${#missing_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "test-prereqs: installing ${missing_apt[*]}" >&2
@@ -29,4 +34,5 @@ if ! python3 -c "import botocore" >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check "botocore==1.43.11" >/dev/null 2>&1 \
     || echo "test-prereqs: could not install botocore" >&2
 fi
+"$(dirname "$0")/kafka-broker.sh" install >/dev/null || echo "test-prereqs: could not install the tansu test broker" >&2
 exit 0

@@ -4,6 +4,7 @@
 mod baseline;
 mod cmd_audit;
 mod cmd_bench;
+mod cmd_consume;
 mod cmd_decode;
 mod cmd_hunt;
 mod cmd_imds_mock;
@@ -44,6 +45,8 @@ enum Command {
     ImdsMock(cmd_imds_mock::ImdsMockArgs),
     /// Serve Elasticsearch-compatible ingest (rules run as events arrive) and the alerts API.
     Serve(cmd_serve::ServeArgs),
+    /// Consume ECS events from Kafka as a consumer-group member; alerts written durably before offsets are committed.
+    Consume(cmd_consume::ConsumeArgs),
     /// Live Linux sensor: metadata traffic from an AF_PACKET socket, attributed to processes, run
     /// through the rules in-process (root or CAP_NET_RAW + CAP_SYS_PTRACE).
     Sensor(cmd_sensor::SensorArgs),
@@ -93,6 +96,7 @@ fn main() -> ExitCode {
         Command::Audit(a) => cmd_audit::run(a),
         Command::Rules { command } => cmd_rules::run(command),
         Command::Serve(a) => cmd_serve::run(a),
+        Command::Consume(a) => cmd_consume::run(a),
         Command::ImdsMock(a) => cmd_imds_mock::run(a),
         Command::Sensor(a) => cmd_sensor::run(a),
     };

@@ -1,0 +1,234 @@
+//! Thin wrappers over rdkafka: a producer whose sends are checked delivery by delivery, topic
+//! creation through the admin API, reading a topic's partitions to their end (the changelog
+//! restore), and the client configuration shared by all of them.
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Client settings: `bootstrap.servers` plus any `KEY=VALUE` overrides (`-X`).
+pub fn client_config(brokers: &str, overrides: &[(String, String)]) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", brokers);
+    for (k, v) in overrides {
+        c.set(k, v);
+    }
+    c
+}
+
+/// Parse `KEY=VALUE`.
+pub fn parse_override(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("{s:?} is not KEY=VALUE (a librdkafka property)")),
+    }
+}
+
+/// Counts delivery reports of one producer.
+#[derive(Default)]
+pub struct Deliveries {
+    ok: AtomicU64,
+    failed: AtomicU64,
+    first_error: Mutex<Option<String>>,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => {
+                self.ok.fetch_add(1, Ordering::Relaxed);
+            }
+            Err((e, m)) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut f) = self.first_error.lock() {
+                    f.get_or_insert_with(|| format!("{}/{}: {e}", m.topic(), m.partition()));
+                }
+            }
+        }
+    }
+}
+
+/// A producer with `acks=all`; [`Producer::send_all`] returns once every record is acknowledged.
+pub struct Producer {
+    inner: BaseProducer<Deliveries>,
+    lock: Mutex<()>,
+}
+
+impl Producer {
+    pub fn new(brokers: &str, overrides: &[(String, String)]) -> Result<Producer, String> {
+        let mut c = client_config(brokers, &[]);
+        c.set("acks", "all").set("linger.ms", "5").set("message.timeout.ms", "30000").set("enable.idempotence", "false");
+        for (k, v) in overrides {
+            c.set(k, v);
+        }
+        let inner: BaseProducer<Deliveries> =
+            c.create_with_context(Deliveries::default()).map_err(|e| format!("cannot create a Kafka producer for {brokers}: {e}"))?;
+        Ok(Producer { inner, lock: Mutex::new(()) })
+    }
+
+    /// Produce `(key, value)` records to `topic` (to `partition`, or by key) and wait until all
+    /// are acknowledged (`acks=all`) or `timeout` passes. `Err` when any delivery failed.
+    pub fn send_all(&self, topic: &str, partition: Option<i32>, records: &[(Vec<u8>, Vec<u8>)], timeout: Duration) -> Result<(), String> {
+        let _guard = self.lock.lock().map_err(|_| "producer lock poisoned".to_string())?;
+        let ctx = self.inner.context();
+        let failed0 = ctx.failed.load(Ordering::Relaxed);
+        let ok0 = ctx.ok.load(Ordering::Relaxed);
+        let deadline = Instant::now() + timeout;
+        for (k, v) in records {
+            let mut rec = BaseRecord::to(topic).key(&k[..]).payload(&v[..]);
+            if let Some(p) = partition {
+                rec = rec.partition(p);
+            }
+            loop {
+                match self.inner.send(rec) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                        if Instant::now() > deadline {
+                            return Err(format!("producer queue full for {timeout:?}"));
+                        }
+                        self.inner.poll(Duration::from_millis(50));
+                        rec = r;
+                    }
+                    Err((e, _)) => return Err(format!("cannot produce to {topic}: {e}")),
+                }
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.inner.flush(left).map_err(|e| format!("flush to {topic} did not finish within {timeout:?}: {e}"))?;
+        let failed = ctx.failed.load(Ordering::Relaxed) - failed0;
+        let ok = ctx.ok.load(Ordering::Relaxed) - ok0;
+        if failed > 0 {
+            let first = ctx.first_error.lock().ok().and_then(|mut f| f.take()).unwrap_or_default();
+            return Err(format!("{failed} of {} records not delivered (first: {first})", records.len()));
+        }
+        if ok < records.len() as u64 {
+            return Err(format!("only {ok} of {} records acknowledged", records.len()));
+        }
+        Ok(())
+    }
+}
+
+/// Run a future to completion on this thread (rdkafka's admin futures are completed by its own
+/// background thread, so no async runtime is needed). `None` when `timeout` passes first.
+pub fn block_on<F: Future>(f: F, timeout: Duration) -> Option<F::Output> {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return Some(v);
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return None;
+        }
+        std::thread::park_timeout((deadline - now).min(Duration::from_millis(100)));
+    }
+}
+
+/// Create `topic` with `partitions` partitions and the given topic configs; an existing topic is
+/// fine (`Ok(false)`).
+pub fn create_topic(
+    brokers: &str,
+    overrides: &[(String, String)],
+    topic: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+    timeout: Duration,
+) -> Result<bool, String> {
+    let admin: AdminClient<DefaultClientContext> =
+        client_config(brokers, overrides).create().map_err(|e| format!("cannot create a Kafka admin client for {brokers}: {e}"))?;
+    let mut nt = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    for (k, v) in configs {
+        nt = nt.set(k, v);
+    }
+    let opts = AdminOptions::new().operation_timeout(Some(timeout)).request_timeout(Some(timeout));
+    let res = block_on(admin.create_topics([&nt], &opts), timeout + Duration::from_secs(5))
+        .ok_or_else(|| format!("creating topic {topic} at {brokers}: no answer within {timeout:?}"))?
+        .map_err(|e| format!("creating topic {topic} at {brokers}: {e}"))?;
+    match res.into_iter().next() {
+        Some(Ok(_)) => Ok(true),
+        Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) => Ok(false),
+        Some(Err((t, e))) => Err(format!("creating topic {t} at {brokers}: {e}")),
+        None => Err(format!("creating topic {topic} at {brokers}: empty answer")),
+    }
+}
+
+/// Number of partitions of `topic` (`None` when the broker does not know it).
+pub fn partition_count<C: rdkafka::consumer::ConsumerContext>(consumer: &BaseConsumer<C>, topic: &str, timeout: Duration) -> Result<Option<i32>, String> {
+    let md = consumer.fetch_metadata(Some(topic), timeout).map_err(|e| format!("metadata of {topic}: {e}"))?;
+    Ok(md.topics().iter().find(|t| t.name() == topic).filter(|t| t.error().is_none() && !t.partitions().is_empty()).map(|t| t.partitions().len() as i32))
+}
+
+/// Read `partitions` of `topic` from the beginning to their current end, calling `each(key,
+/// value)` for every record. Fails when the end is not reached within `timeout`.
+pub fn read_to_end(
+    brokers: &str,
+    overrides: &[(String, String)],
+    topic: &str,
+    partitions: &[i32],
+    timeout: Duration,
+    mut each: impl FnMut(i32, Option<&[u8]>, Option<&[u8]>),
+) -> Result<u64, String> {
+    if partitions.is_empty() {
+        return Ok(0);
+    }
+    let mut c = client_config(brokers, overrides);
+    // A reader without a group: nothing is committed.
+    c.set("enable.auto.commit", "false").set("group.id", "imdsguard-changelog-reader").set("enable.partition.eof", "false");
+    let consumer: BaseConsumer = c.create().map_err(|e| format!("cannot create a changelog reader: {e}"))?;
+    let deadline = Instant::now() + timeout;
+    let mut ends = std::collections::HashMap::new();
+    let mut tpl = TopicPartitionList::new();
+    for &p in partitions {
+        let (lo, hi) = consumer
+            .fetch_watermarks(topic, p, timeout)
+            .map_err(|e| format!("changelog {topic}/{p}: cannot read its offsets: {e}"))?;
+        if hi > lo {
+            ends.insert(p, hi);
+            tpl.add_partition_offset(topic, p, Offset::Offset(lo)).map_err(|e| e.to_string())?;
+        }
+    }
+    if ends.is_empty() {
+        return Ok(0);
+    }
+    consumer.assign(&tpl).map_err(|e| format!("changelog {topic}: cannot assign: {e}"))?;
+    let mut n = 0u64;
+    while !ends.is_empty() {
+        if Instant::now() > deadline {
+            let left: Vec<String> = ends.keys().map(|p| format!("{topic}/{p}")).collect();
+            return Err(format!("changelog restore did not reach the end of {} within {timeout:?}", left.join(", ")));
+        }
+        match consumer.poll(Duration::from_millis(100)) {
+            None => {}
+            Some(Err(e)) => return Err(format!("changelog {topic}: {e}")),
+            Some(Ok(m)) => {
+                n += 1;
+                each(m.partition(), m.key(), m.payload());
+                if ends.get(&m.partition()).is_some_and(|end| m.offset() + 1 >= *end) {
+                    ends.remove(&m.partition());
+                }
+            }
+        }
+    }
+    Ok(n)
+}
