@@ -19,7 +19,7 @@ const CORE: &[&str] = &[
 
 /// Crates a pure core must never pull in, even transitively.
 const FORBIDDEN: &[&str] = &[
-    "tokio", "async-std", "hyper", "axum", "reqwest", "rusqlite", "libsqlite3-sys", "rdkafka", "rskafka", "pcap",
+    "tokio", "async-std", "hyper", "axum", "reqwest", "rusqlite", "libsqlite3-sys", "rdkafka", "rdkafka-sys", "rskafka", "imdsguard-kafka", "ureq", "pcap",
     "pcap-file", "pcap-parser", "libbpf-rs", "aya", "indicatif", "clap", "anyhow",
 ];
 
