@@ -31,7 +31,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use imdsguard_ecs::{Event, FieldTable, Provenance};
 use imdsguard_engine::history::{MemoryHistory, TermsHistory};
-use imdsguard_engine::{CompiledRule, Hunt};
+use imdsguard_engine::{CompiledRule, Hunt, StreamState};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
@@ -116,7 +116,13 @@ impl History {
 struct Engine {
     store: AlertStore,
     history: History,
+    /// What sequences, thresholds, suppression and `max_signals` carry from one request to the
+    /// next (saved in the state store with the history, when there is one).
+    stream: StreamState,
 }
+
+/// The name the server's stream state is saved under in the state store.
+const STREAM_STATE_NAME: &str = "serve";
 
 struct Inner {
     rules: RwLock<Vec<RuleEntry>>,
@@ -172,14 +178,18 @@ pub async fn start(config: ServerConfig, shutdown: impl std::future::Future<Outp
         Some(p) => AlertStore::open(p).map_err(|e| format!("alerts store {}: {e}", p.display()))?,
         None => AlertStore::in_memory().map_err(|e| format!("alerts store: {e}"))?,
     };
-    let history = match &config.state_db {
+    let mut history = match &config.state_db {
         Some(p) => History::Sqlite(imdsguard_store::SqliteHistory::open(p).map_err(|e| e.to_string())?),
         None => History::Memory(MemoryHistory::default()),
+    };
+    let stream = match &mut history {
+        History::Sqlite(h) => h.load_stream_state(STREAM_STATE_NAME).map_err(|e| e.to_string())?.unwrap_or_default(),
+        History::Memory(_) => StreamState::default(),
     };
     let (rules, not_run) = compile(config.rules, &config.table);
     let inner = Arc::new(Inner {
         rules: RwLock::new(rules),
-        engine: Mutex::new(Engine { store, history }),
+        engine: Mutex::new(Engine { store, history, stream }),
         inflight: Semaphore::new(config.max_inflight.max(1)),
         max_inflight: config.max_inflight.max(1),
         metrics: Metrics::default(),
@@ -426,13 +436,21 @@ fn process(inner: &Inner, body: &[u8], index: Option<&str>) -> Result<Value, Bat
     let now = now_millis();
     let mut engine = inner.engine.lock().map_err(|_| (StatusCode::INTERNAL_SERVER_ERROR, "exception", "engine lock poisoned".to_string()))?;
     let mut alerts = Vec::new();
+    let mut next_stream = None;
     if !compiled.is_empty() && !events.is_empty() {
         let mut hunt = Hunt::new(compiled);
         for e in &events {
             hunt.evaluate(e);
         }
-        let (matches, _, rules) =
-            hunt.finish(engine.history.as_dyn()).map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, "exception", e.to_string()))?;
+        // The state is updated on a copy: a batch that fails leaves the previous one.
+        let mut stream = engine.stream.clone();
+        let (matches, _, rules) = hunt
+            .finish_stream(engine.history.as_dyn(), &mut stream)
+            .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, "exception", e.to_string()))?;
+        if let History::Sqlite(h) = &mut engine.history {
+            h.save_stream_state(STREAM_STATE_NAME, &stream).map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, "exception", e.to_string()))?;
+        }
+        next_stream = Some(stream);
         for m in &matches {
             alerts.push(imdsguard_alerts::alert_for_match(m, &rules[m.rule].rule, builtin[m.rule], now).0);
         }
@@ -440,6 +458,9 @@ fn process(inner: &Inner, body: &[u8], index: Option<&str>) -> Result<Value, Bat
     // Durable before the acknowledgement: the alerts, then the new_terms history.
     engine.store.insert(&alerts).map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, "exception", format!("alerts store: {e}")))?;
     engine.history.commit().map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, "exception", e))?;
+    if let Some(stream) = next_stream {
+        engine.stream = stream;
+    }
     drop(engine);
     if let Ok(mut per_rule) = inner.metrics.alerts.lock() {
         for a in &alerts {
