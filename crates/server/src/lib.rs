@@ -15,8 +15,15 @@
 //! `max_inflight` batches are processed at once, beyond that 429 with `Retry-After`.
 //!
 //! Streaming semantics: each request is one batch. Query, EQL event and new_terms rules behave as
-//! in `hunt` (new_terms history persists in the state store across batches); sequences and
-//! thresholds see the events of one batch (a sequence spanning two requests is not assembled).
+//! in `hunt` (new_terms history persists in the state store across batches); sequences,
+//! thresholds, alert suppression and `max_signals` windows continue across requests through the
+//! engine's `StreamState`, saved in the state store with the history.
+//!
+//! Client compatibility (checked with the official Python client, `elasticsearch` 8.17): every
+//! response carries `X-Elastic-Product: Elasticsearch` (clients refuse a server without it); the
+//! index-management calls Beats and Logstash make at start-up (`_index_template`,
+//! `_component_template`, `_ilm/policy`, `_ingest/pipeline`) are acknowledged and remembered by
+//! name, not applied.
 
 pub mod bulk;
 pub mod openapi;
@@ -135,6 +142,8 @@ struct Inner {
     table: Arc<FieldTable>,
     reload: Option<Reloader>,
     seq: AtomicU64,
+    /// Index-management objects clients have put (request paths), see [`setup_put`].
+    setup: Mutex<std::collections::HashSet<String>>,
 }
 
 fn now_millis() -> i64 {
@@ -198,6 +207,7 @@ pub async fn start(config: ServerConfig, shutdown: impl std::future::Future<Outp
         table: config.table,
         reload: config.reload,
         seq: AtomicU64::new(0),
+        setup: Mutex::new(Default::default()),
     });
     let app = router(inner, config.max_body_bytes);
     if let Some(tls) = &config.tls {
@@ -244,10 +254,55 @@ fn router(inner: Arc<Inner>, max_body: usize) -> Router {
         .route("/api/openapi.json", get(openapi_doc))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
+        .route("/_index_template/{name}", get(setup_get).head(setup_get).put(setup_put).post(setup_put))
+        .route("/_component_template/{name}", get(setup_get).head(setup_get).put(setup_put).post(setup_put))
+        .route("/_ilm/policy/{name}", get(setup_get).head(setup_get).put(setup_put))
+        .route("/_ingest/pipeline/{name}", get(setup_get).head(setup_get).put(setup_put))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(inner.clone(), auth))
+        .layer(middleware::from_fn(product_header))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(inner)
+}
+
+/// Elasticsearch names itself on every response; its clients check (the Python client refuses a
+/// 2xx answer without the header).
+async fn product_header(req: Request, next: Next) -> Response {
+    let mut r = next.run(req).await;
+    r.headers_mut().insert("x-elastic-product", HeaderValue::from_static("Elasticsearch"));
+    r
+}
+
+/// `GET|HEAD /_index_template/<name>` and friends: 404 until the client has put it (then it puts
+/// it, as against a fresh cluster), then 200.
+async fn setup_get(State(inner): State<Arc<Inner>>, req: Request) -> Response {
+    let path = req.uri().path().to_string();
+    let known = inner.setup.lock().map(|s| s.contains(&path)).unwrap_or(false);
+    if !known {
+        return es_error(StatusCode::NOT_FOUND, "resource_not_found_exception", &format!("[{path}] not found"));
+    }
+    let name = path.rsplit('/').next().unwrap_or("").to_string();
+    let body = if path.starts_with("/_index_template/") {
+        json!({"index_templates": [{"name": name, "index_template": {"index_patterns": [], "composed_of": []}}]})
+    } else if path.starts_with("/_component_template/") {
+        json!({"component_templates": [{"name": name, "component_template": {"template": {}}}]})
+    } else {
+        json!({ name: {} })
+    };
+    Json(body).into_response()
+}
+
+/// `PUT /_index_template/<name>` and friends: acknowledged and remembered, not applied (imdsguard
+/// keeps no indices).
+async fn setup_put(State(inner): State<Arc<Inner>>, req: Request) -> Response {
+    let path = req.uri().path().to_string();
+    if let Ok(mut s) = inner.setup.lock() {
+        // Bounded: a client has a handful of templates and policies.
+        if s.len() < 10_000 {
+            s.insert(path);
+        }
+    }
+    Json(json!({"acknowledged": true})).into_response()
 }
 
 fn es_error(status: StatusCode, kind: &str, reason: &str) -> Response {
