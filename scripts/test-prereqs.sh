@@ -34,5 +34,11 @@ if ! python3 -c "import botocore" >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check "botocore==1.43.11" >/dev/null 2>&1 \
     || echo "test-prereqs: could not install botocore" >&2
 fi
+# serve's client-compatibility test drives it with the official Elasticsearch Python client.
+if ! python3 -c "import elasticsearch, sys; sys.exit(0 if elasticsearch.__version__[0] == 8 else 1)" >/dev/null 2>&1; then
+  echo "test-prereqs: installing the elasticsearch 8.x Python client" >&2
+  python3 -m pip install --quiet --disable-pip-version-check "elasticsearch==8.17.2" >/dev/null 2>&1 \
+    || echo "test-prereqs: could not install the elasticsearch Python client" >&2
+fi
 "$(dirname "$0")/kafka-broker.sh" install >/dev/null || echo "test-prereqs: could not install the tansu test broker" >&2
 exit 0

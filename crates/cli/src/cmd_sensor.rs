@@ -341,6 +341,9 @@ fn connection_event(c: &Connection, now_micros: i64) -> serde_json::Map<String, 
     ev
 }
 
+/// The name of the sensor's stream state in the `--state` store.
+const SENSOR_STREAM_STATE: &str = "sensor";
+
 struct Engine {
     rules: Vec<CompiledRule>,
     builtin: Vec<bool>,
@@ -349,6 +352,9 @@ struct Engine {
     /// Alerts kept in the embedded store (the `--state` database) with their workflow status.
     store: Option<imdsguard_store::AlertStore>,
     batch: Vec<(imdsguard_ecs::Event, Vec<u8>)>,
+    /// What sequences, thresholds, suppression and `max_signals` carry from one micro-batch to
+    /// the next (saved in `--state` with the history).
+    stream: imdsguard_engine::StreamState,
     format: SensorFormat,
     alerts: u64,
     evaluated: u64,
@@ -370,10 +376,13 @@ impl Engine {
 
     /// Run the rules over the batch and write its alerts.
     fn run_batch(&mut self, out: &mut Sink) -> anyhow::Result<()> {
-        if self.batch.is_empty() {
+        // An empty batch still runs while rules carry events: a threshold window closes by the
+        // clock even when nothing else arrives.
+        if self.batch.is_empty() && self.stream.carried() == 0 {
             return Ok(());
         }
         let now = chrono::Utc::now().timestamp_millis();
+        self.stream.advance_clock(now);
         let mut hunt = Hunt::new(self.rules.clone());
         for (i, (ev, raw)) in self.batch.drain(..).enumerate() {
             let mut ev = ev;
@@ -384,11 +393,12 @@ impl Engine {
         }
         let (matches, hstats, rules) = match &mut self.sqlite {
             Some(h) => {
-                let r = hunt.finish(h as &mut dyn TermsHistory)?;
+                let r = hunt.finish_stream(h as &mut dyn TermsHistory, &mut self.stream)?;
+                h.save_stream_state(SENSOR_STREAM_STATE, &self.stream)?;
                 h.commit()?;
                 r
             }
-            None => hunt.finish(self.history.as_mut())?,
+            None => hunt.finish_stream(self.history.as_mut(), &mut self.stream)?,
         };
         self.evaluated += hstats.evaluated;
         if matches.is_empty() {
@@ -502,6 +512,11 @@ pub fn run(args: SensorArgs) -> anyhow::Result<ExitCode> {
             (Some(imdsguard_store::SqliteHistory::open(p)?), Some(alerts))
         }
     };
+    let mut sqlite = sqlite;
+    let stream = match sqlite.as_mut() {
+        Some(h) => h.load_stream_state(SENSOR_STREAM_STATE)?.unwrap_or_default(),
+        None => imdsguard_engine::StreamState::default(),
+    };
     let mut engine = Engine {
         rules: compiled,
         builtin,
@@ -509,6 +524,7 @@ pub fn run(args: SensorArgs) -> anyhow::Result<ExitCode> {
         sqlite,
         store,
         batch: Vec::new(),
+        stream,
         format: s.format,
         alerts: 0,
         evaluated: 0,

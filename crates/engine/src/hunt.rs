@@ -13,6 +13,7 @@
 use crate::compile::{CompiledRule, RuleKind};
 use crate::history::{is_new, HistoryError, TermsHistory};
 use crate::prefilter::Prefilter;
+use crate::stream::{carries_events, StreamState};
 use imdsguard_ecs::doc::keyword_values;
 use imdsguard_ecs::Event;
 use std::collections::{HashMap, HashSet};
@@ -196,12 +197,55 @@ impl Hunt {
     }
 
     /// Apply new_terms history and `max_signals`; return the alerts in event-time order.
-    pub fn finish(mut self, history: &mut dyn TermsHistory) -> Result<(Vec<Match>, HuntStats, Vec<CompiledRule>), HistoryError> {
+    pub fn finish(self, history: &mut dyn TermsHistory) -> Result<(Vec<Match>, HuntStats, Vec<CompiledRule>), HistoryError> {
+        self.finish_inner(history, None)
+    }
+
+    /// [`Hunt::finish`] for one batch of a stream: sequences, samples and thresholds also see the
+    /// events `state` carried from earlier batches, sequences already raised are not raised again,
+    /// suppression windows and `max_signals` counts continue, and `state` is updated for the next
+    /// batch (see [`crate::stream`]).
+    pub fn finish_stream(
+        self,
+        history: &mut dyn TermsHistory,
+        state: &mut StreamState,
+    ) -> Result<(Vec<Match>, HuntStats, Vec<CompiledRule>), HistoryError> {
+        self.finish_inner(history, Some(state))
+    }
+
+    fn finish_inner(
+        mut self,
+        history: &mut dyn TermsHistory,
+        mut state: Option<&mut StreamState>,
+    ) -> Result<(Vec<Match>, HuntStats, Vec<CompiledRule>), HistoryError> {
         let mut alerts = Vec::new();
         let matches = std::mem::take(&mut self.matches);
+        let base = state.as_ref().map(|s| s.next_seq).unwrap_or(0);
+        if let Some(st) = state.as_deref_mut() {
+            let ids: Vec<&str> = self.rules.iter().map(|r| r.rule.rule_id.as_str()).collect();
+            st.retain_rules(&ids);
+        }
         for (i, mut ms) in matches.into_iter().enumerate() {
             let rule = &self.rules[i];
             let stats = &mut self.stats.rules[i];
+            for m in &mut ms {
+                m.seq = m.seq.saturating_add(base);
+            }
+            // This rule's state from earlier batches (taken out, put back updated below).
+            let mut carry = state.as_deref_mut().map(|st| std::mem::take(st.rule_mut(&rule.rule.rule_id)));
+            if let Some(rs) = carry.as_mut() {
+                if let Some(newest) = ms.iter().filter_map(|m| m.time).max() {
+                    rs.high_water = Some(rs.high_water.map_or(newest, |h| h.max(newest)));
+                }
+                if carries_events(&rule.kind) {
+                    let mut carried = std::mem::take(&mut rs.carried);
+                    for m in &mut carried {
+                        m.rule = i;
+                    }
+                    carried.extend(ms);
+                    ms = carried;
+                }
+            }
             ms.sort_by_key(|m| (m.time.unwrap_or(i64::MIN), m.seq));
             let mut emitted: Vec<Match> = match &rule.kind {
                 RuleKind::Query => ms,
@@ -228,9 +272,20 @@ impl Hunt {
                         _ => Vec::new(),
                     };
                     let mut out = Vec::new();
+                    let mut consumed = vec![false; ms.len()];
                     for events in groups {
                         let members: Vec<Event> = events.iter().map(|i| ms[*i].event.clone()).collect();
                         let group_id = sequence_group_id(&rule.rule.rule_id, &members);
+                        for i in &events {
+                            consumed[*i] = true;
+                        }
+                        if let Some(rs) = carry.as_mut() {
+                            // Raised by an earlier batch: its events are spent, nothing to raise.
+                            let last = events.last().and_then(|i| ms[*i].time).unwrap_or(i64::MIN);
+                            if rs.emitted_groups.insert(group_id.clone(), last).is_some() {
+                                continue;
+                            }
+                        }
                         for (pos, i) in events.iter().enumerate() {
                             let m = &ms[*i];
                             out.push(Match {
@@ -242,9 +297,26 @@ impl Hunt {
                             out.push(Match { sequence: Some(SequenceRef { group_id, index: None, members }), ..last.clone() });
                         }
                     }
+                    if let Some(rs) = carry.as_mut() {
+                        // Events not used by a sequence may still start or continue one.
+                        rs.carried = ms.into_iter().zip(consumed).filter(|(_, c)| !c).map(|(m, _)| m).collect();
+                    }
                     out
                 }
-                RuleKind::Threshold(spec) => threshold_alerts(spec, &rule.rule.rule_id, rule.interval_ms, ms, stats, history)?,
+                RuleKind::Threshold(spec) => {
+                    // In a stream, only executions whose window has closed (ends at or before the
+                    // newest event time, or the caller's clock) run; later ones wait for the next
+                    // batch, as Kibana's execution at `end` sees only what arrived by then.
+                    let close_at = match carry.as_mut() {
+                        Some(rs) => {
+                            rs.carried = ms.clone();
+                            let clock = state.as_ref().and_then(|st| st.clock);
+                            Some(rs.high_water.max(clock).unwrap_or(i64::MIN))
+                        }
+                        None => None,
+                    };
+                    threshold_alerts(spec, &rule.rule.rule_id, rule.interval_ms, ms, stats, history, close_at)?
+                }
                 RuleKind::NewTerms { fields, history_window_ms } => {
                     let mut out = Vec::new();
                     // Tuples this hunt already alerted on, and when: a second event with the same
@@ -289,10 +361,16 @@ impl Hunt {
             });
             // Alert suppression: one alert per group-by value within the duration (or execution).
             if let Some(sup) = &rule.suppression {
-                emitted = suppress(emitted, sup, rule.interval_ms);
+                let prior = carry.as_mut().map(|rs| &mut rs.suppression);
+                let (kept, folded) = suppress(emitted, sup, rule.interval_ms, prior);
+                emitted = kept;
+                if let Some(st) = state.as_deref_mut() {
+                    st.stats.suppressed_across_batches += folded;
+                }
             }
             // max_signals per execution window of event time.
-            let mut per_window: HashMap<i64, u32> = HashMap::new();
+            let mut per_window: HashMap<i64, u32> =
+                carry.as_ref().map(|rs| rs.windows.iter().map(|(w, n)| (*w, *n)).collect()).unwrap_or_default();
             let mut capped = HashSet::new();
             for m in emitted {
                 let window = m.time.map(|t| t.div_euclid(rule.interval_ms)).unwrap_or(i64::MIN);
@@ -308,6 +386,14 @@ impl Hunt {
                 stats.alerts += 1;
                 alerts.push(m);
             }
+            if let (Some(st), Some(mut rs)) = (state.as_deref_mut(), carry) {
+                rs.windows = per_window.into_iter().collect();
+                st.rules.insert(rule.rule.rule_id.clone(), rs);
+                st.expire(rule);
+            }
+        }
+        if let Some(st) = state {
+            st.next_seq = base.saturating_add(self.seq);
         }
         alerts.sort_by_key(|m| (m.time.unwrap_or(i64::MIN), m.seq, m.rule));
         Ok((alerts, self.stats, self.rules))
@@ -334,6 +420,7 @@ fn threshold_alerts(
     ms: Vec<Match>,
     stats: &mut RuleStats,
     store: &mut dyn TermsHistory,
+    close_at: Option<i64>,
 ) -> Result<Vec<Match>, HistoryError> {
     // Events with a time, in time order (the caller sorted them), each with its group keys.
     let mut timed: Vec<(i64, Vec<Vec<String>>, Match)> = Vec::with_capacity(ms.len());
@@ -373,6 +460,9 @@ fn threshold_alerts(
     }
     ends.sort_unstable();
     ends.dedup();
+    if let Some(close) = close_at {
+        ends.retain(|e| *e <= close);
+    }
 
     struct Bucket {
         count: u64,
@@ -450,7 +540,17 @@ fn threshold_alerts(
 
 /// Fold alerts with equal group-by values into the first of each group (per `duration`, or per
 /// execution window of `interval_ms` when the rule sets no duration). Input is in time order.
-fn suppress(alerts: Vec<Match>, sup: &crate::compile::Suppression, interval_ms: i64) -> Vec<Match> {
+///
+/// `prior` holds the windows opened by alerts of earlier batches of a stream: an alert inside one
+/// is folded into that (already emitted) alert, i.e. dropped and counted in the second value
+/// returned; windows opened here are added to it.
+fn suppress(
+    alerts: Vec<Match>,
+    sup: &crate::compile::Suppression,
+    interval_ms: i64,
+    mut prior: Option<&mut HashMap<Vec<Vec<String>>, i64>>,
+) -> (Vec<Match>, u64) {
+    let mut folded = 0u64;
     let mut out: Vec<Match> = Vec::new();
     // group key -> (index in out, window start)
     let mut open: HashMap<Vec<Vec<String>>, (usize, i64)> = HashMap::new();
@@ -475,12 +575,20 @@ fn suppress(alerts: Vec<Match>, sup: &crate::compile::Suppression, interval_ms: 
             Some(_) => t,
             None => t.div_euclid(interval_ms).saturating_mul(interval_ms),
         };
+        let same_window = |start: i64| match sup.duration_ms {
+            Some(d) => t.saturating_sub(start) < d,
+            None => window_start == start,
+        };
+        if !open.contains_key(&values) {
+            if let Some(start) = prior.as_ref().and_then(|p| p.get(&values)).copied() {
+                if same_window(start) {
+                    folded += 1;
+                    continue;
+                }
+            }
+        }
         if let Some((idx, start)) = open.get(&values).copied() {
-            let same = match sup.duration_ms {
-                Some(d) => t.saturating_sub(start) < d,
-                None => window_start == start,
-            };
-            if same {
+            if same_window(start) {
                 if let Some(s) = out[idx].suppressed.as_mut() {
                     s.docs_count += 1;
                     s.end = m.time.or(s.end);
@@ -488,11 +596,14 @@ fn suppress(alerts: Vec<Match>, sup: &crate::compile::Suppression, interval_ms: 
                 continue;
             }
         }
+        if let Some(p) = prior.as_deref_mut() {
+            p.insert(values.clone(), window_start);
+        }
         open.insert(values, (out.len(), window_start));
         m.suppressed = Some(Suppressed { terms, docs_count: 0, start: m.time, end: m.time });
         out.push(m);
     }
-    out
+    (out, folded)
 }
 
 /// The keyword values of a field, sorted and without repeats (the terms a group or a new-terms

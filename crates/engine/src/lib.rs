@@ -10,7 +10,9 @@
 //! - [`hunt`]: evaluation of `query`, `eql`, `new_terms` and `threshold` rules over a stream of
 //!   events with Kibana's semantics (history window, threshold executions and signal history,
 //!   `max_signals` per execution window), state behind the [`history::TermsHistory`] trait so the
-//!   embedded store lives at the edge.
+//!   embedded store lives at the edge;
+//! - [`stream`]: what sequences, thresholds, suppression and `max_signals` carry from one batch of
+//!   a stream to the next (serve, the sensor, Kafka).
 //!
 //! Pure: no I/O, no clock (callers pass `now`), no async.
 
@@ -24,6 +26,8 @@ pub mod lower_dsl;
 pub mod lower_kql;
 pub mod prefilter;
 pub mod sigma_export;
+pub mod stream;
 
 pub use compile::{compile_matcher, compile_rule, CompiledRule, Matcher, RuleKind, Suppression, ThresholdSpec};
 pub use hunt::{Hunt, HuntStats, Match, ThresholdResult};
+pub use stream::StreamState;

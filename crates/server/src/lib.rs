@@ -15,8 +15,15 @@
 //! `max_inflight` batches are processed at once, beyond that 429 with `Retry-After`.
 //!
 //! Streaming semantics: each request is one batch. Query, EQL event and new_terms rules behave as
-//! in `hunt` (new_terms history persists in the state store across batches); sequences and
-//! thresholds see the events of one batch (a sequence spanning two requests is not assembled).
+//! in `hunt` (new_terms history persists in the state store across batches); sequences,
+//! thresholds, alert suppression and `max_signals` windows continue across requests through the
+//! engine's `StreamState`, saved in the state store with the history.
+//!
+//! Client compatibility (checked with the official Python client, `elasticsearch` 8.17): every
+//! response carries `X-Elastic-Product: Elasticsearch` (clients refuse a server without it); the
+//! index-management calls Beats and Logstash make at start-up (`_index_template`,
+//! `_component_template`, `_ilm/policy`, `_ingest/pipeline`) are acknowledged and remembered by
+//! name, not applied.
 
 pub mod bulk;
 pub mod openapi;
@@ -31,7 +38,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use imdsguard_ecs::{Event, FieldTable, Provenance};
 use imdsguard_engine::history::{MemoryHistory, TermsHistory};
-use imdsguard_engine::{CompiledRule, Hunt};
+use imdsguard_engine::{CompiledRule, Hunt, StreamState};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
@@ -116,7 +123,13 @@ impl History {
 struct Engine {
     store: AlertStore,
     history: History,
+    /// What sequences, thresholds, suppression and `max_signals` carry from one request to the
+    /// next (saved in the state store with the history, when there is one).
+    stream: StreamState,
 }
+
+/// The name the server's stream state is saved under in the state store.
+const STREAM_STATE_NAME: &str = "serve";
 
 struct Inner {
     rules: RwLock<Vec<RuleEntry>>,
@@ -129,6 +142,8 @@ struct Inner {
     table: Arc<FieldTable>,
     reload: Option<Reloader>,
     seq: AtomicU64,
+    /// Index-management objects clients have put (request paths), see [`setup_put`].
+    setup: Mutex<std::collections::HashSet<String>>,
 }
 
 fn now_millis() -> i64 {
@@ -172,14 +187,18 @@ pub async fn start(config: ServerConfig, shutdown: impl std::future::Future<Outp
         Some(p) => AlertStore::open(p).map_err(|e| format!("alerts store {}: {e}", p.display()))?,
         None => AlertStore::in_memory().map_err(|e| format!("alerts store: {e}"))?,
     };
-    let history = match &config.state_db {
+    let mut history = match &config.state_db {
         Some(p) => History::Sqlite(imdsguard_store::SqliteHistory::open(p).map_err(|e| e.to_string())?),
         None => History::Memory(MemoryHistory::default()),
+    };
+    let stream = match &mut history {
+        History::Sqlite(h) => h.load_stream_state(STREAM_STATE_NAME).map_err(|e| e.to_string())?.unwrap_or_default(),
+        History::Memory(_) => StreamState::default(),
     };
     let (rules, not_run) = compile(config.rules, &config.table);
     let inner = Arc::new(Inner {
         rules: RwLock::new(rules),
-        engine: Mutex::new(Engine { store, history }),
+        engine: Mutex::new(Engine { store, history, stream }),
         inflight: Semaphore::new(config.max_inflight.max(1)),
         max_inflight: config.max_inflight.max(1),
         metrics: Metrics::default(),
@@ -188,6 +207,7 @@ pub async fn start(config: ServerConfig, shutdown: impl std::future::Future<Outp
         table: config.table,
         reload: config.reload,
         seq: AtomicU64::new(0),
+        setup: Mutex::new(Default::default()),
     });
     let app = router(inner, config.max_body_bytes);
     if let Some(tls) = &config.tls {
@@ -234,10 +254,55 @@ fn router(inner: Arc<Inner>, max_body: usize) -> Router {
         .route("/api/openapi.json", get(openapi_doc))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
+        .route("/_index_template/{name}", get(setup_get).head(setup_get).put(setup_put).post(setup_put))
+        .route("/_component_template/{name}", get(setup_get).head(setup_get).put(setup_put).post(setup_put))
+        .route("/_ilm/policy/{name}", get(setup_get).head(setup_get).put(setup_put))
+        .route("/_ingest/pipeline/{name}", get(setup_get).head(setup_get).put(setup_put))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(inner.clone(), auth))
+        .layer(middleware::from_fn(product_header))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(inner)
+}
+
+/// Elasticsearch names itself on every response; its clients check (the Python client refuses a
+/// 2xx answer without the header).
+async fn product_header(req: Request, next: Next) -> Response {
+    let mut r = next.run(req).await;
+    r.headers_mut().insert("x-elastic-product", HeaderValue::from_static("Elasticsearch"));
+    r
+}
+
+/// `GET|HEAD /_index_template/<name>` and friends: 404 until the client has put it (then it puts
+/// it, as against a fresh cluster), then 200.
+async fn setup_get(State(inner): State<Arc<Inner>>, req: Request) -> Response {
+    let path = req.uri().path().to_string();
+    let known = inner.setup.lock().map(|s| s.contains(&path)).unwrap_or(false);
+    if !known {
+        return es_error(StatusCode::NOT_FOUND, "resource_not_found_exception", &format!("[{path}] not found"));
+    }
+    let name = path.rsplit('/').next().unwrap_or("").to_string();
+    let body = if path.starts_with("/_index_template/") {
+        json!({"index_templates": [{"name": name, "index_template": {"index_patterns": [], "composed_of": []}}]})
+    } else if path.starts_with("/_component_template/") {
+        json!({"component_templates": [{"name": name, "component_template": {"template": {}}}]})
+    } else {
+        json!({ name: {} })
+    };
+    Json(body).into_response()
+}
+
+/// `PUT /_index_template/<name>` and friends: acknowledged and remembered, not applied (imdsguard
+/// keeps no indices).
+async fn setup_put(State(inner): State<Arc<Inner>>, req: Request) -> Response {
+    let path = req.uri().path().to_string();
+    if let Ok(mut s) = inner.setup.lock() {
+        // Bounded: a client has a handful of templates and policies.
+        if s.len() < 10_000 {
+            s.insert(path);
+        }
+    }
+    Json(json!({"acknowledged": true})).into_response()
 }
 
 fn es_error(status: StatusCode, kind: &str, reason: &str) -> Response {
@@ -426,13 +491,21 @@ fn process(inner: &Inner, body: &[u8], index: Option<&str>) -> Result<Value, Bat
     let now = now_millis();
     let mut engine = inner.engine.lock().map_err(|_| (StatusCode::INTERNAL_SERVER_ERROR, "exception", "engine lock poisoned".to_string()))?;
     let mut alerts = Vec::new();
+    let mut next_stream = None;
     if !compiled.is_empty() && !events.is_empty() {
         let mut hunt = Hunt::new(compiled);
         for e in &events {
             hunt.evaluate(e);
         }
-        let (matches, _, rules) =
-            hunt.finish(engine.history.as_dyn()).map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, "exception", e.to_string()))?;
+        // The state is updated on a copy: a batch that fails leaves the previous one.
+        let mut stream = engine.stream.clone();
+        let (matches, _, rules) = hunt
+            .finish_stream(engine.history.as_dyn(), &mut stream)
+            .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, "exception", e.to_string()))?;
+        if let History::Sqlite(h) = &mut engine.history {
+            h.save_stream_state(STREAM_STATE_NAME, &stream).map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, "exception", e.to_string()))?;
+        }
+        next_stream = Some(stream);
         for m in &matches {
             alerts.push(imdsguard_alerts::alert_for_match(m, &rules[m.rule].rule, builtin[m.rule], now).0);
         }
@@ -440,6 +513,9 @@ fn process(inner: &Inner, body: &[u8], index: Option<&str>) -> Result<Value, Bat
     // Durable before the acknowledgement: the alerts, then the new_terms history.
     engine.store.insert(&alerts).map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, "exception", format!("alerts store: {e}")))?;
     engine.history.commit().map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, "exception", e))?;
+    if let Some(stream) = next_stream {
+        engine.stream = stream;
+    }
     drop(engine);
     if let Ok(mut per_rule) = inner.metrics.alerts.lock() {
         for a in &alerts {

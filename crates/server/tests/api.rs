@@ -335,3 +335,77 @@ async fn tls_with_rustls() {
     assert!(banner.contains("You Know, for Search"), "{banner}");
     assert!(!plain.contains("status"), "plain HTTP must not be answered: {plain}");
 }
+
+/// A sequence whose steps arrive in two `_bulk` requests (and, the second time, across a restart
+/// of the server on the same state store) raises its alerts once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sequence_spanning_requests_and_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rule = imdsguard_rules::parse_json_rule(
+        &json!({"rule_id": "seq-across", "name": "curl then metadata", "description": "d", "severity": "high", "risk_score": 73,
+                "type": "eql", "language": "eql", "from": "now-9m", "interval": "5m",
+                "query": "sequence by host.name with maxspan=5m [process where process.name == \"curl\"] [network where destination.ip == \"169.254.169.254\"]"}),
+        "test",
+    )
+    .expect("rule");
+    let cfg = || ServerConfig {
+        rules: vec![(rule.clone(), false)],
+        alerts_db: Some(dir.path().join("alerts.db")),
+        state_db: Some(dir.path().join("state.db")),
+        ..config(None)
+    };
+    let step = |host: &str, sec: u32, network: bool| -> Vec<u8> {
+        let ev = if network {
+            json!({"@timestamp": format!("2026-05-01T10:00:{sec:02}Z"), "host": {"name": host}, "event": {"category": ["network"]},
+                   "destination": {"ip": "169.254.169.254"}, "process": {"name": "curl"}})
+        } else {
+            json!({"@timestamp": format!("2026-05-01T10:00:{sec:02}Z"), "host": {"name": host}, "event": {"category": ["process"], "type": ["start"]},
+                   "process": {"name": "curl"}})
+        };
+        format!("{}\n{ev}\n", json!({"create": {"_index": "logs-endpoint.events-default"}})).into_bytes()
+    };
+    let count = |addr: SocketAddr| -> u64 {
+        let (st, body) = http(addr, "GET", "/api/alerts?rule_id=seq-across", Some(KEY), b"");
+        assert_eq!(st, 200);
+        json_of(&body)["total"].as_u64().unwrap_or(u64::MAX)
+    };
+    // First server: h1's first step, then its second step in another request; h2's first step.
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let running = start(cfg(), async move {
+        let _ = rx.await;
+    })
+    .await
+    .expect("start");
+    let addr = running.addr;
+    let (a, b, c) = (step("h1", 1, false), step("h1", 2, true), step("h2", 3, false));
+    run_blocking(move || {
+        assert_eq!(http(addr, "POST", "/_bulk", Some(KEY), &a).0, 200);
+        assert_eq!(count(addr), 0);
+        assert_eq!(http(addr, "POST", "/_bulk", Some(KEY), &b).0, 200);
+        assert_eq!(count(addr), 3, "two step alerts and the sequence's shell alert");
+        // The same step again: the sequence is not raised twice.
+        assert_eq!(http(addr, "POST", "/_bulk", Some(KEY), &b).0, 200);
+        assert_eq!(count(addr), 3);
+        assert_eq!(http(addr, "POST", "/_bulk", Some(KEY), &c).0, 200);
+    })
+    .await;
+    let _ = tx.send(());
+    let _ = running.task.await;
+    // Second server on the same stores: h2's second step completes the sequence begun before.
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let running = start(cfg(), async move {
+        let _ = rx.await;
+    })
+    .await
+    .expect("restart");
+    let addr = running.addr;
+    let d = step("h2", 4, true);
+    run_blocking(move || {
+        assert_eq!(count(addr), 3);
+        assert_eq!(http(addr, "POST", "/_bulk", Some(KEY), &d).0, 200);
+        assert_eq!(count(addr), 6);
+    })
+    .await;
+    let _ = tx.send(());
+    let _ = running.task.await;
+}

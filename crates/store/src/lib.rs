@@ -10,6 +10,7 @@ pub mod alerts;
 pub use alerts::{AlertQuery, AlertStore};
 
 use imdsguard_engine::history::{HistoryError, Seen, TermsHistory};
+use imdsguard_engine::StreamState;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 
@@ -54,6 +55,10 @@ impl SqliteHistory {
                 last_seen INTEGER NOT NULL,
                 PRIMARY KEY (rule_id, tuple)
             ) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS stream_state (
+                name TEXT PRIMARY KEY,
+                state TEXT NOT NULL
+            ) WITHOUT ROWID;
             PRAGMA user_version = 1;",
         )
         .map_err(|e| err("create schema", e))?;
@@ -75,6 +80,35 @@ impl SqliteHistory {
             self.in_tx = false;
         }
         Ok(())
+    }
+
+    /// Keep a stream's state (what sequences, thresholds and suppression carry between batches)
+    /// under `name`, in the current transaction: it becomes durable with [`SqliteHistory::commit`],
+    /// together with the history the same batch wrote.
+    pub fn save_stream_state(&mut self, name: &str, state: &StreamState) -> Result<(), HistoryError> {
+        self.begin()?;
+        let text = state.to_json().to_string();
+        self.conn
+            .execute(
+                "INSERT INTO stream_state (name, state) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET state = excluded.state",
+                params![name, text],
+            )
+            .map_err(|e| err("write stream state", e))?;
+        Ok(())
+    }
+
+    /// The stream state saved under `name`, if any. A state that cannot be read is an error naming
+    /// the store and the reason (the caller decides whether to start afresh).
+    pub fn load_stream_state(&mut self, name: &str) -> Result<Option<StreamState>, HistoryError> {
+        let text: Option<String> = self
+            .conn
+            .query_row("SELECT state FROM stream_state WHERE name = ?1", params![name], |r| r.get(0))
+            .optional()
+            .map_err(|e| err("read stream state", e))?;
+        let Some(text) = text else { return Ok(None) };
+        let v: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| HistoryError(format!("state store: stream state {name:?} is not JSON: {e}")))?;
+        StreamState::from_json(&v).map(Some).map_err(|e| HistoryError(format!("state store: stream state {name:?}: {e}")))
     }
 
     /// Number of tuples known for a rule.
@@ -140,6 +174,25 @@ mod tests {
         let mut h = SqliteHistory::open(&p).expect("reopen");
         assert_eq!(h.get("r", "[\"a\"]").expect("get"), Some(Seen { first: 50, last: 100 }));
         assert_eq!(h.count("r").expect("count"), 1);
+    }
+
+    #[test]
+    fn stream_state_round_trips_with_the_commit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("state.db");
+        let mut st = StreamState::new();
+        st.advance_clock(42);
+        {
+            let mut h = SqliteHistory::open(&p).expect("open");
+            assert!(h.load_stream_state("serve").expect("load").is_none());
+            h.save_stream_state("serve", &st).expect("save");
+            h.commit().expect("commit");
+            h.save_stream_state("serve", &StreamState::new()).expect("save");
+            // dropped without commit: rolled back
+        }
+        let mut h = SqliteHistory::open(&p).expect("reopen");
+        let back = h.load_stream_state("serve").expect("load").expect("saved");
+        assert_eq!(back.to_json(), st.to_json());
     }
 
     #[test]
