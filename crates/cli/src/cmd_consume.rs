@@ -250,11 +250,12 @@ fn print_stats(s: &ConsumeStats) {
     let sinks: Vec<String> = s.sinks.iter().map(|k| format!("{}: {} new, {} duplicate", k.name, k.new, k.duplicates)).collect();
     eprintln!("---");
     eprintln!(
-        "consumed {} message(s) ({} bytes) in {:.1} s ({:.0} msg/s): {} evaluated, {} skipped by the prefilter, {} malformed",
+        "consumed {} message(s) ({} bytes) in {:.1} s; {:.0} msg/s from the first message to the last commit ({:.1} s): {} evaluated, {} skipped by the prefilter, {} malformed",
         s.messages,
         s.bytes,
         s.elapsed_ms as f64 / 1000.0,
         s.events_per_sec(),
+        s.consume_ms as f64 / 1000.0,
         s.events_evaluated,
         s.events_prefiltered,
         s.malformed

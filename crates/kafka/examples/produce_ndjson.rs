@@ -15,7 +15,9 @@ fn main() -> Result<(), String> {
         _ => return Err(usage.into()),
     };
     let key_field = a.get(5).map(String::as_str).unwrap_or("host.id");
-    create_topic(broker, &[], topic, parts, &[], Duration::from_secs(30))?;
+    if let Err(e) = create_topic(broker, &[], topic, parts, &[], Duration::from_secs(10)) {
+        eprintln!("{e} (producing anyway: the topic may exist)");
+    }
     let text = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
     let mut records = Vec::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {

@@ -8,13 +8,18 @@
 //! since event keys (`topic/partition/offset`, or a hash of the bytes) and so alert ids are the
 //! same, the sinks that can refuse a duplicate (the store, Elasticsearch `create`) keep one copy.
 //!
+//! Each partition's [`imdsguard_engine::StreamState`] (sequences assembled across batches,
+//! threshold windows run once closed by event time, suppression and `max_signals` windows) is
+//! carried from batch to batch and written to the changelog with the history, so the result does
+//! not depend on where batches are cut, nor on which member processed which batch.
+//!
 //! Rebalances: partitions revoked from this member lose their uncommitted messages (the next
 //! owner gets them again from the committed offset); partitions assigned to it get their state
 //! read back from the changelog before any of their messages is evaluated.
 
 use crate::kafka::{client_config, create_topic, partition_count, read_to_end, Producer};
 use crate::sinks::{AlertSink, Written};
-use crate::state::{changelog_key, changelog_value, decode, PartitionState, Record, Tp};
+use crate::state::{changelog_key, changelog_value, decode, stream_key, PartitionState, Record, Tp};
 use imdsguard_ecs::{Event, FieldPath, Provenance};
 use imdsguard_engine::{CompiledRule, Hunt};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
@@ -246,8 +251,14 @@ pub fn run(
                 n = n.max(p);
             }
         }
-        create_topic(&cfg.brokers, &cfg.overrides, topic, n, &[("cleanup.policy", "compact")], cfg.io_timeout)?;
-        changelog_partitions = partition_count(&consumer, topic, cfg.io_timeout)?.unwrap_or(n).max(1);
+        changelog_partitions = match partition_count(&consumer, topic, cfg.io_timeout)? {
+            Some(p) => p,
+            None => {
+                create_topic(&cfg.brokers, &cfg.overrides, topic, n, &[("cleanup.policy", "compact")], cfg.io_timeout)?;
+                partition_count(&consumer, topic, cfg.io_timeout)?.unwrap_or(n)
+            }
+        }
+        .max(1);
     }
     let topics: Vec<&str> = cfg.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics).map_err(|e| format!("cannot subscribe to {}: {e}", cfg.topics.join(", ")))?;
@@ -394,7 +405,9 @@ impl Runner<'_> {
                 Ok(Record::Stream { tp, state }) => {
                     if wanted.contains(&tp) {
                         if let Some(s) = states.get_mut(&tp) {
-                            s.stream = Some(state);
+                            if let Err(e) = s.restore_stream(&state) {
+                                damaged.push(format!("changelog {topic}/{p}: {tp}: {e} (its sequences and windows start empty)"));
+                            }
                         }
                     }
                 }
@@ -498,7 +511,12 @@ impl Runner<'_> {
                 }
             }
             let Some(state) = self.states.get_mut(tp) else { continue };
-            match hunt.finish(state) {
+            // Sequences, threshold windows, suppression and max_signals continue from the last
+            // committed batch; the new state is kept aside until this batch commits.
+            let mut stream = state.stream.clone();
+            let result = hunt.finish_stream(state, &mut stream);
+            state.stream_pending = Some(stream);
+            match result {
                 Ok((matches, hstats, rules)) => {
                     self.stats.events_evaluated += hstats.evaluated;
                     self.stats.events_prefiltered += hstats.prefiltered;
@@ -541,16 +559,17 @@ impl Runner<'_> {
         let mut per_part: BTreeMap<i32, Records> = BTreeMap::new();
         for tp in by_tp.keys() {
             if let Some(s) = self.states.get_mut(tp) {
+                let part = per_part.entry(tp.partition.rem_euclid(self.changelog_partitions)).or_default();
                 for ch in s.commit() {
-                    per_part
-                        .entry(tp.partition.rem_euclid(self.changelog_partitions))
-                        .or_default()
-                        .push((changelog_key(tp, &ch.namespace, &ch.tuple), changelog_value(ch.seen)));
+                    part.push((changelog_key(tp, &ch.namespace, &ch.tuple), changelog_value(ch.seen)));
+                }
+                if let Some(v) = s.commit_stream() {
+                    part.push((stream_key(tp), v));
                 }
             }
         }
         if let (Some(topic), Some(producer)) = (&self.cfg.changelog, &self.producer) {
-            for (p, records) in per_part {
+            for (p, records) in per_part.into_iter().filter(|(_, r)| !r.is_empty()) {
                 self.stats.changelog_records += records.len() as u64;
                 producer.send_all(topic, Some(p), &records, self.cfg.io_timeout).map_err(|e| format!("changelog {topic}/{p}: {e}"))?;
             }

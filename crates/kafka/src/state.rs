@@ -2,18 +2,21 @@
 //!
 //! Every input partition has its own [`PartitionState`]: the new_terms history and threshold
 //! signal history the engine reads and writes through [`TermsHistory`] (threshold history is the
-//! `threshold-signal:<rule_id>` namespace of the same map). Writes of a batch go to a pending layer
-//! first; only when the batch's alerts are durable does [`PartitionState::commit`] fold them into
+//! `threshold-signal:<rule_id>` namespace of the same map), and the engine's [`StreamState`]
+//! (sequences, threshold windows, suppression and `max_signals` windows carried between batches).
+//! Writes of a batch go to a pending layer first; only when the batch's alerts are durable does [`PartitionState::commit`] fold them into
 //! the committed layer and hand back the changed entries, which the consumer writes to the
 //! compacted changelog topic. A batch that fails is [`PartitionState::rollback`]ed, so a retry (or
 //! the next owner of the partition) starts from exactly the state the committed offsets imply.
 //!
 //! Changelog records: key `["<topic>", <partition>, "<namespace>", "<tuple>"]` (JSON), value
-//! `{"first": ms, "last": ms}`. Kafka's compaction keeps the latest value of each key, and the
+//! `{"first": ms, "last": ms}`; and key `["<topic>", <partition>, "@stream"]` with the stream
+//! state's JSON (carried events redacted of credentials) as value. Kafka's compaction keeps the latest value of each key, and the
 //! values only widen (`first` = min, `last` = max), so the latest value is the whole history of
 //! that (partition, rule, tuple).
 
 use imdsguard_engine::history::{HistoryError, Seen, TermsHistory};
+use imdsguard_engine::StreamState;
 use std::collections::HashMap;
 
 /// An input partition: topic and partition number.
@@ -36,8 +39,12 @@ type Entry = (String, String);
 pub struct PartitionState {
     committed: HashMap<Entry, Seen>,
     pending: HashMap<Entry, Seen>,
-    /// Opaque stream state of the engine (sequences/thresholds across batches), when it has one.
-    pub stream: Option<Vec<u8>>,
+    /// The engine's stream state after the last committed batch.
+    pub stream: StreamState,
+    /// The stream state the current batch produced, until it commits.
+    pub stream_pending: Option<StreamState>,
+    /// The changelog value last written for the stream state (unchanged states are not rewritten).
+    stream_written: Option<Vec<u8>>,
 }
 
 /// A changed entry, to be written to the changelog.
@@ -65,6 +72,26 @@ impl PartitionState {
         e.last = e.last.max(seen.last);
     }
 
+    /// Restore the stream state from its changelog value.
+    pub fn restore_stream(&mut self, value: &[u8]) -> Result<(), String> {
+        let v: serde_json::Value = serde_json::from_slice(value).map_err(|e| format!("stream state is not JSON: {e}"))?;
+        self.stream = StreamState::from_json(&v)?;
+        self.stream_written = Some(stream_value(&self.stream));
+        Ok(())
+    }
+
+    /// Commit the batch's stream state; returns its changelog value when it changed.
+    pub fn commit_stream(&mut self) -> Option<Vec<u8>> {
+        let st = self.stream_pending.take()?;
+        let value = stream_value(&st);
+        self.stream = st;
+        if self.stream_written.as_ref() == Some(&value) {
+            return None;
+        }
+        self.stream_written = Some(value.clone());
+        Some(value)
+    }
+
     /// Make the batch's writes part of the committed state; returns the entries that changed
     /// (their merged value), for the changelog.
     pub fn commit(&mut self) -> Vec<Change> {
@@ -87,6 +114,7 @@ impl PartitionState {
     /// Forget the batch's writes.
     pub fn rollback(&mut self) {
         self.pending.clear();
+        self.stream_pending = None;
     }
 }
 
@@ -117,6 +145,28 @@ pub fn stream_key(tp: &Tp) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!([tp.topic, tp.partition, "@stream"])).unwrap_or_default()
 }
 
+/// The changelog value of a stream state: its JSON, with credentials redacted from the carried
+/// events (nothing leaves the process unredacted).
+pub fn stream_value(st: &StreamState) -> Vec<u8> {
+    let mut v = st.to_json();
+    if let Some(rules) = v.get_mut("rules").and_then(|r| r.as_object_mut()) {
+        for r in rules.values_mut() {
+            for c in r.get_mut("carried").and_then(|c| c.as_array_mut()).into_iter().flatten() {
+                if let Some(doc) = c.get_mut("doc") {
+                    if let Some(text) = doc.as_str() {
+                        if let Ok(mut d) = serde_json::from_str::<serde_json::Value>(text) {
+                            if imdsguard_ecs::redact::redact(&mut d) > 0 {
+                                *doc = serde_json::Value::String(d.to_string());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    serde_json::to_vec(&v).unwrap_or_default()
+}
+
 /// The changelog value of an entry.
 pub fn changelog_value(seen: Seen) -> Vec<u8> {
     format!("{{\"first\":{},\"last\":{}}}", seen.first, seen.last).into_bytes()
@@ -126,6 +176,7 @@ pub fn changelog_value(seen: Seen) -> Vec<u8> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
     Entry { tp: Tp, namespace: String, tuple: String, seen: Seen },
+    /// The stream state's JSON (see [`stream_value`]).
     Stream { tp: Tp, state: Vec<u8> },
 }
 
@@ -194,6 +245,28 @@ mod tests {
             let e = decode(k, *v).expect_err("bad record");
             assert!(e.contains(want), "{e} should mention {want}");
         }
+    }
+
+    #[test]
+    fn stream_state_round_trips_without_credentials() {
+        let doc = serde_json::json!({"@timestamp": "2026-05-01T10:00:00Z", "http": {"response": {"body": {"content": "{\"Token\": \"IQoJb3JpZ2luX2VjEXAMPLE\"}"}}}, "Token": "IQoJb3JpZ2luX2VjEXAMPLE"});
+        let snapshot = serde_json::json!({"version": 1, "next_seq": 7, "clock": null, "stats": {}, "rules": {"r1": {
+            "carried": [{"doc": doc.to_string(), "key": "events/0/3", "index": "events", "origin": "kafka:events/0", "line": 4, "time": 1777629600000i64, "seq": 3}],
+            "emitted_groups": {}, "suppression": [], "windows": [], "high_water": 1777629600000i64}}});
+        let mut s = PartitionState::default();
+        s.restore_stream(&serde_json::to_vec(&snapshot).expect("json")).expect("restore");
+        assert_eq!(s.stream.carried(), 1);
+        s.stream_pending = Some(s.stream.clone());
+        assert_eq!(s.commit_stream(), None, "an unchanged state is not written again");
+        let mut st = s.stream.clone();
+        st.advance_clock(1_777_629_700_000);
+        s.stream_pending = Some(st);
+        let v = s.commit_stream().expect("a changed state is written");
+        let text = String::from_utf8(v).expect("utf8");
+        assert!(!text.contains("IQoJb3JpZ2luX2VjEXAMPLE"), "credentials leave the process redacted: {text}");
+        let mut back = PartitionState::default();
+        back.restore_stream(text.as_bytes()).expect("restore the redacted state");
+        assert_eq!(back.stream.carried(), 1);
     }
 
     #[test]
