@@ -148,7 +148,17 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
         .map(|s| imdsguard_kafka::kafka::parse_override(s).map_err(|e| anyhow::anyhow!("-X {e}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let io_timeout = Duration::from_millis(args.io_timeout_ms.max(1));
+    if let Some(t) = &args.alerts_topic {
+        if args.topics.contains(t) {
+            anyhow::bail!("--alerts-topic {t} is also an input --topic: alerts would be consumed as events");
+        }
+    }
     let changelog = (!args.no_changelog).then(|| args.changelog.clone().unwrap_or_else(|| ConsumeConfig::default_changelog(&args.group)));
+    if let Some(c) = &changelog {
+        if args.topics.contains(c) || args.alerts_topic.as_ref() == Some(c) {
+            anyhow::bail!("the changelog topic {c} must be neither an input topic nor the alerts topic");
+        }
+    }
 
     // Producer settings: only the properties that make sense for a producer are passed on.
     let producer_overrides: Vec<(String, String)> =

@@ -507,7 +507,7 @@ impl Runner<'_> {
                         hunt.evaluate(&event);
                     }
                     Ok(_) => self.malformed(m, "the value is JSON but not an object".into()),
-                    Err(e) => self.malformed(m, format!("the value is not JSON: {e}")),
+                    Err(e) => self.malformed(m, format!("the value is not JSON: {}", e.to_string().lines().next().unwrap_or(""))),
                 }
             }
             let Some(state) = self.states.get_mut(tp) else { continue };
