@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 
 const NEW_TERMS_RULE: &str = "ad02da2f-443d-454c-a12e-d9e6c65831ff";
 const DETECT_RULE: &str = "4e1e6d2a-9b1c-4c2e-8a7b-1d52a005e001";
+const HOP_LIMIT_RULE: &str = "ad50e678-c172-4f9e-b012-5b6c7d8e9fa4";
+const IMDSV1_RULE: &str = "6f1c2a34-8d3e-4b5a-9c7e-1d2f3a4b5c60";
 
 fn tansu() -> Option<PathBuf> {
     let cache = std::env::var_os("IMDSGUARD_CACHE")
@@ -157,10 +159,13 @@ fn iso(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).expect("time").to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// A deterministic stream: `hosts` hosts (message key = host.id), `per_host` events each in time
-/// order; metadata requests from curl, a /tmp binary, python and wget (seed 002 alerts on each;
-/// new_terms alerts once per host and executable, however often it repeats), agent traffic and
-/// unrelated connections that raise nothing.
+/// A deterministic stream: `hosts` hosts (message key = host.id), `per_host` steps each, in time
+/// order per host: metadata requests from curl, a /tmp binary, python and wget (seed 002 alerts on
+/// each; new_terms alerts once per host and executable, however often it repeats), agent traffic
+/// and unrelated connections that raise nothing; every sixth step also a Packetbeat IMDSv2 token
+/// request followed 2 s later by a tokenless request from the same source (a hop-limit fallback
+/// sequence, whose two steps a batch boundary may split; and an IMDSv1 finding, suppressed per
+/// host for 24 h across batches).
 fn stream(hosts: usize, per_host: usize) -> Vec<(String, String)> {
     let exes = [
         ("curl", "/usr/bin/curl"),
@@ -175,18 +180,64 @@ fn stream(hosts: usize, per_host: usize) -> Vec<(String, String)> {
             let host = format!("h-{h}");
             let (name, exe) = exes[(i * 7 + h * 3) % exes.len()];
             let dest = if i % 9 == 4 { "10.0.0.1" } else { "169.254.169.254" };
+            let t = T0 + (i as i64) * 60_000 + h as i64;
+            let host_obj = json!({"name": format!("web-{h}"), "id": host, "os": {"type": "linux"}});
             let ev = json!({
-                "@timestamp": iso(T0 + (i as i64) * 60_000 + h as i64),
-                "host": {"name": format!("web-{h}"), "id": host, "os": {"type": "linux"}},
+                "@timestamp": iso(t),
+                "host": host_obj,
                 "event": {"category": ["network"], "type": ["connection", "start"]},
                 "destination": {"ip": dest, "port": 80},
                 "source": {"ip": format!("10.0.1.{}", h + 1), "port": 40000 + i},
                 "process": {"name": name, "executable": exe, "pid": 1000 + i}
             });
-            out.push((host, ev.to_string()));
+            out.push((host.clone(), ev.to_string()));
+            if i % 6 == 2 {
+                for (dt, path, token) in [(1_000, "/latest/api/token", true), (3_000, "/latest/meta-data/instance-id", false)] {
+                    let ev = json!({
+                        "@timestamp": iso(t + dt),
+                        "host": host_obj,
+                        "event": {"module": "network_traffic", "dataset": "network_traffic.http", "category": ["network"], "type": ["connection", "protocol"]},
+                        "source": {"ip": format!("172.17.{h}.2"), "port": 41000 + i},
+                        "destination": {"ip": "169.254.169.254", "port": 80},
+                        "http": {"request": {"method": "GET"}},
+                        "url": {"path": path},
+                        "imds": {"cloud_provider": "aws", "credentials_request": false, "forwarded": false, "aws": {"is_imds_v2": false, "token_request": token}}
+                    });
+                    out.push((host.clone(), ev.to_string()));
+                }
+            }
         }
     }
     out
+}
+
+/// Alerts per rule when `imdsguard hunt` reads the whole stream at once (no batches, no
+/// partitions): what the consumers must reproduce.
+fn hunt_counts(dir: &Path, records: &[(String, String)]) -> BTreeMap<String, usize> {
+    let f = dir.join("stream.ndjson");
+    let text: String = records.iter().map(|(_, v)| format!("{v}\n")).collect();
+    std::fs::write(&f, text).expect("write stream");
+    let out = Command::new(env!("CARGO_BIN_EXE_imdsguard"))
+        .args(["hunt", "--state", ":memory:", "--format", "ndjson", "--quiet"])
+        .arg(&f)
+        .env_remove("IMDSGUARD_STATE")
+        .output()
+        .expect("run hunt");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut n = BTreeMap::new();
+    for l in String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.trim().is_empty()) {
+        let v: Value = serde_json::from_str(l).expect("alert JSON");
+        *n.entry(v["kibana.alert.rule.rule_id"].as_str().unwrap_or("").to_string()).or_insert(0) += 1;
+    }
+    n
+}
+
+fn counts(alerts: &BTreeMap<String, Value>) -> BTreeMap<String, usize> {
+    let mut n = BTreeMap::new();
+    for a in alerts.values() {
+        *n.entry(a["kibana.alert.rule.rule_id"].as_str().unwrap_or("").to_string()).or_insert(0) += 1;
+    }
+    n
 }
 
 fn produce(brokers: &str, topic: &str, records: &[(String, String)]) {
@@ -299,8 +350,14 @@ fn group_of_two_killed_and_restarted_equals_a_single_run() {
     // Expected content: seed 002 on every metadata request but the agent's; new_terms once per
     // host and executable, never again for a repeat (across batches, members and the restart).
     let detect = single.values().filter(|a| a["kibana.alert.rule.rule_id"] == DETECT_RULE).count();
-    let expected_detect = all.iter().filter(|(_, e)| e.contains("169.254.169.254") && !e.contains("amazon-ssm-agent")).count();
+    let expected_detect = all.iter().filter(|(_, e)| e.contains("169.254.169.254") && e.contains("\"process\"") && !e.contains("amazon-ssm-agent")).count();
     assert_eq!(detect, expected_detect);
+    // Per rule, the pair's alerts are exactly what one hunt over the whole stream raises: sequences
+    // split by batch boundaries (and by the kill) were assembled once, suppression held across
+    // batches, new_terms history survived the restart.
+    let want = hunt_counts(dir.path(), &all);
+    assert_eq!(counts(&pair), want);
+    assert!(want.get(HOP_LIMIT_RULE).copied().unwrap_or(0) > 0 && want.get(IMDSV1_RULE) == Some(&8), "{want:?}");
     let tuples = new_terms_tuples(&pair);
     assert_eq!(tuples.len(), 8 * 4, "each of 8 hosts has 4 suspicious executables: {tuples:?}");
     assert!(tuples.values().all(|n| *n == 1), "a new term alerted twice: {tuples:?}");
