@@ -533,6 +533,25 @@ fn sinks_malformed_messages_and_redelivery() {
     let by_name = |name: &str| sinks.iter().find(|s| s["name"] == name).cloned().unwrap_or(Value::Null);
     assert_eq!(by_name("store")["duplicates"], n);
     assert_eq!(by_name("es")["duplicates"], n);
+
+    // SIGTERM (sent to its PID) mid-stream: the member finishes its batch, commits it, prints its
+    // counters and exits 0; the next run of the group starts exactly where it stopped.
+    let mut p = Proc::spawn(
+        "consume (SIGTERM)",
+        &mut consume_cmd(b, "ev", "g3", &["--state", store.to_str().expect("utf8"), "--stats-json"]),
+    );
+    wait_until("the member to get partitions", Duration::from_secs(60), || p.stderr().contains("assigned ev/"), || p.stderr());
+    p.signal("-TERM");
+    let (st, out) = p.wait(Duration::from_secs(30));
+    assert!(st.success(), "{}", p.stderr());
+    let first: Value = serde_json::from_str(out.trim()).expect("stats JSON after SIGTERM");
+    assert_eq!(first["commits"], first["batches"], "every batch was committed: {first}");
+    let (rest, err4) = run("g3");
+    assert_eq!(
+        first["messages"].as_u64().unwrap_or(0) + rest["messages"].as_u64().unwrap_or(0),
+        records.len() as u64,
+        "the run after SIGTERM reads exactly the rest: {first} {rest}\n{err4}"
+    );
 }
 
 /// Every message of a topic (all partitions), as (key, JSON value).
