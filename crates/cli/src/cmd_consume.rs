@@ -234,6 +234,9 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
             eprintln!("restored the state of {partitions} partition(s) from {records} changelog record(s) in {millis} ms")
         }
         Notice::ClientError(e) => eprintln!("kafka: {e}"),
+        Notice::StartGap { tp, committed, fetched } => {
+            eprintln!("start gap on {tp}: the broker's fetch began at offset {fetched}, beyond the committed offset {committed}; seeking back")
+        }
         Notice::CommitFailed(e) => eprintln!("offset commit failed: {e}"),
         Notice::KeyMismatch { topic, partition, offset, key, field } => eprintln!(
             "key mismatch {topic}/{partition}@{offset}: message key {key:?} but {} is {field:?} (state is kept per partition)",
@@ -272,8 +275,8 @@ fn print_stats(s: &ConsumeStats) {
     );
     eprintln!("{} alert(s) ({})", s.alerts, sinks.join("; "));
     eprintln!(
-        "{} batch(es), {} offset commit(s), {} commit failure(s); {} assignment(s), {} revocation(s), {} uncommitted message(s) dropped on revocation",
-        s.batches, s.commits, s.commit_failures, s.assignments, s.revocations, s.messages_dropped_on_revoke
+        "{} batch(es), {} offset commit(s), {} commit failure(s); {} assignment(s), {} revocation(s), {} uncommitted message(s) dropped on revocation, {} start gap(s) repaired",
+        s.batches, s.commits, s.commit_failures, s.assignments, s.revocations, s.messages_dropped_on_revoke, s.start_gaps_repaired
     );
     eprintln!(
         "state: {} changelog record(s) restored, {} written; keys: {} message(s) without a key, {} whose key is not the key field",

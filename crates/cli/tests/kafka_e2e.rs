@@ -240,8 +240,12 @@ fn counts(alerts: &BTreeMap<String, Value>) -> BTreeMap<String, usize> {
     n
 }
 
+/// Produce one record per batch: tansu 0.6.0 answers a fetch that starts inside a stored record
+/// batch with nothing (seen here: a member resuming at a committed offset in the middle of a
+/// producer's batch never got the rest of it), so every offset must start a batch. Real Kafka
+/// returns the enclosing batch and the client skips to the offset.
 fn produce(brokers: &str, topic: &str, records: &[(String, String)]) {
-    let p = Producer::new(brokers, &[]).expect("producer");
+    let p = Producer::new(brokers, &[("batch.num.messages".into(), "1".into()), ("linger.ms".into(), "0".into())]).expect("producer");
     let recs: Vec<(Vec<u8>, Vec<u8>)> = records.iter().map(|(k, v)| (k.clone().into_bytes(), v.clone().into_bytes())).collect();
     p.send_all(topic, None, &recs, Duration::from_secs(60)).expect("produce the test stream");
 }
@@ -300,8 +304,8 @@ fn group_of_two_killed_and_restarted_equals_a_single_run() {
     let st = store.to_str().expect("utf8");
     let nd = |n: &str| dir.path().join(format!("{n}.ndjson")).to_str().expect("utf8").to_string();
     let (nd_a, nd_b) = (nd("a"), nd("b"));
-    let args_a = ["--state", st, "--alerts-ndjson", &nd_a, "--idle-exit-ms", "8000", "-X", "group.instance.id=member-a"];
-    let args_b = ["--state", st, "--alerts-ndjson", &nd_b, "--idle-exit-ms", "8000", "-X", "group.instance.id=member-b"];
+    let args_a = ["--state", st, "--alerts-ndjson", &nd_a, "--idle-exit-ms", "8000"];
+    let args_b = ["--state", st, "--alerts-ndjson", &nd_b, "--idle-exit-ms", "8000"];
     let mut a = Proc::spawn("consume a", &mut consume_cmd(b, "events", "pair", &args_a));
     let b1 = Proc::spawn("consume b", &mut consume_cmd(b, "events", "pair", &args_b));
     let ctx = || format!("a:\n{}\nb:\n{}", a.stderr(), b1.stderr());

@@ -98,6 +98,8 @@ pub enum Notice {
     Assigned(Vec<Tp>),
     Revoked(Vec<Tp>),
     Restored { partitions: usize, records: u64, millis: u64 },
+    /// A partition's fetch started beyond its committed offset; the consumer sought back.
+    StartGap { tp: Tp, committed: i64, fetched: i64 },
     /// A recoverable client error (the loop continues).
     ClientError(String),
     /// An offset commit failed (the batch will be redelivered; its alerts are idempotent).
@@ -134,6 +136,9 @@ pub struct ConsumeStats {
     pub assignments: u64,
     pub revocations: u64,
     pub messages_dropped_on_revoke: u64,
+    /// Assigned partitions whose first fetched message lay beyond the committed offset (a broker
+    /// answering with a wrong start position); the consumer seeks back to the committed offset.
+    pub start_gaps_repaired: u64,
     pub state_restored_records: u64,
     pub changelog_records: u64,
     pub sinks: Vec<SinkStats>,
@@ -278,6 +283,8 @@ pub fn run(
     let mut batch_started = Instant::now();
     let mut last_activity: Option<Instant> = None;
     let mut first_message: Option<Instant> = None;
+    // Where each newly assigned partition must start: its committed offset (or its first offset).
+    let mut expected_start: HashMap<Tp, i64> = HashMap::new();
     loop {
         let stopping = cfg.stop.load(Ordering::Relaxed);
         let limit_reached = cfg.max_messages.is_some_and(|m| r.stats.messages >= m);
@@ -286,6 +293,10 @@ pub fn run(
         } else {
             Duration::from_millis(cfg.batch_ms).saturating_sub(batch_started.elapsed()).min(Duration::from_millis(100))
         };
+        // A message a poll returns comes after the rebalances that poll ran (their callbacks run
+        // inside it): apply those first, then add the message, so a revocation never drops a
+        // message of the new assignment.
+        let mut received = None;
         if !stopping && !limit_reached {
             match consumer.poll(wait) {
                 None => {}
@@ -296,14 +307,9 @@ pub fn run(
                     }
                 }
                 Some(Ok(m)) => {
-                    if batch.is_empty() {
-                        batch_started = Instant::now();
-                    }
-                    first_message.get_or_insert(batch_started);
                     r.stats.messages += 1;
                     r.stats.bytes += m.payload_len() as u64;
-                    last_activity = Some(Instant::now());
-                    batch.push(Msg {
+                    received = Some(Msg {
                         tp: Tp { topic: m.topic().to_string(), partition: m.partition() },
                         offset: m.offset(),
                         key: m.key().map(<[u8]>::to_vec),
@@ -346,10 +352,53 @@ pub fn run(
                             r.states.insert(tp, s);
                         }
                     }
-                    (r.notify)(Notice::Assigned(list));
                     r.restore(&need)?;
+                    expected_start.clear();
+                    let pairs: Vec<(String, i32)> = list.iter().map(|tp| (tp.topic.clone(), tp.partition)).collect();
+                    match crate::kafka::committed(&consumer, &pairs, cfg.io_timeout) {
+                        Ok(c) => {
+                            for ((topic, partition), off) in c {
+                                let start = match off {
+                                    Some(o) => Some(o),
+                                    None => consumer.fetch_watermarks(&topic, partition, cfg.io_timeout).ok().map(|(lo, _)| lo),
+                                };
+                                tracing::debug!(target: "imdsguard_kafka", "assigned {topic}/{partition}: committed {off:?}, start {start:?}");
+                                if let Some(o) = start {
+                                    expected_start.insert(Tp { topic, partition }, o);
+                                }
+                            }
+                        }
+                        Err(e) => (r.notify)(Notice::ClientError(e)),
+                    }
+                    (r.notify)(Notice::Assigned(list));
                 }
             }
+        }
+        // The first message of a newly assigned partition must not lie beyond its committed
+        // offset: if it does, the messages in between would never be evaluated, so seek back.
+        let received = match received {
+            Some(m) => match expected_start.remove(&m.tp) {
+                Some(exp) if m.offset > exp => {
+                    r.stats.messages -= 1;
+                    r.stats.start_gaps_repaired += 1;
+                    (r.notify)(Notice::StartGap { tp: m.tp.clone(), committed: exp, fetched: m.offset });
+                    consumer
+                        .seek(&m.tp.topic, m.tp.partition, Offset::Offset(exp), cfg.io_timeout)
+                        .map_err(|e| format!("cannot seek {} back to its committed offset {exp}: {e}", m.tp))?;
+                    expected_start.insert(m.tp.clone(), exp);
+                    None
+                }
+                _ => Some(m),
+            },
+            None => None,
+        };
+        if let Some(m) = received {
+            if batch.is_empty() {
+                batch_started = Instant::now();
+            }
+            first_message.get_or_insert(batch_started);
+            last_activity = Some(Instant::now());
+            batch.push(m);
         }
         let full = batch.len() >= cfg.batch_max.max(1);
         let due = !batch.is_empty() && batch_started.elapsed() >= Duration::from_millis(cfg.batch_ms);
@@ -580,7 +629,14 @@ impl Runner<'_> {
             tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*next)).map_err(|e| e.to_string())?;
         }
         match consumer.commit(&tpl, CommitMode::Sync) {
-            Ok(()) => self.stats.commits += 1,
+            Ok(()) => {
+                self.stats.commits += 1;
+                for (tp, msgs) in &by_tp {
+                    let first = msgs.iter().map(|m| m.offset).min().unwrap_or(0);
+                    let last = msgs.iter().map(|m| m.offset).max().unwrap_or(0);
+                    tracing::debug!(target: "imdsguard_kafka", "committed {tp}: offsets {first}..={last} ({} messages)", msgs.len());
+                }
+            }
             Err(e) => {
                 self.stats.commit_failures += 1;
                 (self.notify)(Notice::CommitFailed(format!("{e} (the batch will be delivered again; its alerts keep their ids)")));

@@ -179,8 +179,10 @@ pub fn partition_count<C: rdkafka::consumer::ConsumerContext>(consumer: &BaseCon
     Ok(md.topics().iter().find(|t| t.name() == topic).filter(|t| t.error().is_none() && !t.partitions().is_empty()).map(|t| t.partitions().len() as i32))
 }
 
-/// Read `partitions` of `topic` from the beginning to their current end, calling `each(key,
-/// value)` for every record. Fails when the end is not reached within `timeout`.
+/// Read `partitions` of `topic` from the beginning to their end, calling `each(partition, key,
+/// value)` for every record. The end is where the fetches report end-of-partition (some brokers'
+/// ListOffsets answers lag behind the log, so the watermarks alone are not trusted). Fails when
+/// the end is not reached within `timeout`.
 pub fn read_to_end(
     brokers: &str,
     overrides: &[(String, String)],
@@ -194,41 +196,55 @@ pub fn read_to_end(
     }
     let mut c = client_config(brokers, overrides);
     // A reader without a group: nothing is committed.
-    c.set("enable.auto.commit", "false").set("group.id", "imdsguard-changelog-reader").set("enable.partition.eof", "false");
+    c.set("enable.auto.commit", "false")
+        .set("group.id", "imdsguard-changelog-reader")
+        .set("enable.partition.eof", "true")
+        .set("fetch.wait.max.ms", "10");
     let consumer: BaseConsumer = c.create().map_err(|e| format!("cannot create a changelog reader: {e}"))?;
     let deadline = Instant::now() + timeout;
-    let mut ends = std::collections::HashMap::new();
     let mut tpl = TopicPartitionList::new();
     for &p in partitions {
-        let (lo, hi) = consumer
-            .fetch_watermarks(topic, p, timeout)
-            .map_err(|e| format!("changelog {topic}/{p}: cannot read its offsets: {e}"))?;
-        if hi > lo {
-            ends.insert(p, hi);
-            tpl.add_partition_offset(topic, p, Offset::Offset(lo)).map_err(|e| e.to_string())?;
-        }
-    }
-    if ends.is_empty() {
-        return Ok(0);
+        tpl.add_partition_offset(topic, p, Offset::Beginning).map_err(|e| e.to_string())?;
     }
     consumer.assign(&tpl).map_err(|e| format!("changelog {topic}: cannot assign: {e}"))?;
+    let mut open: std::collections::BTreeSet<i32> = partitions.iter().copied().collect();
     let mut n = 0u64;
-    while !ends.is_empty() {
+    while !open.is_empty() {
         if Instant::now() > deadline {
-            let left: Vec<String> = ends.keys().map(|p| format!("{topic}/{p}")).collect();
+            let left: Vec<String> = open.iter().map(|p| format!("{topic}/{p}")).collect();
             return Err(format!("changelog restore did not reach the end of {} within {timeout:?}", left.join(", ")));
         }
         match consumer.poll(Duration::from_millis(100)) {
             None => {}
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                open.remove(&p);
+            }
             Some(Err(e)) => return Err(format!("changelog {topic}: {e}")),
             Some(Ok(m)) => {
                 n += 1;
                 each(m.partition(), m.key(), m.payload());
-                if ends.get(&m.partition()).is_some_and(|end| m.offset() + 1 >= *end) {
-                    ends.remove(&m.partition());
-                }
             }
         }
     }
     Ok(n)
+}
+
+/// Committed offsets of `group` for `tps` (`None` for a partition without one).
+pub fn committed<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    tps: &[(String, i32)],
+    timeout: Duration,
+) -> Result<Vec<((String, i32), Option<i64>)>, String> {
+    let mut tpl = TopicPartitionList::new();
+    for (t, p) in tps {
+        tpl.add_partition_offset(t, *p, Offset::Invalid).map_err(|e| e.to_string())?;
+    }
+    let r = consumer.committed_offsets(tpl, timeout).map_err(|e| format!("committed offsets: {e}"))?;
+    Ok(r.elements()
+        .iter()
+        .map(|e| ((e.topic().to_string(), e.partition()), match e.offset() {
+            Offset::Offset(o) => Some(o),
+            _ => None,
+        }))
+        .collect())
 }
