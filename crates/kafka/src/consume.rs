@@ -142,6 +142,12 @@ pub struct ConsumeStats {
     pub state_restored_records: u64,
     pub changelog_records: u64,
     pub sinks: Vec<SinkStats>,
+    /// Time spent evaluating rules (parse, match, finish, alert documents), writing the sinks,
+    /// writing the changelog and committing offsets, in milliseconds.
+    pub eval_ms: u64,
+    pub sinks_ms: u64,
+    pub changelog_ms: u64,
+    pub commit_ms: u64,
     /// Wall time of the run (including joining the group).
     pub elapsed_ms: u64,
     /// From the first message received to the last batch committed.
@@ -525,6 +531,7 @@ impl Runner<'_> {
         let missing: Vec<Tp> = by_tp.keys().filter(|tp| !self.states.contains_key(*tp)).cloned().collect();
         self.restore(&missing)?;
         let now = (self.now)();
+        let t_eval = Instant::now();
         let mut alerts = Vec::new();
         let mut next_offsets: Vec<(Tp, i64)> = Vec::new();
         let mut failure = None;
@@ -580,6 +587,8 @@ impl Runner<'_> {
                 }
             }
         }
+        self.stats.eval_ms += t_eval.elapsed().as_millis() as u64;
+        let t_sinks = Instant::now();
         if failure.is_none() {
             // 1. Alerts, durable in every sink.
             for (i, sink) in self.sinks.iter_mut().enumerate() {
@@ -604,6 +613,8 @@ impl Runner<'_> {
             return Err(e);
         }
         self.stats.alerts += alerts.len() as u64;
+        self.stats.sinks_ms += t_sinks.elapsed().as_millis() as u64;
+        let t_changelog = Instant::now();
         // 2. The partitions' changed state, acknowledged by the changelog topic.
         let mut per_part: BTreeMap<i32, Records> = BTreeMap::new();
         for tp in by_tp.keys() {
@@ -618,11 +629,15 @@ impl Runner<'_> {
             }
         }
         if let (Some(topic), Some(producer)) = (&self.cfg.changelog, &self.producer) {
-            for (p, records) in per_part.into_iter().filter(|(_, r)| !r.is_empty()) {
+            let records: Vec<(Option<i32>, &[u8], &[u8])> =
+                per_part.iter().flat_map(|(p, recs)| recs.iter().map(move |(k, v)| (Some(*p), &k[..], &v[..]))).collect();
+            if !records.is_empty() {
                 self.stats.changelog_records += records.len() as u64;
-                producer.send_all(topic, Some(p), &records, self.cfg.io_timeout).map_err(|e| format!("changelog {topic}/{p}: {e}"))?;
+                producer.send_partitioned(topic, &records, self.cfg.io_timeout).map_err(|e| format!("changelog {topic}: {e}"))?;
             }
         }
+        self.stats.changelog_ms += t_changelog.elapsed().as_millis() as u64;
+        let t_commit = Instant::now();
         // 3. Only now the offsets, synchronously.
         let mut tpl = TopicPartitionList::new();
         for (tp, next) in &next_offsets {
@@ -642,6 +657,7 @@ impl Runner<'_> {
                 (self.notify)(Notice::CommitFailed(format!("{e} (the batch will be delivered again; its alerts keep their ids)")));
             }
         }
+        self.stats.commit_ms += t_commit.elapsed().as_millis() as u64;
         Ok(())
     }
 }

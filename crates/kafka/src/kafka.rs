@@ -81,14 +81,20 @@ impl Producer {
     /// Produce `(key, value)` records to `topic` (to `partition`, or by key) and wait until all
     /// are acknowledged (`acks=all`) or `timeout` passes. `Err` when any delivery failed.
     pub fn send_all(&self, topic: &str, partition: Option<i32>, records: &[(Vec<u8>, Vec<u8>)], timeout: Duration) -> Result<(), String> {
+        let with: Vec<(Option<i32>, &[u8], &[u8])> = records.iter().map(|(k, v)| (partition, &k[..], &v[..])).collect();
+        self.send_partitioned(topic, &with, timeout)
+    }
+
+    /// [`Producer::send_all`] with a partition per record (`None`: by key); one flush for all.
+    pub fn send_partitioned(&self, topic: &str, records: &[(Option<i32>, &[u8], &[u8])], timeout: Duration) -> Result<(), String> {
         let _guard = self.lock.lock().map_err(|_| "producer lock poisoned".to_string())?;
         let ctx = self.inner.context();
         let failed0 = ctx.failed.load(Ordering::Relaxed);
         let ok0 = ctx.ok.load(Ordering::Relaxed);
         let deadline = Instant::now() + timeout;
-        for (k, v) in records {
-            let mut rec = BaseRecord::to(topic).key(&k[..]).payload(&v[..]);
-            if let Some(p) = partition {
+        for (partition, k, v) in records {
+            let mut rec = BaseRecord::to(topic).key(*k).payload(*v);
+            if let Some(p) = *partition {
                 rec = rec.partition(p);
             }
             loop {
@@ -104,6 +110,15 @@ impl Producer {
                     Err((e, _)) => return Err(format!("cannot produce to {topic}: {e}")),
                 }
             }
+        }
+        // Wait for every delivery report. (rdkafka's `flush` polls in 100 ms slices that each run
+        // to their end, which made every batch wait 100 ms; short polls return as soon as the
+        // acknowledgements are in.)
+        while self.inner.in_flight_count() > 0 {
+            if Instant::now() > deadline {
+                return Err(format!("{} record(s) to {topic} not acknowledged within {timeout:?}", self.inner.in_flight_count()));
+            }
+            self.inner.poll(Duration::from_millis(1));
         }
         let left = deadline.saturating_duration_since(Instant::now());
         self.inner.flush(left).map_err(|e| format!("flush to {topic} did not finish within {timeout:?}: {e}"))?;
