@@ -215,7 +215,7 @@ pub fn read_to_end(
         .set("group.id", "imdsguard-changelog-reader")
         .set("enable.partition.eof", "true")
         .set("fetch.wait.max.ms", "10");
-    let consumer: BaseConsumer = c.create().map_err(|e| format!("cannot create a changelog reader: {e}"))?;
+    let consumer: BaseConsumer<EofQuiet> = c.create_with_context(EofQuiet).map_err(|e| format!("cannot create a changelog reader: {e}"))?;
     let deadline = Instant::now() + timeout;
     let mut tpl = TopicPartitionList::new();
     for &p in partitions {
@@ -243,6 +243,19 @@ pub fn read_to_end(
     }
     Ok(n)
 }
+
+/// The changelog reader's context: end-of-partition is what it waits for, not an error to log.
+struct EofQuiet;
+
+impl ClientContext for EofQuiet {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if !matches!(error, KafkaError::PartitionEOF(_)) && !matches!(error.rdkafka_error_code(), Some(RDKafkaErrorCode::PartitionEOF)) {
+            tracing::warn!(target: "imdsguard_kafka", "changelog reader: {error}: {reason}");
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for EofQuiet {}
 
 /// Committed offsets of `group` for `tps` (`None` for a partition without one).
 pub fn committed<C: rdkafka::consumer::ConsumerContext>(
