@@ -644,6 +644,14 @@ fn tele_json(t: &Tele) -> Value {
 fn tele_summary(t: &[Tele]) -> Vec<String> {
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     let mut order = Vec::new();
+    // Process starts, then connections, then requests (each in the order seen).
+    let rank = |x: &Tele| match x {
+        Tele::Exec { .. } => 0,
+        Tele::Connection { .. } => 1,
+        Tele::Http { .. } => 2,
+    };
+    let mut t: Vec<&Tele> = t.iter().collect();
+    t.sort_by_key(|x| rank(x));
     for x in t {
         let line = match x {
             Tele::Exec { name, .. } => format!("exec {name}"),
@@ -652,7 +660,7 @@ fn tele_summary(t: &[Tele]) -> Vec<String> {
                 let who = if name.is_empty() { "unattributed".to_string() } else { name.clone() };
                 let what = [provider.as_str(), version.as_str()].iter().filter(|s| !s.is_empty()).copied().collect::<Vec<_>>().join(" ");
                 let host = if host.is_empty() || host.parse::<std::net::IpAddr>().is_ok() { String::new() } else { format!(" {host}") };
-                format!("{method}{host} {} [{what}] by {who}", shorten(path, 44))
+                format!("{method}{host} {} [{what}] by {who}", shorten(path, 40))
             }
         };
         if !counts.contains_key(&line) {
@@ -670,12 +678,15 @@ fn tele_summary(t: &[Tele]) -> Vec<String> {
     out
 }
 
+/// `s` cut to `max` characters from the front (the end of a URL path is what tells requests
+/// apart).
 fn shorten(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
+    let n = s.chars().count();
+    if n <= max {
         return s.to_string();
     }
-    let head: String = s.chars().take(max.saturating_sub(1)).collect();
-    format!("{head}…")
+    let tail: String = s.chars().skip(n + 1 - max.max(1)).collect();
+    format!("…{tail}")
 }
 
 /// A check of the test's telemetry.
@@ -1033,7 +1044,8 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode> {
         match run_one(i, def, &mut lab, &env, &args, &known) {
             Ok(o) => outcomes.push(o),
             Err(e) if interrupted.load(Ordering::Relaxed) => {
-                eprintln!("imdsguard simulate: interrupted ({e:#}); tearing the lab down");
+                let during = format!("{e:#}");
+                eprintln!("imdsguard simulate: interrupted{}; tearing the lab down", if during == "interrupted" { String::new() } else { format!(" ({during})") });
                 drop(lab);
                 return Ok(ExitCode::from(130));
             }
@@ -1041,7 +1053,10 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode> {
         }
     }
     lab.stop(mock_pid, Duration::from_secs(5));
-    let kept = if args.keep { lab.keep() } else { Vec::new() };
+    let mut kept = if args.keep { lab.keep() } else { Vec::new() };
+    if args.keep {
+        kept.push(format!("rm -r {}", work.display()));
+    }
     let lab_info = json!({
         "mock_namespace": lab.mock_ns,
         "attacker_namespace": lab.client_ns,
@@ -1085,7 +1100,7 @@ fn print_list(defs: &[Def], names: &BTreeMap<String, String>, format: SimFormat)
                     vec![vec![d.name.to_string(), format!("({})", d.kind.as_str())], wrap(&format!("{}. {}", d.title, d.did), 60), exp]
                 })
                 .collect();
-            print!("{}", render_table(&["TEST", "WHAT IT DOES", "EXPECTED DETECTIONS"], &[26, 60, 52], &rows));
+            print!("{}", render_table(&["TEST", "WHAT IT DOES", "EXPECTED DETECTIONS"], &[29, 60, 52], &rows));
         }
     }
     Ok(())
@@ -1139,7 +1154,7 @@ fn report_json(defs: &[Def], outcomes: &[Outcome], names: &BTreeMap<String, Stri
 }
 
 fn report_table(defs: &[Def], outcomes: &[Outcome], names: &BTreeMap<String, String>, loaded: &BTreeSet<String>) -> String {
-    let widths = [24, 38, 50, 46, 7];
+    let widths = [29, 36, 50, 44, 7];
     let rows: Vec<Vec<Vec<String>>> = outcomes
         .iter()
         .map(|o| {
@@ -1264,7 +1279,8 @@ mod tests {
         let known: BTreeSet<String> = [SEED_000, SEED_001, SEED_002, IMDSV1].iter().map(|s| s.to_string()).collect();
         let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<String>>();
         // (kind, expected, fired) -> (missing, unexpected, additional)
-        let cases: Vec<(Kind, Vec<&str>, BTreeSet<String>, (Vec<&str>, Vec<&str>, Vec<&str>))> = vec![
+        type Case<'a> = (Kind, Vec<&'a str>, BTreeSet<String>, (Vec<&'a str>, Vec<&'a str>, Vec<&'a str>));
+        let cases: Vec<Case> = vec![
             (Kind::Attack, vec![SEED_000, SEED_001], set(&[SEED_000, SEED_001]), (vec![], vec![], vec![])),
             (Kind::Attack, vec![SEED_000, SEED_001], set(&[SEED_000]), (vec![SEED_001], vec![], vec![])),
             (Kind::Attack, vec![SEED_000], set(&[SEED_000, IMDSV1]), (vec![], vec![IMDSV1], vec![])),
@@ -1345,5 +1361,7 @@ mod tests {
         assert_eq!(shell_words(Path::new("curl"), &["-H", "Metadata:true", "a b"]), "curl -H Metadata:true 'a b'");
         assert_eq!(role_name("imdsguard-demo-role\n"), "imdsguard-demo-role");
         assert_eq!(role_name("<html>"), "imdsguard-demo-role");
+        assert_eq!(shorten("/latest/meta-data/iam/security-credentials/role", 10), "…ials/role");
+        assert_eq!(shorten("/short", 10), "/short");
     }
 }
