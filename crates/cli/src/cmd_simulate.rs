@@ -650,7 +650,10 @@ fn tele_summary(t: &[Tele]) -> Vec<String> {
         Tele::Connection { .. } => 1,
         Tele::Http { .. } => 2,
     };
-    let mut t: Vec<&Tele> = t.iter().collect();
+    // One process start per pid, the last one reported: `ip netns exec` is exec'd, then execs the
+    // client in the same process, and the sensor may describe either (the JSON keeps both).
+    let last_exec: BTreeMap<u32, usize> = t.iter().enumerate().filter_map(|(i, x)| if let Tele::Exec { pid, .. } = x { Some((*pid, i)) } else { None }).collect();
+    let mut t: Vec<&Tele> = t.iter().enumerate().filter(|(i, x)| !matches!(x, Tele::Exec { pid, .. } if last_exec.get(pid) != Some(i))).map(|(_, x)| x).collect();
     t.sort_by_key(|x| rank(x));
     for x in t {
         let line = match x {
@@ -1154,7 +1157,7 @@ fn report_json(defs: &[Def], outcomes: &[Outcome], names: &BTreeMap<String, Stri
 }
 
 fn report_table(defs: &[Def], outcomes: &[Outcome], names: &BTreeMap<String, String>, loaded: &BTreeSet<String>) -> String {
-    let widths = [29, 36, 50, 44, 7];
+    let widths = [29, 36, 48, 46, 7];
     let rows: Vec<Vec<Vec<String>>> = outcomes
         .iter()
         .map(|o| {
@@ -1325,8 +1328,10 @@ mod tests {
             json!({"event": {"category": ["network"], "dataset": "imdsguard_sensor.network"}, "process": {"pid": 5, "name": "curl"}, "destination": {"ip": "169.254.169.254", "port": 80}}),
             json!({"event": {"category": ["network"], "dataset": "network_traffic.http"}, "http": {"request": {"method": "PUT"}}, "url": {"path": "/latest/api/token", "domain": "169.254.169.254"}, "imds": {"cloud_provider": "aws", "aws": {"token_request": true, "is_imds_v2": true}}}),
         ];
+        let mut events = events;
+        events.insert(0, json!({"event": {"category": ["process"]}, "process": {"pid": 5, "name": "ip", "command_line": "ip netns exec x curl http://169.254.169.254/"}}));
         let t = telemetry(&events, &pids);
-        assert_eq!(t.len(), 3);
+        assert_eq!(t.len(), 4, "both execs of pid 5 are kept");
         assert_eq!(
             tele_summary(&t),
             vec!["exec curl".to_string(), "connect curl -> 169.254.169.254:80".into(), "PUT /latest/api/token [aws token request] by unattributed".into()]
