@@ -756,9 +756,18 @@ fn read_ndjson(p: &Path) -> (Vec<Value>, usize) {
     (v, bad)
 }
 
-fn watch_lines<R: Read + Send + 'static>(r: Option<R>) -> Arc<Mutex<Vec<String>>> {
+/// Lines read from a child's pipe by a thread.
+type Lines = Arc<Mutex<Vec<String>>>;
+
+fn watch_lines<R: Read + Send + 'static>(r: Option<R>) -> Lines {
+    watch_lines_until_eof(r).0
+}
+
+/// [`watch_lines`], also returning a flag set once the pipe is closed.
+fn watch_lines_until_eof<R: Read + Send + 'static>(r: Option<R>) -> (Lines, Arc<AtomicBool>) {
     let lines = Arc::new(Mutex::new(Vec::new()));
-    let l2 = lines.clone();
+    let done = Arc::new(AtomicBool::new(false));
+    let (l2, d2) = (lines.clone(), done.clone());
     std::thread::spawn(move || {
         if let Some(r) = r {
             for line in BufReader::new(r).lines().map_while(Result::ok) {
@@ -769,15 +778,16 @@ fn watch_lines<R: Read + Send + 'static>(r: Option<R>) -> Arc<Mutex<Vec<String>>
                 }
             }
         }
+        d2.store(true, Ordering::SeqCst);
     });
-    lines
+    (lines, done)
 }
 
-fn snapshot(lines: &Arc<Mutex<Vec<String>>>) -> Vec<String> {
+fn snapshot(lines: &Lines) -> Vec<String> {
     lines.lock().map(|v| v.clone()).unwrap_or_default()
 }
 
-fn wait_for_line(lines: &Arc<Mutex<Vec<String>>>, needle: &str, timeout: Duration, stop: &AtomicBool) -> Result<()> {
+fn wait_for_line(lines: &Lines, needle: &str, timeout: Duration, stop: &AtomicBool) -> Result<()> {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         if snapshot(lines).iter().any(|l| l.contains(needle)) {
@@ -847,7 +857,7 @@ fn run_one(i: usize, def: &Def, lab: &mut Lab, env: &Env, args: &SimulateArgs, k
     }
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
     let sensor = lab.spawn("sensor", cmd)?;
-    let status = watch_lines(lab.child_mut(sensor).and_then(|c| c.stderr.take()));
+    let (status, status_done) = watch_lines_until_eof(lab.child_mut(sensor).and_then(|c| c.stderr.take()));
     wait_for_line(&status, "imdsguard sensor:", READY_TIMEOUT, &env.interrupted).context("the sensor did not start")?;
 
     let mut cx = Cx { lab, env, dir, steps: Vec::new(), pids: BTreeSet::new(), expects: Vec::new() };
@@ -859,8 +869,11 @@ fn run_one(i: usize, def: &Def, lab: &mut Lab, env: &Env, args: &SimulateArgs, k
     let Cx { lab, steps, pids, expects, .. } = cx;
     sleep_interruptible(SETTLE, &env.interrupted)?;
     let exit = lab.stop(sensor, SENSOR_STOP);
-    // The stderr reader ends with the process; give it a moment to take the last lines.
-    std::thread::sleep(Duration::from_millis(50));
+    // The stderr reader ends with the process: wait (bounded) until it has read the last line.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !status_done.load(Ordering::SeqCst) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let lines = snapshot(&status);
     let sensor_status = lines.iter().rev().find(|l| l.starts_with("sensor status:")).cloned().unwrap_or_default();
     let error = match (error, exit) {
