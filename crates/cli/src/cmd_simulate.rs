@@ -801,6 +801,28 @@ fn wait_for_line(lines: &Lines, needle: &str, timeout: Duration, stop: &AtomicBo
     bail!("no {needle:?} within {} s; output: {:?}", timeout.as_secs(), snapshot(lines))
 }
 
+/// Wait (bounded) until a child started in the lab prints `needle`; fail at once, with what it
+/// printed, if it exits first.
+fn wait_ready(lab: &mut Lab, pid: u32, lines: &Lines, errors: &Lines, needle: &str, stop: &AtomicBool) -> Result<()> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        if snapshot(lines).iter().any(|l| l.contains(needle)) {
+            return Ok(());
+        }
+        if stop.load(Ordering::Relaxed) {
+            bail!("interrupted");
+        }
+        if let Some(Ok(Some(st))) = lab.child_mut(pid).map(|c| c.try_wait()) {
+            std::thread::sleep(Duration::from_millis(100));
+            bail!("it exited with {st} before it was ready: {}", snapshot(errors).join(" | "));
+        }
+        if Instant::now() >= deadline {
+            bail!("no {needle:?} within {} s: {}", READY_TIMEOUT.as_secs(), snapshot(errors).join(" | "));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn sleep_interruptible(d: Duration, stop: &AtomicBool) -> Result<()> {
     let deadline = Instant::now() + d;
     while Instant::now() < deadline {
@@ -858,7 +880,7 @@ fn run_one(i: usize, def: &Def, lab: &mut Lab, env: &Env, args: &SimulateArgs, k
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
     let sensor = lab.spawn("sensor", cmd)?;
     let (status, status_done) = watch_lines_until_eof(lab.child_mut(sensor).and_then(|c| c.stderr.take()));
-    wait_for_line(&status, "imdsguard sensor:", READY_TIMEOUT, &env.interrupted).context("the sensor did not start")?;
+    wait_ready(lab, sensor, &status, &status, "imdsguard sensor:", &env.interrupted).context("the sensor did not start")?;
 
     let mut cx = Cx { lab, env, dir, steps: Vec::new(), pids: BTreeSet::new(), expects: Vec::new() };
     let result = (def.run)(&mut cx);
@@ -1046,10 +1068,17 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode> {
         mock.args(["--listen", l]);
     }
     mock.args(["--allow-non-loopback", "--response-delay-ms", &delay]).arg("--log").arg(&mock_log);
-    mock.stdout(Stdio::piped()).stderr(Stdio::null());
+    mock.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mock_pid = lab.spawn("imds-mock", mock)?;
     let mock_out = watch_lines(lab.child_mut(mock_pid).and_then(|c| c.stdout.take()));
-    wait_for_line(&mock_out, "imds-mock providers:", READY_TIMEOUT, &interrupted).context("the mock metadata service did not start")?;
+    let mock_err = watch_lines(lab.child_mut(mock_pid).and_then(|c| c.stderr.take()));
+    if let Err(e) = wait_ready(&mut lab, mock_pid, &mock_out, &mock_err, "imds-mock providers:", &interrupted) {
+        if interrupted.load(Ordering::Relaxed) {
+            eprintln!("imdsguard simulate: interrupted; tearing the lab down");
+            return Ok(ExitCode::from(130));
+        }
+        return Err(e.context("the mock metadata service did not start"));
+    }
 
     let mut outcomes = Vec::new();
     for &i in &selected {

@@ -23,7 +23,7 @@
 //!   `unsafe`), used by `imdsguard sensor --netns`.
 
 use std::ffi::OsStr;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -124,6 +124,8 @@ pub struct Lab {
     pub mock_ns: String,
     /// The client (attacker) namespace: `lo` and the veth only, no default route.
     pub client_ns: String,
+    /// The client namespace's end of the veth pair.
+    pub client_if: String,
     created: Vec<String>,
     etc_dir: Option<PathBuf>,
     children: Vec<Proc>,
@@ -149,6 +151,7 @@ impl Lab {
         let mut lab = Lab {
             mock_ns: format!("imdsguard-{tag}-{id}-mock"),
             client_ns: format!("imdsguard-{tag}-{id}-client"),
+            client_if: format!("igc{id}"),
             created: Vec::new(),
             etc_dir: None,
             children: Vec::new(),
@@ -293,11 +296,6 @@ impl Lab {
             let _ = std::fs::remove_dir_all(d);
         }
     }
-
-    /// Whether the namespaces still exist (for tests of the teardown).
-    pub fn namespaces_exist(names: &[&str]) -> bool {
-        names.iter().any(|n| netns_path(n).exists())
-    }
 }
 
 impl Drop for Lab {
@@ -341,12 +339,6 @@ pub fn stop_child(child: &mut Child, grace: Duration) -> Option<ExitStatus> {
     None
 }
 
-/// Send SIGINT/SIGTERM-style signals by pid (to processes this program started).
-pub fn terminate(pid: u32) -> std::io::Result<()> {
-    let p = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw).ok_or_else(|| std::io::Error::other("bad pid"))?;
-    rustix::process::kill_process(p, rustix::process::Signal::TERM).map_err(std::io::Error::from)
-}
-
 /// Wait for `child` to exit, at most `timeout`; kill it past that. `interrupted` is polled so a
 /// caller's Ctrl-C ends the wait early. Returns the status, or `None` when it had to be killed.
 pub fn wait_bounded(child: &mut Child, timeout: Duration, interrupted: &dyn Fn() -> bool) -> Option<ExitStatus> {
@@ -361,14 +353,6 @@ pub fn wait_bounded(child: &mut Child, timeout: Duration, interrupted: &dyn Fn()
                 return None;
             }
         }
-    }
-}
-
-/// Whether `addr` is one of the lab's addresses (never the host's).
-pub fn is_lab_address(addr: IpAddr) -> bool {
-    match addr {
-        IpAddr::V4(a) => a == METADATA_V4 || a == LOOKALIKE_V4 || a == CLIENT_V4 || a.is_loopback(),
-        IpAddr::V6(a) => a == METADATA_V6 || a == CLIENT_V6 || a.is_loopback(),
     }
 }
 
@@ -417,12 +401,5 @@ mod tests {
     fn the_hosts_file_sends_gcp_name_to_the_mock() {
         let h = hosts_file();
         assert!(h.lines().any(|l| l.starts_with("169.254.169.254\t") && l.contains("metadata.google.internal")), "{h}");
-    }
-
-    #[test]
-    fn lab_addresses() {
-        assert!(is_lab_address(IpAddr::V4(METADATA_V4)));
-        assert!(is_lab_address("fd00:ec2::254".parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))));
-        assert!(!is_lab_address(IpAddr::V4(Ipv4Addr::new(8, 8, 8, 8))));
     }
 }
