@@ -8,6 +8,8 @@
 //! - removing a built-in rule (a copy of the pack without seed 001) makes the simulation report
 //!   the missing detection and exit 1; replacing seed 002 by a version without its allow-list
 //!   makes a benign test report the unexpected detection and exit 1;
+//! - SIGINT in the middle of a test tears everything down (namespaces, /etc/netns, the sensor and
+//!   the web service, the run directory, the agent copies) and exits 130;
 //! - `--list` works without privileges; the refusals (not root; root in a user namespace that
 //!   cannot create network namespaces) exit 2 with a clear message and create nothing.
 //!
@@ -359,5 +361,92 @@ fn simulate_refuses_without_the_privileges_to_build_its_lab() {
         assert!(err.contains("refusing to run: cannot create the lab's network namespaces"), "{err}");
         // The half-made lab (if any) was removed.
         assert!(!namespace_of(pid), "a refused run leaves no namespace");
+    }
+}
+
+/// Processes whose command line names `needle` (e.g. a sensor started with `--netns <ns>`).
+fn processes_naming(needle: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.contains(needle) {
+            out.push(format!("{name}: {cmd}"));
+        }
+    }
+    out
+}
+
+#[test]
+fn simulate_tears_its_lab_down_on_sigint() {
+    let test = "simulate_tears_its_lab_down_on_sigint";
+    if !prerequisite(test) {
+        return;
+    }
+    let mut child = Command::new(bin())
+        .args(["simulate", "--test", "aws-imdsv1", "--test", "ssrf-web-service"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn simulate");
+    let pid = child.id();
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // Interrupt in the middle of the second test (its sensor and web service running).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    while !seen.iter().any(|l: &String| l.contains("running ssrf-web-service")) {
+        assert!(Instant::now() < deadline, "simulate did not reach the second test: {seen:?}");
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
+            seen.push(l);
+        }
+    }
+    std::thread::sleep(Duration::from_millis(800));
+    let prefix = format!("imdsguard-sim-{:06x}", pid & 0xff_ffff);
+    assert!(namespace_of(pid), "the lab exists while the simulation runs");
+    let _ = Command::new("kill").args(["-INT", &pid.to_string()]).status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break st,
+            _ if Instant::now() > deadline => {
+                let _ = child.kill();
+                panic!("simulate did not stop within 30 s of SIGINT");
+            }
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    };
+    while let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
+        seen.push(l);
+    }
+    assert_eq!(status.code(), Some(130), "{seen:?}");
+    assert!(seen.iter().any(|l| l.contains("interrupted") && l.contains("tearing the lab down")), "{seen:?}");
+    assert!(!namespace_of(pid), "namespaces removed after SIGINT");
+    assert!(!std::fs::read_dir("/etc/netns").into_iter().flatten().flatten().any(|e| e.file_name().to_string_lossy().starts_with(&prefix)), "/etc/netns cleaned");
+    // Its sensor (started with --netns <lab>) and the web service are gone too.
+    let left = processes_naming(&prefix);
+    assert!(left.is_empty(), "processes left behind: {left:?}");
+    assert!(processes_naming("vulnerable_app.py").iter().all(|p| !p.contains(&format!("imdsguard-simulate-{pid}-"))), "web service left behind");
+    // The run directory and the agent copies are removed.
+    for parent in [std::env::temp_dir(), PathBuf::from("/opt")] {
+        let left: Vec<String> = std::fs::read_dir(&parent)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| n.starts_with(&format!("imdsguard-simulate-{pid}-")))
+            .collect();
+        assert!(left.is_empty(), "{} holds {left:?}", parent.display());
     }
 }

@@ -397,6 +397,19 @@ mod tests {
         assert!(format!("igm{a}").len() <= 15);
     }
 
+    proptest::proptest! {
+        /// The parsers of `/proc/<pid>/status` and `ip -o link` output never panic.
+        #[test]
+        fn parsers_never_panic(text in "(?s).{0,400}", lines in proptest::collection::vec("[0-9]{1,3}: [a-z0-9@:<>, ]{0,30}", 0..6)) {
+            let _ = effective_uid_from_status(&text);
+            let _ = link_names(&text);
+            let joined = lines.join("\n");
+            let _ = link_names(&joined);
+            let _ = effective_uid_from_status(&format!("Uid:\t{joined}"));
+            let _ = valid_netns_name(&text);
+        }
+    }
+
     #[test]
     fn the_hosts_file_sends_gcp_name_to_the_mock() {
         let h = hosts_file();
