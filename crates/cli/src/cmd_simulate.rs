@@ -556,16 +556,21 @@ struct AlertRow {
     reason: String,
 }
 
-/// Split a sensor's alerts into this test's and foreign ones. Traffic alerts are always the
-/// test's (the attacker namespace carries only its traffic); process alerts only when they name a
-/// process the test started (the process-start connector sees every process on the host).
+/// Split a sensor's alerts into this test's and foreign ones. An alert naming a process belongs to
+/// the test when the test started that process (the process-start connector, and on the eBPF path
+/// the connect tracepoint, see every process on the host); an alert on traffic that no process was
+/// attributed to belongs to it too (the attacker namespace carries only the test's traffic).
 fn partition_alerts(alerts: &[Value], pids: &BTreeSet<u32>) -> (Vec<AlertRow>, usize) {
     let mut mine = Vec::new();
     let mut foreign = 0;
     for a in alerts {
         let network = has_category(a, "kibana.alert.original_event.category", "network");
         let pid = pid_of(a);
-        if !network && !pid.is_some_and(|p| pids.contains(&p)) {
+        let ours = match pid {
+            Some(p) => pids.contains(&p),
+            None => network,
+        };
+        if !ours {
             foreign += 1;
             continue;
         }
@@ -618,7 +623,7 @@ fn telemetry(events: &[Value], pids: &BTreeSet<u32>) -> Vec<Tele> {
                 provider: text(e, "imds.cloud_provider"),
                 version: version.to_string(),
             });
-        } else if has_category(e, "event.category", "network") {
+        } else if has_category(e, "event.category", "network") && !pid.is_some_and(|p| !pids.contains(&p)) {
             out.push(Tele::Connection {
                 pid,
                 name,
@@ -1141,7 +1146,7 @@ fn print_list(defs: &[Def], names: &BTreeMap<String, String>, format: SimFormat)
             let rows: Vec<Vec<Vec<String>>> = defs
                 .iter()
                 .map(|d| {
-                    let exp: Vec<String> = if d.expected.is_empty() { vec!["none (must not alert)".into()] } else { d.expected.iter().map(|r| format!("{} ({})", rule_label(r, names), &r[..8])).collect() };
+                    let exp: Vec<String> = if d.expected.is_empty() { vec!["none (must not alert)".into()] } else { d.expected.iter().map(|r| format!("{} ({})", rule_label(r, names), r.get(..8).unwrap_or(r))).collect() };
                     vec![vec![d.name.to_string(), format!("({})", d.kind.as_str())], wrap(&format!("{}. {}", d.title, d.did), 60), exp]
                 })
                 .collect();
@@ -1312,10 +1317,12 @@ mod tests {
             alert(SEED_002, "process", Some(11)),
             alert(SEED_002, "process", Some(999)),
             alert(SEED_002, "process", None),
+            // A connection from another namespace (the eBPF path traces every connect).
+            alert(SEED_002, "network", Some(4242)),
         ];
         let (mine, foreign) = partition_alerts(&alerts, &pids);
         assert_eq!(mine.iter().map(|a| a.rule_id.as_str()).collect::<Vec<_>>(), vec![SEED_001, SEED_000, SEED_002]);
-        assert_eq!(foreign, 2);
+        assert_eq!(foreign, 3);
         assert_eq!(mine[2].source_event, "process");
     }
 
@@ -1368,6 +1375,7 @@ mod tests {
             json!({"event": {"category": ["process"], "dataset": "imdsguard_sensor.process"}, "process": {"pid": 5, "name": "curl", "command_line": "curl http://169.254.169.254/"}}),
             json!({"event": {"category": ["process"]}, "process": {"pid": 6, "name": "cargo"}}),
             json!({"event": {"category": ["network"], "dataset": "imdsguard_sensor.network"}, "process": {"pid": 5, "name": "curl"}, "destination": {"ip": "169.254.169.254", "port": 80}}),
+            json!({"event": {"category": ["network"], "dataset": "imdsguard_sensor.network"}, "process": {"pid": 77, "name": "curl"}, "destination": {"ip": "169.254.169.254", "port": 80}}),
             json!({"event": {"category": ["network"], "dataset": "network_traffic.http"}, "http": {"request": {"method": "PUT"}}, "url": {"path": "/latest/api/token", "domain": "169.254.169.254"}, "imds": {"cloud_provider": "aws", "aws": {"token_request": true, "is_imds_v2": true}}}),
         ];
         let mut events = events;
