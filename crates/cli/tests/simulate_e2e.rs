@@ -10,6 +10,7 @@
 //!   makes a benign test report the unexpected detection and exit 1;
 //! - SIGINT in the middle of a test tears everything down (namespaces, /etc/netns, the sensor and
 //!   the web service, the run directory, the agent copies) and exits 130;
+//! - `--keep` leaves the namespaces, the hosts file and the run directory (sensor outputs);
 //! - `--list` works without privileges; the refusals (not root; root in a user namespace that
 //!   cannot create network namespaces) exit 2 with a clear message and create nothing.
 //!
@@ -449,4 +450,42 @@ fn simulate_tears_its_lab_down_on_sigint() {
             .collect();
         assert!(left.is_empty(), "{} holds {left:?}", parent.display());
     }
+}
+
+#[test]
+fn simulate_keep_leaves_the_lab_for_inspection() {
+    let test = "simulate_keep_leaves_the_lab_for_inspection";
+    if !prerequisite(test) {
+        return;
+    }
+    let (out, doc) = simulate(&["--format", "json", "--keep", "--test", "benign-non-metadata-address"]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    let ns: Vec<String> = ["mock_namespace", "attacker_namespace"].iter().map(|k| doc["lab"][*k].as_str().unwrap_or("").to_string()).collect();
+    let run_dir = PathBuf::from(doc["lab"]["run_directory"].as_str().unwrap_or(""));
+    // Remove what was kept whatever the assertions say.
+    struct Cleanup(Vec<String>, PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            for n in &self.0 {
+                let _ = Command::new("ip").args(["netns", "del", n]).stderr(Stdio::null()).status();
+                let _ = std::fs::remove_dir_all(Path::new("/etc/netns").join(n));
+            }
+            if self.1.starts_with(std::env::temp_dir()) && self.1.file_name().is_some() {
+                let _ = std::fs::remove_dir_all(&self.1);
+            }
+        }
+    }
+    let _cleanup = Cleanup(ns.clone(), run_dir.clone());
+    assert!(out.status.success(), "{err}");
+    assert_eq!(doc["lab"]["kept"], true);
+    let list = netns_list();
+    for n in &ns {
+        assert!(list.lines().any(|l| l.split_whitespace().next() == Some(n.as_str())), "{n} kept: {list}");
+        assert!(err.contains(&format!("ip netns del {n}")), "removal command printed: {err}");
+    }
+    assert!(Path::new("/etc/netns").join(&ns[1]).join("hosts").exists());
+    // The sensor's outputs of the test are there to read.
+    let test_dir = run_dir.join("benign-non-metadata-address");
+    assert!(test_dir.join("events.ndjson").exists() && test_dir.join("alerts.ndjson").exists(), "{}", test_dir.display());
+    assert!(run_dir.join("mock-requests.ndjson").exists());
 }
