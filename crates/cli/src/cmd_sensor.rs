@@ -89,6 +89,11 @@ pub struct SensorArgs {
     /// Stop after this many seconds (default: run until SIGTERM/SIGINT).
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
+    /// Watch the network namespace NAME (`/run/netns/NAME`, as `ip netns` names it): process
+    /// starts are subscribed in the current (host) namespace, where alone the kernel reports them,
+    /// then capture and socket lookups run in NAME (`imdsguard simulate` uses it).
+    #[arg(long, value_name = "NAME")]
+    pub netns: Option<String>,
 }
 
 /// The `--config` file. Every key is optional; flags win.
@@ -131,6 +136,7 @@ struct Settings {
     stats_interval: Duration,
     max_output_bytes: u64,
     duration: Option<Duration>,
+    netns: Option<String>,
 }
 
 fn settings(args: SensorArgs) -> anyhow::Result<Settings> {
@@ -175,6 +181,7 @@ fn settings(args: SensorArgs) -> anyhow::Result<Settings> {
         stats_interval: Duration::from_secs(args.stats_interval.or(cfg.stats_interval).unwrap_or(10).max(1)),
         max_output_bytes: args.max_output_bytes.or(cfg.max_output_bytes).unwrap_or(100 << 20).max(4096),
         duration,
+        netns: args.netns,
     })
 }
 
@@ -451,6 +458,18 @@ pub fn run(args: SensorArgs) -> anyhow::Result<ExitCode> {
     if !cfg!(target_os = "linux") {
         anyhow::bail!("the sensor runs on Linux only");
     }
+    // The connector reports only to sockets in the host's (initial) network namespace.
+    let host_netns = std::fs::read_link("/proc/self/ns/net").ok() == std::fs::read_link("/proc/1/ns/net").ok();
+    // --netns: subscribe to process starts here, then move (before any thread exists) into the
+    // watched namespace, where every other socket is opened.
+    let early_exec = match &s.netns {
+        Some(ns) => {
+            let e = imdsguard_sensor::exec::ExecEvents::open(Duration::from_millis(200));
+            imdsguard_lab::enter_netns(ns).with_context(|| format!("--netns {ns}"))?;
+            Some(e)
+        }
+        None => None,
+    };
     // Endpoints: the decoder's defaults plus the configured ones.
     let mut imds = imdsguard_capture::ImdsConfig::default();
     for spec in &s.endpoints {
@@ -560,9 +579,7 @@ pub fn run(args: SensorArgs) -> anyhow::Result<ExitCode> {
     let ebpf_on = path == "ebpf";
     // Process launches: subscribe to the kernel's process events connector while the sensor
     // still holds CAP_NET_ADMIN (the subscription survives the capability drop).
-    let exec_events = imdsguard_sensor::exec::ExecEvents::open(Duration::from_millis(200));
-    // The connector reports only to sockets in the host's (initial) network namespace.
-    let host_netns = std::fs::read_link("/proc/self/ns/net").ok() == std::fs::read_link("/proc/1/ns/net").ok();
+    let exec_events = early_exec.unwrap_or_else(|| imdsguard_sensor::exec::ExecEvents::open(Duration::from_millis(200)));
     let exec_text = match &exec_events {
         Ok(_) if host_netns => "process starts: kernel process events connector (exec, then /proc/<pid>)".to_string(),
         Ok(_) => "process starts: kernel process events connector, but the sensor is not in the host's network namespace, where alone it reports".to_string(),
