@@ -39,6 +39,8 @@ pub struct Match {
     /// For threshold rules: the group (bucket) this synthetic alert stands for; `event` is the
     /// group's first event.
     pub threshold: Option<ThresholdResult>,
+    /// For a Sigma correlation's shell alert: what the correlation found (see `correlate`).
+    pub correlation: Option<Box<crate::correlate::CorrelationHit>>,
 }
 
 /// Kibana's `kibana.alert.threshold_result`.
@@ -186,6 +188,7 @@ impl Hunt {
                 sequence: None,
                 suppressed: None,
                 threshold: None,
+                correlation: None,
             });
         }
     }
@@ -199,12 +202,14 @@ impl Hunt {
     pub fn finish(mut self, history: &mut dyn TermsHistory) -> Result<(Vec<Match>, HuntStats, Vec<CompiledRule>), HistoryError> {
         let mut alerts = Vec::new();
         let matches = std::mem::take(&mut self.matches);
+        // Sigma correlation rules: their alerts from the referenced rules' matches (correlate.rs).
+        let matches = crate::correlate::apply(&self.rules, matches, &mut self.stats);
         for (i, mut ms) in matches.into_iter().enumerate() {
             let rule = &self.rules[i];
             let stats = &mut self.stats.rules[i];
             ms.sort_by_key(|m| (m.time.unwrap_or(i64::MIN), m.seq));
             let mut emitted: Vec<Match> = match &rule.kind {
-                RuleKind::Query => ms,
+                RuleKind::Query | RuleKind::Correlation(_) => ms,
                 RuleKind::Sequence(_) | RuleKind::Sample(_) => {
                     use crate::eql::sequence::{run, Ordered, SequenceLimits};
                     let docs: Vec<&dyn imdsguard_ecs::Document> = ms.iter().map(|m| m.event.doc.as_ref() as &dyn imdsguard_ecs::Document).collect();
