@@ -223,6 +223,11 @@ fn correlate(ci: usize, c: &Correlation, refs: &[usize], rules: &[CompiledRule],
         }
     }
     inputs.sort_by_key(|(t, seq, pos, _)| (*t, *seq, *pos));
+    // One handle per event (an event matching several referenced rules is one event; a chained
+    // correlation's shell is an event of its own).
+    let mut handles: std::collections::HashMap<(u64, bool), u64> = std::collections::HashMap::new();
+    let mut by_handle: Vec<usize> = Vec::new();
+    let mut rules_of: Vec<Vec<usize>> = Vec::new();
     let mut missing = 0u64;
     let mut truncated = 0u64;
     let mut ev = Evaluator::new(c.clone());
@@ -266,8 +271,17 @@ fn correlate(ci: usize, c: &Correlation, refs: &[usize], rules: &[CompiledRule],
             }
             combos = next;
         }
+        let next = by_handle.len() as u64;
+        let handle = *handles.entry((m.seq, m.correlation.is_some())).or_insert(next);
+        if handle == next {
+            by_handle.push(n);
+            rules_of.push(Vec::new());
+        }
+        if let Some(r) = rules_of.get_mut(handle as usize) {
+            r.push(*pos);
+        }
         for group in combos {
-            hits.extend(ev.push(Input { rule: *pos, time_ms: *t, group, value: value.clone(), event: n as u64 }));
+            hits.extend(ev.push(Input { rule: *pos, time_ms: *t, group, value: value.clone(), event: handle }));
         }
     }
     hits.extend(ev.finish());
@@ -282,11 +296,15 @@ fn correlate(ci: usize, c: &Correlation, refs: &[usize], rules: &[CompiledRule],
     let rule_id = &rules[ci].rule.rule_id;
     let mut out = Vec::new();
     for h in hits {
-        let members: Vec<&(i64, u64, usize, &Match)> = h.events.iter().filter_map(|e| inputs.get(*e as usize)).collect();
+        let mut seen = std::collections::HashSet::new();
+        let handles_hit: Vec<usize> = h.events.iter().map(|e| *e as usize).filter(|e| seen.insert(*e)).collect();
+        let members: Vec<&(i64, u64, usize, &Match)> =
+            handles_hit.iter().filter_map(|e| by_handle.get(*e).and_then(|n| inputs.get(*n))).collect();
         let Some(last) = members.last() else { continue };
         let events: Vec<imdsguard_ecs::Event> = members.iter().map(|m| m.3.event.clone()).collect();
         let group_id = group_id(rule_id, &events, h.first_ms);
-        let mut contributing: Vec<usize> = members.iter().map(|m| m.2).collect();
+        // The rules of the window's events (an event may stand for several).
+        let mut contributing: Vec<usize> = handles_hit.iter().filter_map(|e| rules_of.get(*e)).flatten().copied().collect();
         contributing.sort_unstable();
         contributing.dedup();
         let rule_names: Vec<String> = contributing.iter().map(|p| rules[refs[*p]].rule.name.clone()).collect();
@@ -377,4 +395,292 @@ fn group_id(rule_id: &str, members: &[imdsguard_ecs::Event], first_ms: i64) -> S
         h.update(m.key.as_bytes());
     }
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::history::MemoryHistory;
+    use crate::{compile_rule, CompiledRule, Hunt, Match};
+    use imdsguard_ecs::{Event, FieldTable, Provenance};
+    use std::sync::Arc;
+
+    /// Compile every document of Sigma files with the built-in pipelines.
+    fn rules(files: &[&str]) -> Vec<CompiledRule> {
+        let pipelines = imdsguard_sigma::builtin_pipelines();
+        let table = Arc::new(FieldTable::ecs());
+        let mut out = Vec::new();
+        for (i, text) in files.iter().enumerate() {
+            for r in imdsguard_rules::sigma_rule::from_sigma_file(text, &format!("f{i}.yml"), &pipelines) {
+                let (rule, _) = r.unwrap_or_else(|d| panic!("{d:?}"));
+                out.push(compile_rule(Arc::new(rule), &table, 0).unwrap_or_else(|d| panic!("{d:?}")));
+            }
+        }
+        out
+    }
+
+    /// A process-creation event on `host` at 10:mm:ss by `user` running `cmd`.
+    fn ev(i: usize, mm: u32, ss: u32, host: &str, user: &str, cmd: &str) -> Event {
+        let doc = serde_json::json!({"@timestamp": format!("2026-05-01T10:{mm:02}:{ss:02}Z"),
+            "host": {"name": host, "os": {"type": "linux"}}, "user": {"name": user},
+            "event": {"category": ["process"], "type": ["start"]},
+            "process": {"command_line": cmd, "executable": "/usr/bin/curl", "bytes": i * 100}});
+        Event {
+            doc: Arc::new(sonic_rs::from_str(&doc.to_string()).unwrap_or_default()),
+            provenance: Provenance { origin: Arc::from("t"), line: i as u64 },
+            key: format!("k{i}"),
+            index: None,
+        }
+    }
+
+    fn hunt(rules: Vec<CompiledRule>, events: &[Event]) -> (Vec<Match>, crate::HuntStats, Vec<CompiledRule>) {
+        let mut h = Hunt::new(rules);
+        for e in events {
+            h.evaluate(e);
+        }
+        h.finish(&mut MemoryHistory::default()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    const CURL: &str = "title: Metadata request in a command line
+id: 00000000-0000-4000-8000-0000000000a1
+name: md_cmdline
+logsource:
+    product: linux
+    category: process_creation
+detection:
+    selection:
+        CommandLine|contains: '169.254.169.254'
+    condition: selection
+";
+
+    const TOKEN: &str = "title: Token request
+id: 00000000-0000-4000-8000-0000000000a2
+name: md_token
+logsource:
+    product: linux
+    category: process_creation
+detection:
+    selection:
+        CommandLine|contains: 'api/token'
+    condition: selection
+";
+
+    /// (rule name, group index or "shell") of each alert, in order.
+    fn summary(ms: &[Match], rules: &[CompiledRule]) -> Vec<(String, String)> {
+        ms.iter()
+            .map(|m| {
+                let pos = match &m.sequence {
+                    Some(s) => s.index.map(|i| i.to_string()).unwrap_or_else(|| "shell".into()),
+                    None => "-".into(),
+                };
+                (rules[m.rule].rule.name.clone(), pos)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn event_count_by_host_with_hand_computed_windows() {
+        let corr = "title: Repeated metadata requests
+id: 00000000-0000-4000-8000-0000000000c1
+correlation:
+    type: event_count
+    rules: [md_cmdline]
+    group-by: [ComputerName]
+    timespan: 5m
+    condition:
+        gte: 3
+";
+        // ComputerName is not mapped by the Linux pipeline: use host.name through the group-by
+        // as written would find nothing, so the correlation groups by the ECS name instead.
+        let corr = corr.replace("ComputerName", "host.name");
+        let md = "curl http://169.254.169.254/latest/meta-data/";
+        // h1: 0:00, 1:00 | 7:00, 8:00, 9:00 -> one hit (7, 8, 9); 0:00 and 1:00 expired at 7:00.
+        // h2: 0:00, 2:00, 4:59 -> one hit (three within 5m: 4:59 - 0:00 < 5m).
+        // h3: 0:00, 5:00, 10:00 -> none (events exactly 5m apart are not in one window).
+        let events = vec![
+            ev(1, 0, 0, "h1", "u", md),
+            ev(2, 0, 0, "h2", "u", md),
+            ev(3, 0, 0, "h3", "u", md),
+            ev(4, 1, 0, "h1", "u", md),
+            ev(5, 2, 0, "h2", "u", md),
+            ev(6, 4, 59, "h2", "u", md),
+            ev(7, 5, 0, "h3", "u", md),
+            ev(8, 7, 0, "h1", "u", md),
+            ev(9, 8, 0, "h1", "u", md),
+            ev(10, 8, 30, "h1", "u", "curl http://example.com/"),
+            ev(11, 9, 0, "h1", "u", md),
+            ev(12, 10, 0, "h3", "u", md),
+        ];
+        let (ms, stats, rules) = hunt(rules(&[&corr, CURL]), &events);
+        let shells: Vec<&Match> = ms.iter().filter(|m| m.correlation.is_some()).collect();
+        assert_eq!(shells.len(), 2, "{:?}", summary(&ms, &rules));
+        let h2 = shells[0].correlation.as_deref().unwrap_or_else(|| unreachable!());
+        assert_eq!(h2.group, vec![("host.name".to_string(), "h2".to_string())]);
+        assert_eq!((h2.value, h2.first_ms % 3_600_000, h2.last_ms % 3_600_000), (3.0, 0, 299_000));
+        let h1 = shells[1].correlation.as_deref().unwrap_or_else(|| unreachable!());
+        assert_eq!(h1.group, vec![("host.name".to_string(), "h1".to_string())]);
+        assert_eq!((h1.first_ms % 3_600_000, h1.last_ms % 3_600_000), (7 * 60_000, 9 * 60_000));
+        let keys: Vec<&str> = shells[1].sequence.as_ref().map(|s| s.members.iter().map(|e| e.key.as_str()).collect()).unwrap_or_default();
+        assert_eq!(keys, ["k8", "k9", "k11"]);
+        assert!(h1.reason.starts_with("event_count correlation: 3 event(s) from [Metadata request in a command line] with host.name=h1 within 5m (gte 3)"), "{}", h1.reason);
+        // Building blocks + shells, and the base rule (generate: false by default) stays silent.
+        assert_eq!(ms.len(), 8);
+        assert!(ms.iter().all(|m| rules[m.rule].rule.name == "Repeated metadata requests"));
+        assert_eq!(stats.rules[1].matched, 11);
+        assert_eq!(stats.rules[1].alerts, 0);
+    }
+
+    #[test]
+    fn temporal_ordered_with_aliases_across_files_and_generate_true() {
+        // Token request then metadata request by the same user (`who` is user.name in both).
+        let corr = "title: Token then metadata
+correlation:
+    type: temporal_ordered
+    rules: [md_token, 00000000-0000-4000-8000-0000000000a1]
+    group-by: [who]
+    aliases:
+        who:
+            md_token: User
+            00000000-0000-4000-8000-0000000000a1: user.name
+    timespan: 1m
+    generate: true
+";
+        let tok = "curl -X PUT http://169.254.169.254/latest/api/token";
+        let md = "curl http://169.254.169.254/latest/meta-data/iam/";
+        // alice: token 0:00, metadata 0:30 -> hit. bob: metadata 0:10 before his token 0:20 ->
+        // none; carol: token 0:00, metadata 1:00 -> outside 1m.
+        // The token command line also contains the address, so it matches both base rules; an
+        // event fills at most one step.
+        let events = vec![
+            ev(1, 0, 0, "h", "alice", tok),
+            ev(2, 0, 0, "h", "carol", tok),
+            ev(3, 0, 10, "h", "bob", md),
+            ev(4, 0, 20, "h", "bob", tok),
+            ev(5, 0, 30, "h", "alice", md),
+            ev(6, 1, 0, "h", "carol", md),
+        ];
+        let (ms, _, rules) = hunt(rules(&[CURL, TOKEN, corr]), &events);
+        let shells: Vec<&Match> = ms.iter().filter(|m| m.correlation.is_some()).collect();
+        assert_eq!(shells.len(), 1, "{:?}", summary(&ms, &rules));
+        let h = shells[0].correlation.as_deref().unwrap_or_else(|| unreachable!());
+        assert_eq!(h.group, vec![("who".to_string(), "alice".to_string())]);
+        let keys: Vec<&str> = shells[0].sequence.as_ref().map(|s| s.members.iter().map(|e| e.key.as_str()).collect()).unwrap_or_default();
+        assert_eq!(keys, ["k1", "k5"]);
+        // generate: true: the base rules alert as usual (6 metadata command lines, 3 tokens).
+        let base = |n: &str| ms.iter().filter(|m| rules[m.rule].rule.name == n).count();
+        assert_eq!((base("Metadata request in a command line"), base("Token request")), (6, 3));
+    }
+
+    #[test]
+    fn value_count_and_value_sum() {
+        let vc = "title: Many users
+correlation:
+    type: value_count
+    rules: [md_cmdline]
+    group-by: [host.name]
+    timespan: 10m
+    condition:
+        field: user.name
+        gte: 3
+---
+title: Bytes
+correlation:
+    type: value_sum
+    rules: [md_cmdline]
+    group-by: [host.name]
+    timespan: 10m
+    generate: true
+    condition:
+        field: process.bytes
+        gt: 1000
+";
+        let md = "curl 169.254.169.254";
+        // host a: alice 0:00 (100), bob 1:00 (200), alice 2:00 (300), carol 3:00 (400) -> 3 distinct at 3:00;
+        // sum 100+200+300+400 = 1000 (not > 1000), + 500 at 4:00 = 1500 -> value_sum hit at 4:00.
+        let events = vec![
+            ev(1, 0, 0, "a", "alice", md),
+            ev(2, 1, 0, "a", "bob", md),
+            ev(3, 2, 0, "a", "alice", md),
+            ev(4, 3, 0, "a", "carol", md),
+            ev(5, 4, 0, "a", "dave", md),
+        ];
+        let (ms, _, _) = hunt(rules(&[vc, CURL]), &events);
+        let hits: Vec<(&str, f64, i64)> = ms
+            .iter()
+            .filter_map(|m| m.correlation.as_deref())
+            .map(|h| (h.kind, h.value, (h.last_ms % 3_600_000) / 60_000))
+            .collect();
+        assert_eq!(hits, vec![("value_count", 3.0, 3), ("value_sum", 1500.0, 4)]);
+    }
+
+    #[test]
+    fn chained_and_broken_references() {
+        let chain = "title: Inner
+name: inner
+correlation:
+    type: event_count
+    rules: [md_cmdline]
+    group-by: [host.name]
+    timespan: 1m
+    condition:
+        gte: 2
+---
+title: Outer
+correlation:
+    type: event_count
+    rules: [inner]
+    group-by: [host.name]
+    timespan: 1h
+    condition:
+        gte: 2
+---
+title: Broken
+correlation:
+    type: temporal
+    rules: [inner, nowhere]
+    timespan: 1h
+---
+title: Loop A
+name: loop_a
+correlation:
+    type: temporal
+    rules: [loop_b]
+    timespan: 1h
+---
+title: Loop B
+name: loop_b
+correlation:
+    type: temporal
+    rules: [loop_a]
+    timespan: 1h
+";
+        let md = "curl 169.254.169.254";
+        // Inner hits at 0:10 (0:00, 0:10) and 5:10 (5:00, 5:10): two hits in 1h -> one outer hit.
+        let events = vec![ev(1, 0, 0, "a", "u", md), ev(2, 0, 10, "a", "u", md), ev(3, 5, 0, "a", "u", md), ev(4, 5, 10, "a", "u", md)];
+        let rs = rules(&[chain, CURL]);
+        let bad: Vec<(String, String)> = super::check_references(&rs).into_iter().map(|(i, r)| (rs[i].rule.name.clone(), r)).collect();
+        assert_eq!(bad.len(), 3, "{bad:?}");
+        assert!(bad[0].0 == "Broken" && bad[0].1.contains("nowhere"), "{bad:?}");
+        assert!(bad[1].1.contains("cycle") && bad[2].1.contains("cycle"), "{bad:?}");
+        let (ms, _, rules) = hunt(rs, &events);
+        let shells: Vec<(String, f64)> =
+            ms.iter().filter_map(|m| m.correlation.as_deref().map(|h| (rules[m.rule].rule.name.clone(), h.value))).collect();
+        // Inner is referenced by Outer (generate: false by default): only Outer alerts.
+        assert_eq!(shells, vec![("Outer".to_string(), 2.0)]);
+    }
+
+    #[test]
+    fn events_missing_a_group_field_are_counted_not_grouped() {
+        let corr = "title: By parent
+correlation:
+    type: event_count
+    rules: [md_cmdline]
+    group-by: [ParentImage]
+    timespan: 5m
+    condition:
+        gte: 1
+";
+        let (ms, stats, _) = hunt(rules(&[corr, CURL]), &[ev(1, 0, 0, "a", "u", "curl 169.254.169.254")]);
+        assert!(ms.is_empty());
+        assert_eq!(stats.rules[0].missing_terms, 1);
+    }
 }

@@ -140,6 +140,9 @@ pub struct CorrelationMeta {
     pub tags: Vec<String>,
     pub references: Vec<String>,
     pub falsepositives: Vec<String>,
+    /// SigmaHQ's `regression_tests_path`.
+    #[serde(default)]
+    pub regression_tests_path: Option<String>,
 }
 
 impl Correlation {
@@ -258,6 +261,7 @@ pub fn parse_correlation(doc: &Node) -> Result<Correlation, SigmaError> {
             tags: doc.get("tags").map(Node::str_list).unwrap_or_default(),
             references: doc.get("references").map(Node::str_list).unwrap_or_default(),
             falsepositives: doc.get("falsepositives").map(Node::str_list).unwrap_or_default(),
+            regression_tests_path: doc.get("regression_tests_path").and_then(Node::scalar_text),
         },
         kind,
         rules,
@@ -280,7 +284,8 @@ pub struct Input {
     pub group: Vec<String>,
     /// The value of the aggregated field (value_* types), as text.
     pub value: Option<String>,
-    /// The caller's handle on the event (to list the events of a hit).
+    /// The caller's handle on the event (to list the events of a hit); an event matching several
+    /// referenced rules is pushed once per rule with the same handle.
     pub event: u64,
 }
 
@@ -406,7 +411,9 @@ impl Evaluator {
                     Some((t, vec![input.event]))
                 } else {
                     match &group.prefix[step] {
-                        Some((start, evs)) if t - start < span => {
+                        // A step needs an event of its own: one event matching several rules
+                        // never fills two steps.
+                        Some((start, evs)) if t - start < span && !evs.contains(&input.event) => {
                             let mut e = evs.clone();
                             if e.len() < MAX_EVENTS_PER_GROUP {
                                 e.push(input.event);
@@ -656,6 +663,16 @@ mod tests {
         let hits = run(c, vec![input(0, 0, "u", None, 1), input(0, 5, "u", None, 2), input(1, 12, "u", None, 3)]);
         assert_eq!(hits.len(), 1);
         assert_eq!(hits[0].first_ms / MIN, 5);
+    }
+
+    #[test]
+    fn temporal_ordered_steps_need_distinct_events() {
+        let c = corr("title: t\ncorrelation:\n  type: temporal_ordered\n  rules: [a, b]\n  group-by: [u]\n  timespan: 10m\n");
+        // Event 1 matches both a and b (pushed once per rule with one handle): not a sequence by
+        // itself; event 2 (b) at minute 2 completes it.
+        let hits = run(c, vec![input(0, 0, "u", None, 1), input(1, 0, "u", None, 1), input(1, 2, "u", None, 2)]);
+        assert_eq!(hits.len(), 1, "{hits:?}");
+        assert_eq!(hits[0].events, vec![1, 2]);
     }
 
     #[test]

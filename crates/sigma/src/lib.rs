@@ -14,6 +14,7 @@
 //! - [`correlation`]: correlation rules (event_count, value_count, temporal, temporal_ordered,
 //!   value_sum/avg/min/max) and a streaming evaluator with bounded state (run by the engine's
 //!   `correlate` module);
+//! - [`regression`]: SigmaHQ's regression-test `info.yml` (rule ids, data files, match counts);
 //! - [`export`]: single-event EQL and IR (KQL) detections written out as Sigma YAML.
 //!
 //! Rules that cannot run load with a per-rule [`SigmaError`] whose [`ErrorKind`] says whether
@@ -27,6 +28,7 @@ pub mod lower;
 pub mod modifiers;
 pub mod pipeline;
 pub mod query;
+pub mod regression;
 pub mod rule;
 pub mod yaml;
 

@@ -79,6 +79,8 @@ pub struct SigmaRule {
     pub date: Option<String>,
     pub modified: Option<String>,
     pub fields: Vec<String>,
+    /// SigmaHQ's `regression_tests_path` (an `info.yml`, see [`crate::regression`]).
+    pub regression_tests_path: Option<String>,
     pub logsource: LogSource,
     /// The condition as written.
     pub condition: String,
@@ -198,6 +200,7 @@ fn parse_rule_doc(doc: &Node) -> Result<SigmaRule, SigmaError> {
         date: opt_str(doc, "date"),
         modified: opt_str(doc, "modified"),
         fields: doc.get("fields").map(Node::str_list).unwrap_or_default(),
+        regression_tests_path: opt_str(doc, "regression_tests_path"),
         logsource,
         condition,
         query,
