@@ -274,3 +274,29 @@ fn correlation_rule(c: &imdsguard_sigma::correlation::Correlation, origin: &str,
     );
     rule
 }
+
+/// The references of each Sigma correlation rule in `rules` that name no rule of the set (by
+/// `rule_id` or Sigma `name`): `(index of the correlation, missing references)`.
+pub fn unresolved_references(rules: &[Rule]) -> Vec<(usize, Vec<String>)> {
+    let name_of = |r: &Rule| r.extra.get("sigma").and_then(|s| s.get("name")).and_then(|n| n.as_str()).map(str::to_string);
+    let mut out = Vec::new();
+    for (i, r) in rules.iter().enumerate() {
+        if r.language.as_deref() != Some(CORRELATION_LANGUAGE) {
+            continue;
+        }
+        let refs: Vec<String> = r
+            .extra
+            .get("sigma")
+            .and_then(|s| s.get("correlation"))
+            .and_then(|c| c.get("rules"))
+            .and_then(|v| v.as_array())
+            .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        let missing: Vec<String> =
+            refs.into_iter().filter(|x| !rules.iter().any(|o| &o.rule_id == x || name_of(o).as_deref() == Some(x.as_str()))).collect();
+        if !missing.is_empty() {
+            out.push((i, missing));
+        }
+    }
+    out
+}
