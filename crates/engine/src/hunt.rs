@@ -169,8 +169,10 @@ impl Hunt {
         self.stats.evaluated += 1;
         let seq = self.seq;
         self.seq += 1;
+        // Per-rule prefilter gate (prefilter.rs): the rules whose needles this event lacks are skipped.
+        let gate = self.prefilter.gate();
         for (i, rule) in self.rules.iter().enumerate() {
-            if !rule.matcher.matches(event.doc.as_ref()) {
+            if gate.is_some_and(|g| !g[i]) || !rule.matcher.matches(event.doc.as_ref()) {
                 continue;
             }
             self.stats.rules[i].matched += 1;
@@ -191,6 +193,7 @@ impl Hunt {
                 correlation: None,
             });
         }
+        self.prefilter.clear_gate();
     }
 
     /// Which rules an event matches, without keeping state (for `search`).
