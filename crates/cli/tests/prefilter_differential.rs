@@ -78,7 +78,7 @@ impl EventSink for Sink<'_> {
     }
 }
 
-fn alerts(ndjson: &[u8], prefilter: bool) -> (Vec<(String, String, Option<Vec<String>>)>, u64) {
+fn alerts(ndjson: &[u8], prefilter: bool) -> (Alerts, u64) {
     alerts_of(rules(), ndjson, prefilter)
 }
 

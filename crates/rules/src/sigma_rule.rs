@@ -50,10 +50,13 @@ pub fn from_sigma(text: &str, origin: &str, pipelines: &[Pipeline]) -> Result<(R
     }
 }
 
+/// A converted document: the rule and its warnings, or why it cannot load.
+pub type Converted = Result<(Rule, Vec<Diagnostic>), Vec<Diagnostic>>;
+
 /// Convert every document of a Sigma file: detection rules and correlation rules (a correlation
 /// and the rules it references may share a file, separated by `---`). One result per document,
 /// in file order; a document that fails does not stop the others.
-pub fn from_sigma_file(text: &str, origin: &str, pipelines: &[Pipeline]) -> Vec<Result<(Rule, Vec<Diagnostic>), Vec<Diagnostic>>> {
+pub fn from_sigma_file(text: &str, origin: &str, pipelines: &[Pipeline]) -> Vec<Converted> {
     if !imdsguard_sigma::looks_like_sigma(text) {
         return vec![Err(vec![Diagnostic::error(
             "S002",
@@ -134,6 +137,7 @@ fn threat_from_tags(tags: &[String]) -> Vec<Threat> {
     threat
 }
 
+#[allow(clippy::too_many_arguments)]
 fn base_rule(
     rule_id: String,
     name: &str,

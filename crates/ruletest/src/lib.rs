@@ -175,7 +175,7 @@ pub fn run_test_explained(
     builtin: bool,
     explain: bool,
 ) -> (Outcome, Vec<String>) {
-    run_test_rules(std::slice::from_ref(rule), &[rule.rule_id.clone()], case, events_ndjson, origin, table, builtin, explain)
+    run_test_rules(std::slice::from_ref(rule), std::slice::from_ref(&rule.rule_id), case, events_ndjson, origin, table, builtin, explain)
 }
 
 /// What a set of rules raised over some events.
@@ -249,7 +249,7 @@ pub fn raise(
     let kept: Vec<&imdsguard_engine::Match> = matches.iter().filter(|m| counted.contains(&rules[m.rule].rule.rule_id)).collect();
     Ok(Raised {
         alerts: kept.iter().map(|m| imdsguard_alerts::alert_for_match(m, &rules[m.rule].rule, builtin, now_millis).0).collect(),
-        matches: kept.iter().filter(|m| !m.sequence.as_ref().is_some_and(|s| s.index.is_some())).count(),
+        matches: kept.iter().filter(|m| m.sequence.as_ref().is_none_or(|s| s.index.is_none())).count(),
         explanations: if explain { kept.iter().map(|m| imdsguard_engine::explain::explain_match(&rules[m.rule], m)).collect() } else { Vec::new() },
     })
 }

@@ -116,10 +116,13 @@ impl SigmaDocument {
     }
 }
 
+/// A document of a file: its first line and what it parsed into.
+pub type ParsedDocument = (usize, Result<SigmaDocument, SigmaError>);
+
 /// Parse every document of a Sigma file (a correlation rule and the rules it references may
 /// share one file, separated by `---`). The outer error stops the whole file (YAML syntax, a
 /// rule collection with `action: global`); each document then parses or fails on its own.
-pub fn parse_documents(text: &str) -> Result<Vec<(usize, Result<SigmaDocument, SigmaError>)>, SigmaError> {
+pub fn parse_documents(text: &str) -> Result<Vec<ParsedDocument>, SigmaError> {
     let docs = yaml::parse(text).map_err(|e| SigmaError::new(ErrorKind::Syntax, e.message, Some(e.line)))?;
     let docs: Vec<&Node> = docs.iter().filter(|d| !matches!(d.value, Value::Null)).collect();
     if docs.is_empty() {
