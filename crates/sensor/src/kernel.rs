@@ -212,7 +212,9 @@ mod tests {
             a
         };
         let v6: Ipv6Addr = "fd00:ec2::254".parse().unwrap();
-        let cases: Vec<(Vec<u8>, Result<(&str, &str, &str), RecordError>)> = vec![
+        // (record, Ok((local, remote, comm)) or the error)
+        type Case = (Vec<u8>, Result<(&'static str, &'static str, &'static str), RecordError>);
+        let cases: Vec<Case> = vec![
             (connect(2, &[10, 0, 0, 2], &[169, 254, 169, 254], 40000, 80, b"curl"), Ok(("10.0.0.2:40000", "169.254.169.254:80", "curl"))),
             // An IPv6 socket talking to an IPv4 endpoint: the mapped address becomes IPv4.
             (connect(10, &mapped, &mapped, 40001, 80, b"python3"), Ok(("169.254.169.254:40001", "169.254.169.254:80", "python3"))),
