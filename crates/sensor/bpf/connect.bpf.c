@@ -26,6 +26,7 @@ typedef int __s32;
 /* include/uapi/linux/bpf.h */
 #define BPF_MAP_TYPE_HASH 1
 #define BPF_MAP_TYPE_ARRAY 2
+#define BPF_MAP_TYPE_PERCPU_ARRAY 6
 #define BPF_MAP_TYPE_LRU_HASH 9
 #define BPF_MAP_TYPE_RINGBUF 27
 #define BPF_ANY 0
@@ -41,6 +42,7 @@ static __u64 (*bpf_get_current_cgroup_id)(void) = (void *)80;
 static long (*bpf_probe_read_user)(void *dst, __u32 size, const void *unsafe_ptr) = (void *)112;
 static long (*bpf_probe_read_kernel)(void *dst, __u32 size, const void *unsafe_ptr) = (void *)113;
 static long (*bpf_probe_read_kernel_str)(void *dst, __u32 size, const void *unsafe_ptr) = (void *)115;
+static long (*bpf_ringbuf_output)(void *ringbuf, void *data, __u64 size, __u64 flags) = (void *)130;
 static void *(*bpf_ringbuf_reserve)(void *ringbuf, __u64 size, __u64 flags) = (void *)131;
 static void (*bpf_ringbuf_submit)(void *data, __u64 flags) = (void *)132;
 
@@ -98,7 +100,7 @@ struct sched_process_exec_args {
 #define EXEC_ARGS_TRUNCATED 1
 #define EXEC_ARGS_UNREADABLE 2
 
-/* 4400 bytes. */
+/* At most 4400 bytes; sent without the unused end of args (304 + args_size bytes). */
 struct exec_event {
 	__u32 kind;                  /*   0: KIND_EXEC */
 	__u32 tgid;                  /*   4 */
@@ -112,16 +114,26 @@ struct exec_event {
 	char args[ARGS_LEN];         /* 304: the new mm's argument area, NUL-separated */
 };
 
+/* The record is built here (one per CPU: too big for the 512-byte BPF stack), then copied to
+ * the ring buffer with only the bytes used. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct exec_event);
+} EXEC_SCRATCH SEC(".maps");
+
+#define ARGS_AT 304
+
 /* Runs in the new program's context, after the new mm is installed: the argument area
  * (mm->arg_start..arg_end, what /proc/<pid>/cmdline shows) holds the final argv. */
 SEC("tracepoint/sched/sched_process_exec")
 int imdsguard_exec(struct sched_process_exec_args *ctx)
 {
-	struct exec_event *e = bpf_ringbuf_reserve(&EVENTS, sizeof(*e), 0);
-	if (!e) {
-		count_drop(0);
+	__u32 zero = 0;
+	struct exec_event *e = bpf_map_lookup_elem(&EXEC_SCRATCH, &zero);
+	if (!e)
 		return 0;
-	}
 	e->kind = KIND_EXEC;
 	e->tgid = bpf_get_current_pid_tgid() >> 32;
 	e->uid = (__u32)bpf_get_current_uid_gid();
@@ -159,7 +171,11 @@ int imdsguard_exec(struct sched_process_exec_args *ctx)
 		else
 			e->flags |= EXEC_ARGS_UNREADABLE;
 	}
-	bpf_ringbuf_submit(e, 0);
+	__u64 size = e->args_size;
+	if (size > ARGS_LEN)
+		size = ARGS_LEN;
+	if (bpf_ringbuf_output(&EVENTS, e, ARGS_AT + size, 0) != 0)
+		count_drop(0);
 	return 0;
 }
 

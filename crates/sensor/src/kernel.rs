@@ -4,8 +4,9 @@
 //!
 //! - connect (72 bytes): `kind=1`, tgid, tid, uid, family, sport, dport, pad, saddr\[16\],
 //!   daddr\[16\], comm\[16\];
-//! - exec (4400 bytes): `kind=2`, tgid, ppid, uid, cgroup_id (u64), args_size, flags, comm\[16\],
-//!   filename\[256\], args\[4096\] (the new program's argument area, NUL-separated).
+//! - exec (304 + args_size bytes, at most 4400): `kind=2`, tgid, ppid, uid, cgroup_id (u64),
+//!   args_size, flags, comm\[16\], filename\[256\], args\[args_size\] (the new program's argument
+//!   area, NUL-separated; only the bytes used are sent).
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -14,7 +15,7 @@ pub const KIND_CONNECT: u32 = 1;
 pub const KIND_EXEC: u32 = 2;
 /// Size of `struct connect_event`.
 pub const CONNECT_SIZE: usize = 72;
-/// Size of `struct exec_event`.
+/// Size of `struct exec_event` (the largest exec record).
 pub const EXEC_SIZE: usize = 4400;
 /// Most bytes of the argument area the kernel copies.
 pub const ARGS_MAX: usize = 4096;
@@ -140,12 +141,15 @@ fn parse_connect(b: &[u8]) -> Result<ConnectEvent, RecordError> {
 }
 
 fn parse_exec(b: &[u8]) -> Result<ExecRecord, RecordError> {
-    if b.len() < EXEC_SIZE {
-        return Err(RecordError::Short { kind: Some(KIND_EXEC), len: b.len(), need: EXEC_SIZE });
+    if b.len() < ARGS_AT {
+        return Err(RecordError::Short { kind: Some(KIND_EXEC), len: b.len(), need: ARGS_AT });
     }
     let flags = u32_at(b, 28);
     let size = (u32_at(b, 24) as usize).min(ARGS_MAX);
-    let area = &b[ARGS_AT..ARGS_AT + size];
+    // The ring buffer rounds records up to 8 bytes: more than needed is fine, less is not.
+    let Some(area) = b.get(ARGS_AT..ARGS_AT + size) else {
+        return Err(RecordError::Short { kind: Some(KIND_EXEC), len: b.len(), need: ARGS_AT + size });
+    };
     Ok(ExecRecord {
         tgid: u32_at(b, 4),
         ppid: u32_at(b, 8),
@@ -265,13 +269,17 @@ mod tests {
             assert_eq!(r.args, args, "{r:?}");
             assert_eq!((r.args_truncated, r.args_unreadable), (truncated, unreadable));
         }
-        // A size beyond the area is clamped to it.
+        // A size beyond the bound is clamped to it.
         let r = e(exec(b"/bin/echo", b"echo\0", u32::MAX, 0));
         assert_eq!((r.args[0].as_str(), r.args.iter().map(|a| a.len() + 1).sum::<usize>()), ("echo", ARGS_MAX));
         let long = vec![b'a'; ARGS_MAX];
         let r = e(exec(b"/bin/x", &long, ARGS_MAX as u32, 1));
         assert_eq!((r.args.len(), r.args[0].len(), r.args_truncated), (1, ARGS_MAX, true));
-        assert_eq!(parse_record(&exec(b"/bin/x", b"", 0, 0)[..EXEC_SIZE - 1]), Err(RecordError::Short { kind: Some(2), len: EXEC_SIZE - 1, need: EXEC_SIZE }));
+        // Records carry only the argument bytes used; fewer than announced is an error.
+        let r = e(exec(b"/bin/echo", b"echo\0hi\0", 8, 0)[..ARGS_AT + 8].to_vec());
+        assert_eq!(r.args, vec!["echo", "hi"]);
+        assert_eq!(parse_record(&exec(b"/bin/echo", b"echo\0hi\0", 8, 0)[..ARGS_AT + 7]), Err(RecordError::Short { kind: Some(2), len: ARGS_AT + 7, need: ARGS_AT + 8 }));
+        assert_eq!(parse_record(&exec(b"/bin/x", b"", 0, 0)[..ARGS_AT - 1]), Err(RecordError::Short { kind: Some(2), len: ARGS_AT - 1, need: ARGS_AT }));
     }
 
     #[test]
@@ -291,6 +299,7 @@ mod tests {
             }
             let r = parse_record(&b);
             if kind == KIND_EXEC && b.len() >= EXEC_SIZE {
+                // A full-size record always holds the announced (clamped) argument bytes.
                 let e = match r { Ok(Record::Exec(e)) => e, other => panic!("{other:?}") };
                 proptest::prop_assert!(e.args.iter().map(|a| a.len()).sum::<usize>() <= ARGS_MAX * 3);
             }
