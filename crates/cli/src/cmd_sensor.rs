@@ -1018,6 +1018,11 @@ mod tests {
         let err = settings(SensorArgs { config: Some(cfg.clone()), ..Default::default() }).err().unwrap().to_string();
         assert!(err.contains("sensor.toml") && err.contains("pol_interval_ms"), "{err}");
         assert!(settings(SensorArgs { duration: Some(-1.0), ..Default::default() }).is_err());
+        // The fallback can be forced from the file or the flag; eBPF is the default.
+        assert!(!settings(SensorArgs::default()).unwrap().no_ebpf);
+        std::fs::write(&cfg, "no_ebpf = true\n").unwrap();
+        assert!(settings(SensorArgs { config: Some(cfg.clone()), ..Default::default() }).unwrap().no_ebpf);
+        assert!(settings(SensorArgs { no_ebpf: true, ..Default::default() }).unwrap().no_ebpf);
     }
 
     #[test]
