@@ -404,8 +404,8 @@ fn clients_end_to_end(test: &str, mode: Mode) {
             // more in between): the client's launch is the pid's last one.
             let launch = events
                 .iter()
-                .filter(|e| s(e, "event.category") == Some(&serde_json::json!(["process"])) && s(e, "process.pid").and_then(Value::as_u64) == Some(pid))
-                .last()
+                .rev()
+                .find(|e| s(e, "event.category") == Some(&serde_json::json!(["process"])) && s(e, "process.pid").and_then(Value::as_u64) == Some(pid))
                 .unwrap_or_else(|| panic!("eBPF path: process start event of {name} pid {pid}"));
             assert_eq!(s(launch, "event.type"), Some(&serde_json::json!(["start"])), "{launch}");
             // The exact command line for curl and wget; python3 may be a shim that re-execs the

@@ -155,10 +155,7 @@ pub fn parse_cgroup(text: &str) -> ContainerInfo {
             } else {
                 let scope = seg.strip_suffix(".scope").unwrap_or(seg);
                 let prefixes = [("docker-", "docker"), ("cri-containerd-", "containerd"), ("crio-", "cri-o"), ("libpod-", "podman")];
-                match prefixes.iter().find_map(|(p, r)| scope.strip_prefix(p).and_then(hex64).map(|id| (Some(*r), Some(id)))) {
-                    Some(found) => found,
-                    None => (None, None),
-                }
+                prefixes.iter().find_map(|(p, r)| scope.strip_prefix(p).and_then(hex64).map(|id| (Some(*r), Some(id)))).unwrap_or_default()
             };
             if let Some(id) = id {
                 info.id = Some(id.to_string());
@@ -682,7 +679,9 @@ mod tests {
     #[test]
     fn container_ids_from_cgroup_paths() {
         let id = "3f4a5b6c7d8e9f00112233445566778899aabbccddeeff00112233445566aabb";
-        let cases: &[(String, Option<&str>, Option<&str>, Option<&str>)] = &[
+        // (cgroup file, container id, runtime, pod uid)
+        type Case<'a> = (String, Option<&'a str>, Option<&'a str>, Option<&'a str>);
+        let cases: &[Case] = &[
             (format!("0::/system.slice/docker-{id}.scope\n"), Some(id), Some("docker"), None),
             (format!("12:memory:/docker/{id}\n11:cpu:/docker/{id}\n"), Some(id), Some("docker"), None),
             (
@@ -744,7 +743,8 @@ mod tests {
 
     #[test]
     fn parses_status_cmdline_passwd() {
-        let cases: Vec<(&str, (Option<u32>, Option<u32>))> = vec![
+        type Case<'a> = (&'a str, (Option<u32>, Option<u32>));
+        let cases: Vec<Case> = vec![
             ("Name:\tcurl\nPPid:\t42\nUid:\t1000\t0\t0\t0\n", (Some(42), Some(0))),
             ("PPid:\t0\n", (Some(0), None)),
             ("", (None, None)),
