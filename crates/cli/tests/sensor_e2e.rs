@@ -12,7 +12,9 @@
 //! - every request, one-shot `curl` and `wget` included, is attributed with the right pid, name,
 //!   executable and exact command line (captured in the kernel at exec, not read from /proc);
 //! - every client launch is a process `start` event with its exact arguments, even in the
-//!   clients' network namespace, and seed 002's command-line pattern fires on curl's launches.
+//!   clients' network namespace, and seed 002's command-line pattern fires on curl's launches;
+//! - a curl in a third namespace (the mock's), whose packets the sensor cannot see, still has its
+//!   launch and its connect reported with its process.
 //!
 //! What the fallback guarantees, and so what is asserted:
 //! - every HTTP exchange is decoded from packets and raises the rules that do not need the process
@@ -349,6 +351,23 @@ fn clients_end_to_end(test: &str, mode: Mode) {
 
     // 7. IPv6: AWS's fd00:ec2::254, a held python client.
     let py6 = lab.client("python3", &["-c", &held_to("fd00:ec2::254", "/latest/meta-data/iam/security-credentials/imdsguard-demo-role")]);
+    // 8. Another network namespace (the mock's): a curl there, to the mock on its own address.
+    //    Its packets never reach the sensor's namespace; on eBPF its launch and its connect are
+    //    still reported by the kernel, with its process.
+    let other_ns_args = ["-s", "-m", "10", "-o", "/dev/null", "http://169.254.169.254/latest/meta-data/instance-id"];
+    let other_ns_curl = {
+        let mut c = lab.exec(&lab.mock_ns, "curl");
+        c.args(other_ns_args).stdout(Stdio::null()).stderr(Stdio::null());
+        let mut child = c.spawn().expect("curl in the mock's namespace");
+        let pid = child.id();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while child.try_wait().expect("wait").is_none() {
+            assert!(Instant::now() < deadline, "curl in the mock's namespace did not finish within 20 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        pid
+    };
+    std::thread::sleep(Duration::from_millis(300));
 
     // Clean shutdown: SIGTERM flushes outputs and prints the final status.
     let killed = Command::new("kill").args(["-TERM", &sensor_pid.to_string()]).status().expect("kill");
@@ -430,6 +449,19 @@ fn clients_end_to_end(test: &str, mode: Mode) {
                 );
             }
         }
+    }
+    if ebpf {
+        let pid = u64::from(other_ns_curl);
+        let mine = |e: &&Value| s(e, "process.pid").and_then(Value::as_u64) == Some(pid);
+        let cmd = command_line("curl", &other_ns_args);
+        let launch = events.iter().filter(mine).rev().find(|e| s(e, "event.category") == Some(&serde_json::json!(["process"])));
+        assert!(launch.is_some_and(|e| text(e, "process.command_line") == cmd), "eBPF path: the launch of curl pid {pid} in the mock's namespace: {launch:?}");
+        let connect = events.iter().filter(mine).find(|e| text(e, "event.action") == "connection_attempted");
+        assert!(
+            connect.is_some_and(|e| text(e, "process.command_line") == cmd && text(e, "destination.ip") == "169.254.169.254"),
+            "eBPF path: the connect of curl pid {pid} in the mock's namespace: {connect:?}"
+        );
+        assert!(!http.iter().any(mine), "its packets are not in the sensor's namespace");
     }
     // Seed 001 fires for the credential path whatever attribution gave: curl, python, wget.
     let cred_alerts: Vec<&Value> = alerts.iter().filter(|a| rule_id(a) == SEED_001).collect();
