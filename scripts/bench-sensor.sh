@@ -86,8 +86,8 @@ phase() { # name host port path
   b=$(ticks)
   [ "$2" = idle ] && IDLE=$((b - a))
   awk -v name="$1" -v d="$((b - a))" -v idle="$IDLE" -v hz="$HZ" -v s="$SECS" -v n="$n" 'BEGIN {
-    unit = (name ~ /launches/) ? "launch" : "connection";
-    cpu = d / hz; printf "  %-30s %6d %ss  sensor CPU %.2f s = %5.2f%% of a core", name, n, unit, cpu, 100 * cpu / s;
+    unit = (name ~ /launches/) ? "launch" : "connection"; units = (name ~ /launches/) ? "launches" : "connections";
+    cpu = d / hz; printf "  %-30s %6d %s  sensor CPU %.2f s = %5.2f%% of a core", name, n, units, cpu, 100 * cpu / s;
     if (n > 0) printf "  = %.0f us/%s above idle", 1e6 * (d - idle) / hz / n, unit; printf "\n" }'
 }
 # One sensor per path, same binary, same namespaces, same load.
