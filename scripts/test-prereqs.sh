@@ -3,7 +3,8 @@
 # machine with the package registries reachable):
 # - python3 with botocore (the mock's end-to-end test drives it with the AWS SDK's own IMDS client);
 # - iproute2, curl and util-linux (`ip`, `curl`, `unshare`) for tests that build private network
-#   namespaces.
+#   namespaces;
+# - clang, for the live sensor's eBPF program (no headers needed: the C program is self-contained).
 # Tests whose prerequisite is still missing fail with a message naming it (or print SKIPPED when
 # IMDSGUARD_ALLOW_SKIP=1).
 set -uo pipefail
@@ -14,6 +15,13 @@ command -v unshare >/dev/null 2>&1 || missing_apt+=(util-linux)
 # The live sensor's end-to-end test also drives wget and python3 against the mock.
 command -v wget >/dev/null 2>&1 || missing_apt+=(wget)
 command -v python3 >/dev/null 2>&1 || missing_apt+=(python3)
+# The sensor's eBPF program is compiled by clang at build time (scripts/test.sh requires it with
+# IMDSGUARD_REQUIRE_EBPF=1); any clang 14+ will do, Debian's `clang` package is clang-14 on 12.
+have_clang=0
+for c in "${CLANG:-}" clang clang-20 clang-19 clang-18 clang-17 clang-16 clang-15 clang-14; do
+  [ -n "$c" ] && command -v "$c" >/dev/null 2>&1 && have_clang=1 && break
+done
+[ "$have_clang" = 1 ] || missing_apt+=(clang)
 if [ ${#missing_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "test-prereqs: installing ${missing_apt[*]}" >&2
