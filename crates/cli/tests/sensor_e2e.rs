@@ -31,12 +31,14 @@
 //!   nothing of seed 002.
 //!
 //! Needs root, `ip` (iproute2), `curl`, `wget`, `python3` (scripts/test-prereqs.sh installs them).
-//! Everything created is removed by a Drop guard, also when an assertion fails.
+//! The namespaces are `imdsguard-lab`'s (as `imdsguard simulate` builds them); everything created is
+//! removed by its Drop guard, also when an assertion fails.
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
+use imdsguard_lab::Lab;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -70,90 +72,35 @@ fn prerequisite(test: &str) -> bool {
     panic!("{test}: {reason}");
 }
 
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("run ip");
-    assert!(out.status.success(), "ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+/// The lab of `imdsguard-lab` (the one `imdsguard simulate` uses): the mock's namespace and the
+/// clients' (only `lo` and the veth, no default route), torn down on drop.
+fn new_lab(tag: &str) -> Lab {
+    Lab::create(tag).unwrap_or_else(|e| panic!("cannot build the lab: {e}"))
 }
 
-/// The namespaces and processes of one test; removed on drop.
-struct Lab {
-    mock_ns: String,
-    client_ns: String,
-    children: Vec<Child>,
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for ns in [&self.mock_ns, &self.client_ns] {
-            // Deleting a namespace removes its end of the veth, and with it the pair.
-            let _ = Command::new("ip").args(["netns", "del", ns]).stderr(Stdio::null()).status();
-        }
-    }
-}
-
-impl Lab {
-    fn new(tag: &str) -> Lab {
-        let id = std::process::id() % 100_000;
-        let lab = Lab { mock_ns: format!("igsm-{tag}-{id}"), client_ns: format!("igsc-{tag}-{id}"), children: Vec::new() };
-        let (vm, vc) = (format!("igm{tag}{id}"), format!("igc{tag}{id}"));
-        ip(&["netns", "add", &lab.mock_ns]);
-        ip(&["netns", "add", &lab.client_ns]);
-        ip(&["link", "add", &vm, "type", "veth", "peer", "name", &vc]);
-        ip(&["link", "set", &vm, "netns", &lab.mock_ns]);
-        ip(&["link", "set", &vc, "netns", &lab.client_ns]);
-        ip(&["-n", &lab.mock_ns, "addr", "add", "169.254.169.254/16", "dev", &vm]);
-        ip(&["-n", &lab.client_ns, "addr", "add", "169.254.10.2/16", "dev", &vc]);
-        // IPv6 too (AWS's fd00:ec2::254), without duplicate address detection delays.
-        ip(&["-n", &lab.mock_ns, "addr", "add", "fd00:ec2::254/64", "dev", &vm, "nodad"]);
-        ip(&["-n", &lab.client_ns, "addr", "add", "fd00:ec2::2/64", "dev", &vc, "nodad"]);
-        for (ns, dev) in [(&lab.mock_ns, &vm), (&lab.client_ns, &vc)] {
-            ip(&["-n", ns, "link", "set", "lo", "up"]);
-            ip(&["-n", ns, "link", "set", dev, "up"]);
-        }
-        lab
-    }
-
-    fn exec(&self, ns: &str, program: &str) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", ns, program]);
-        c
-    }
-
-    /// Spawn a process kept until the lab is dropped; returns its index.
-    fn spawn(&mut self, mut cmd: Command) -> usize {
-        let child = cmd.spawn().expect("spawn");
-        self.children.push(child);
-        self.children.len() - 1
-    }
-
-    /// Run a client in the client namespace, bounded in time; returns its pid (`ip netns exec`
-    /// execs the program, so the pid is the client's own).
-    fn client(&self, program: &str, args: &[&str]) -> u32 {
-        let mut c = self.exec(&self.client_ns, program);
-        c.args(args).stdout(Stdio::null()).stderr(Stdio::piped());
-        let mut child = c.spawn().expect("spawn client");
-        let pid = child.id();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            match child.try_wait() {
-                Ok(Some(status)) => {
-                    let mut err = String::new();
-                    if let Some(mut e) = child.stderr.take() {
-                        let _ = std::io::Read::read_to_string(&mut e, &mut err);
-                    }
-                    assert!(status.success(), "{program} {args:?} failed: {status} {err}");
-                    return pid;
+/// Run a client in the client namespace, bounded in time; returns its pid (`ip netns exec`
+/// execs the program, so the pid is the client's own).
+fn client(lab: &Lab, program: &str, args: &[&str]) -> u32 {
+    let mut c = lab.client(program);
+    c.args(args).stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = c.spawn().expect("spawn client");
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
                 }
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("{program} {args:?} did not finish within 20 s");
-                }
+                assert!(status.success(), "{program} {args:?} failed: {status} {err}");
+                return pid;
+            }
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{program} {args:?} did not finish within 20 s");
             }
         }
     }
@@ -260,13 +207,13 @@ fn clients_end_to_end(test: &str, mode: Mode) {
     let ebpf = mode == Mode::Ebpf;
     let bin = env!("CARGO_BIN_EXE_imdsguard");
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut lab = Lab::new(if ebpf { "e" } else { "a" });
+    let mut lab = new_lab(if ebpf { "e" } else { "a" });
 
     // The mock, alone in its namespace.
-    let mut mock = lab.exec(&lab.mock_ns, bin);
+    let mut mock = lab.mock(bin);
     mock.args(["imds-mock", "--listen", "169.254.169.254:80", "--listen", "[fd00:ec2::254]:80", "--allow-non-loopback"]).stdout(Stdio::piped()).stderr(Stdio::null());
-    let m = lab.spawn(mock);
-    let mock_out = lab.children[m].stdout.take().expect("mock stdout");
+    let m = lab.spawn("mock", mock).expect("start the mock");
+    let mock_out = lab.child_mut(m).and_then(|c| c.stdout.take()).expect("mock stdout");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut lines = BufReader::new(mock_out).lines();
@@ -282,7 +229,7 @@ fn clients_end_to_end(test: &str, mode: Mode) {
     let alerts_path = dir.path().join("alerts.ndjson");
     let events_path = dir.path().join("events.ndjson");
     let state_path = dir.path().join("state.db");
-    let mut sensor = lab.exec(&lab.client_ns, bin);
+    let mut sensor = lab.client(bin);
     sensor
         .args(["sensor", "--format", "ndjson", "--poll-interval-ms", "5", "--batch-ms", "200", "--duration", "120"])
         .args(if ebpf { &[][..] } else { &["--no-ebpf"][..] })
@@ -294,9 +241,8 @@ fn clients_end_to_end(test: &str, mode: Mode) {
         .arg(&events_path)
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    let si = lab.spawn(sensor);
-    let sensor_pid = lab.children[si].id();
-    let status = watch(lab.children[si].stderr.take().expect("sensor stderr"));
+    let sensor_pid = lab.spawn("sensor", sensor).expect("start the sensor");
+    let status = watch(lab.child_mut(sensor_pid).and_then(|c| c.stderr.take()).expect("sensor stderr"));
     wait_for(&status, "imdsguard sensor:", "the sensor's start line");
     let start_line = status.lock().map(|v| v.join("\n")).unwrap_or_default();
     if ebpf && !start_line.contains("imdsguard sensor: eBPF:") {
@@ -318,7 +264,7 @@ fn clients_end_to_end(test: &str, mode: Mode) {
     let creds = format!("{base}/latest/meta-data/iam/security-credentials/");
     let role = format!("{creds}imdsguard-demo-role");
     // 1. curl IMDSv1, keeping its connection for ~1 s (three transfers at 2/s on one connection).
-    let curl_held = lab.client("curl", &["-s", "-m", "10", "--rate", "2/s", "-o", "/dev/null", "-o", "/dev/null", "-o", "/dev/null", &format!("{base}/latest/meta-data/instance-id"), &creds, &role]);
+    let curl_held = client(&lab, "curl", &["-s", "-m", "10", "--rate", "2/s", "-o", "/dev/null", "-o", "/dev/null", "-o", "/dev/null", &format!("{base}/latest/meta-data/instance-id"), &creds, &role]);
     // 2. curl IMDSv2: token, then the credentials with it (one-shot processes: attribution may miss).
     let token_out = Command::new("ip")
         .args(["netns", "exec", &lab.client_ns, "curl", "-s", "-m", "10", "-X", "PUT", "-H", "X-aws-ec2-metadata-token-ttl-seconds: 300", &format!("{base}/latest/api/token")])
@@ -331,32 +277,32 @@ fn clients_end_to_end(test: &str, mode: Mode) {
     let v2_header = format!("X-aws-ec2-metadata-token: {token}");
     let v2_args = ["-s", "-m", "10", "-o", "/dev/null", "-H", &v2_header, &role];
     // The events are written redacted: the token in curl's arguments too.
-    one_shots.push((lab.client("curl", &v2_args), "curl", "curl", command_line("curl", &v2_args).replace(&token, "[REDACTED]")));
+    one_shots.push((client(&lab, "curl", &v2_args), "curl", "curl", command_line("curl", &v2_args).replace(&token, "[REDACTED]")));
     // 3. One-shot curl IMDSv1 (attribution not guaranteed on the fallback path).
     let v1_args = ["-s", "-m", "10", "-o", "/dev/null", &creds];
-    one_shots.push((lab.client("curl", &v1_args), "curl", "curl", command_line("curl", &v1_args)));
+    one_shots.push((client(&lab, "curl", &v1_args), "curl", "curl", command_line("curl", &v1_args)));
     // 4. python3 urllib, and a python client that waits before sending (attributed).
     let urllib = format!("import urllib.request; urllib.request.urlopen('{creds}', timeout=10).read()");
-    one_shots.push((lab.client("python3", &["-c", &urllib]), "python", "python", command_line("python3", &["-c", &urllib])));
-    let py_held = lab.client("python3", &["-c", &held("/latest/meta-data/iam/security-credentials/imdsguard-demo-role")]);
+    one_shots.push((client(&lab, "python3", &["-c", &urllib]), "python", "python", command_line("python3", &["-c", &urllib])));
+    let py_held = client(&lab, "python3", &["-c", &held("/latest/meta-data/iam/security-credentials/imdsguard-demo-role")]);
     // 5. wget.
     let wget_args = ["-q", "-T", "10", "-t", "1", "-O", "/dev/null", &creds];
-    one_shots.push((lab.client("wget", &wget_args), "wget", "wget", command_line("wget", &wget_args)));
+    one_shots.push((client(&lab, "wget", &wget_args), "wget", "wget", command_line("wget", &wget_args)));
     // 6. An allow-listed agent name: a copy of the python interpreter called amazon-ssm-agent,
     //    holding its connection so that it is attributed; no credentials path.
     let agent = dir.path().join("amazon-ssm-agent");
     let real_python = Command::new("python3").args(["-c", "import os, sys; print(os.path.realpath(sys.executable))"]).output().expect("python3");
     std::fs::copy(String::from_utf8_lossy(&real_python.stdout).trim(), &agent).expect("copy python3");
-    let agent_pid = lab.client(&agent.display().to_string(), &["-c", &held("/latest/meta-data/instance-id")]);
+    let agent_pid = client(&lab, &agent.display().to_string(), &["-c", &held("/latest/meta-data/instance-id")]);
 
     // 7. IPv6: AWS's fd00:ec2::254, a held python client.
-    let py6 = lab.client("python3", &["-c", &held_to("fd00:ec2::254", "/latest/meta-data/iam/security-credentials/imdsguard-demo-role")]);
+    let py6 = client(&lab, "python3", &["-c", &held_to("fd00:ec2::254", "/latest/meta-data/iam/security-credentials/imdsguard-demo-role")]);
     // 8. Another network namespace (the mock's): a curl there, to the mock on its own address.
     //    Its packets never reach the sensor's namespace; on eBPF its launch and its connect are
     //    still reported by the kernel, with its process.
     let other_ns_args = ["-s", "-m", "10", "-o", "/dev/null", "http://169.254.169.254/latest/meta-data/instance-id"];
     let other_ns_curl = {
-        let mut c = lab.exec(&lab.mock_ns, "curl");
+        let mut c = lab.mock("curl");
         c.args(other_ns_args).stdout(Stdio::null()).stderr(Stdio::null());
         let mut child = c.spawn().expect("curl in the mock's namespace");
         let pid = child.id();
@@ -374,7 +320,7 @@ fn clients_end_to_end(test: &str, mode: Mode) {
     assert!(killed.success());
     let deadline = Instant::now() + Duration::from_secs(30);
     let exit = loop {
-        match lab.children[si].try_wait() {
+        match lab.child_mut(sensor_pid).expect("sensor child").try_wait() {
             Ok(Some(st)) => break st,
             _ if Instant::now() > deadline => panic!("the sensor did not stop within 30 s of SIGTERM"),
             _ => std::thread::sleep(Duration::from_millis(50)),
