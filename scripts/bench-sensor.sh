@@ -5,7 +5,11 @@
 # the sensor, a loopback HTTP server and the load generator in the other: no traffic leaves them),
 # then measures the sensor's CPU time (utime+stime from /proc/<pid>/stat) over three phases:
 #   idle; RATE connections/s (one GET each) to the loopback server (not a metadata endpoint: the
-#   kernel filter drops them, cost should be ~0); RATE connections/s to the mock (cost per event).
+#   kernel filters drop them, cost should be ~0); RATE connections/s to the mock (cost per event);
+#   RATE launches/s of /bin/true on the host (cost per process start event; the fallback's
+#   process events connector reports nothing to a sensor outside the host's network namespace);
+# once per attribution path with the same binary: the /proc fallback (--no-ebpf), then eBPF.
+# The eBPF run needs a binary built with clang (the status line says which path ran).
 # Usage: scripts/bench-sensor.sh [RATE=200] [SECONDS=10]
 set -euo pipefail
 RATE=${1:-200}
@@ -35,8 +39,7 @@ ip -n "$M" link set "vm$ID" up; ip -n "$C" link set "vc$ID" up
 ip netns exec "$M" "$BIN" imds-mock --listen 169.254.169.254:80 --allow-non-loopback >/dev/null 2>&1 & PIDS+=($!)
 ip netns exec "$C" python3 -m http.server 8080 --bind 127.0.0.1 >/dev/null 2>&1 & PIDS+=($!)
 sleep 1
-ip netns exec "$C" "$BIN" sensor --format ndjson --output "$TMP/alerts.ndjson" --state :memory: >/dev/null 2>"$TMP/sensor.err" & SENSOR=$!; PIDS+=($SENSOR)
-sleep 2
+SENSOR=
 ticks() {
   [ -e "/proc/$SENSOR/stat" ] || { echo "bench-sensor: the sensor exited:" >&2; tail -5 "$TMP/sensor.err" >&2; exit 1; }
   awk '{print $14+$15}' "/proc/$SENSOR/stat"
@@ -61,20 +64,48 @@ for i in range(n):
 print(done)
 PY
 }
+launches() { # RATE launches/s of /bin/true for SECS seconds (process start events)
+  python3 - "$RATE" "$SECS" <<'PY'
+import subprocess, sys, time
+rate, secs = int(sys.argv[1]), float(sys.argv[2])
+n = int(rate * secs); t0 = time.time()
+for i in range(n):
+    d = t0 + i / rate - time.time()
+    if d > 0: time.sleep(d)
+    subprocess.run(["/bin/true"])
+print(n)
+PY
+}
 IDLE=0
 phase() { # name host port path
   local a b n
   a=$(ticks)
-  if [ "$2" = idle ]; then sleep "$SECS"; n=0; else n=$(load "$2" "$3" "$4"); fi
+  if [ "$2" = idle ]; then sleep "$SECS"; n=0;
+  elif [ "$2" = launches ]; then n=$(launches);
+  else n=$(load "$2" "$3" "$4"); fi
   b=$(ticks)
   [ "$2" = idle ] && IDLE=$((b - a))
   awk -v name="$1" -v d="$((b - a))" -v idle="$IDLE" -v hz="$HZ" -v s="$SECS" -v n="$n" 'BEGIN {
-    cpu = d / hz; printf "%-26s %6d conns  sensor CPU %.2f s = %5.2f%% of a core", name, n, cpu, 100 * cpu / s;
-    if (n > 0) printf "  = %.0f us/connection above idle", 1e6 * (d - idle) / hz / n; printf "\n" }'
+    unit = (name ~ /launches/) ? "launch" : "connection"; units = (name ~ /launches/) ? "launches" : "connections";
+    cpu = d / hz; printf "  %-30s %6d %s  sensor CPU %.2f s = %5.2f%% of a core", name, n, units, cpu, 100 * cpu / s;
+    if (n > 0) printf "  = %.0f us/%s above idle", 1e6 * (d - idle) / hz / n, unit; printf "\n" }'
+}
+# One sensor per path, same binary, same namespaces, same load.
+run_path() { # label [sensor flags...]
+  local label=$1; shift
+  : >"$TMP/sensor.err"
+  ip netns exec "$C" "$BIN" sensor --format ndjson --output "$TMP/alerts.ndjson" --state :memory: "$@" >/dev/null 2>"$TMP/sensor.err" & SENSOR=$!; PIDS+=($SENSOR)
+  sleep 2
+  echo "$label: $(head -1 "$TMP/sensor.err" | cut -c1-160)..."
+  phase idle idle
+  phase "loopback (not metadata)" 127.0.0.1 8080 /
+  phase "mock 169.254.169.254" 169.254.169.254 80 /latest/meta-data/iam/security-credentials/
+  local last
+  phase "process launches (/bin/true)" launches
+  kill -TERM "$SENSOR"; wait "$SENSOR" 2>/dev/null || true
+  last=$(grep '^sensor status:' "$TMP/sensor.err" | tail -1)
+  echo "  $(echo "$last" | grep -o 'path=[^ ]*') $(echo "$last" | grep -o ' connections=[0-9]*') $(echo "$last" | grep -o ' attributed=[0-9]*') (of the mock phase's connections) $(echo "$last" | grep -o ' execs=[0-9]*') (launches seen, host-wide) $(echo "$last" | grep -o ' kernel_dropped=[0-9]*')"
 }
 echo "sensor CPU over ${SECS}s phases, load ${RATE} connections/s ($(nproc) CPUs, $BIN)"
-phase idle idle
-phase "loopback (not metadata)" 127.0.0.1 8080 /
-phase "mock 169.254.169.254" 169.254.169.254 80 /latest/meta-data/iam/security-credentials/
-kill -TERM "$SENSOR"; wait "$SENSOR" 2>/dev/null || true
-tail -1 "$TMP/sensor.err"
+run_path "/proc fallback (--no-ebpf)" --no-ebpf
+run_path "eBPF" 

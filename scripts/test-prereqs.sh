@@ -3,7 +3,8 @@
 # machine with the package registries reachable):
 # - python3 with botocore (the mock's end-to-end test drives it with the AWS SDK's own IMDS client);
 # - iproute2, curl and util-linux (`ip`, `curl`, `unshare`) for tests that build private network
-#   namespaces.
+#   namespaces;
+# - clang, for the live sensor's eBPF program (no headers needed: the C program is self-contained);
 # - make and a C compiler (rdkafka builds its bundled librdkafka from source) and the Kafka test
 #   broker tansu 0.6.0, built once into ${IMDSGUARD_CACHE:-$HOME/.cache/imdsguard}/tansu-0.6.0 by
 #   scripts/kafka-broker.sh (about 14 minutes on 2 cores the first time).
@@ -17,6 +18,13 @@ command -v unshare >/dev/null 2>&1 || missing_apt+=(util-linux)
 # The live sensor's end-to-end test also drives wget and python3 against the mock.
 command -v wget >/dev/null 2>&1 || missing_apt+=(wget)
 command -v python3 >/dev/null 2>&1 || missing_apt+=(python3)
+# The sensor's eBPF program is compiled by clang at build time (scripts/test.sh requires it with
+# IMDSGUARD_REQUIRE_EBPF=1); any clang 14+ will do, Debian's `clang` package is clang-14 on 12.
+have_clang=0
+for c in "${CLANG:-}" clang clang-20 clang-19 clang-18 clang-17 clang-16 clang-15 clang-14; do
+  [ -n "$c" ] && command -v "$c" >/dev/null 2>&1 && have_clang=1 && break
+done
+[ "$have_clang" = 1 ] || missing_apt+=(clang)
 command -v make >/dev/null 2>&1 || missing_apt+=(make)
 command -v cc >/dev/null 2>&1 || missing_apt+=(gcc)
 if [ ${#missing_apt[@]} -gt 0 ]; then

@@ -8,6 +8,9 @@ if [ ! -d ../shared ]; then
   exit 1
 fi
 export CARGO_TERM_COLOR=never
+# CI always builds and tests the sensor's eBPF path: a missing clang is a build error, not a
+# silent fallback build (crates/sensor/build.rs).
+export IMDSGUARD_REQUIRE_EBPF=1
 scripts/test-prereqs.sh
 cargo build --workspace --all-targets --locked
 cargo test --workspace --locked 2>&1 | tee target/test-output.txt

@@ -207,7 +207,7 @@ pub fn reason(rule: &Rule, doc: &dyn Document) -> String {
 /// The alert document for a match of the engine (its sequence group, suppression or threshold
 /// bucket included); also returns how many credential values were redacted.
 pub fn alert_for_match(m: &imdsguard_engine::Match, rule: &Rule, builtin: bool, now_millis: i64) -> (Value, usize) {
-    build_alert_counted(&AlertInput {
+    let (mut v, n) = build_alert_counted(&AlertInput {
         rule,
         event: &m.event,
         time: m.time,
@@ -217,7 +217,38 @@ pub fn alert_for_match(m: &imdsguard_engine::Match, rule: &Rule, builtin: bool, 
         group: m.sequence.as_ref().map(|s| AlertGroup { id: &s.group_id, index: s.index, members: &s.members }),
         suppression: m.suppressed.as_ref().map(|s| AlertSuppression { terms: &s.terms, docs_count: s.docs_count, start: s.start, end: s.end }),
         threshold: m.threshold.as_ref().map(|t| AlertThreshold { terms: &t.terms, count: t.count, from: t.from, cardinality: &t.cardinality }),
-    })
+    });
+    if let (Some(h), Value::Object(out)) = (&m.correlation, &mut v) {
+        add_correlation(out, h);
+    }
+    (v, n)
+}
+
+/// A Sigma correlation's shell alert: its reason, and what it counted under
+/// `imdsguard.correlation` (Kibana has no field set for Sigma correlations). The group values
+/// come from events, so they are redacted like the rest.
+fn add_correlation(out: &mut Map<String, Value>, h: &imdsguard_engine::correlate::CorrelationHit) {
+    let mut reason = json!(h.reason);
+    imdsguard_ecs::redact::redact(&mut reason);
+    out.insert("kibana.alert.reason".into(), reason);
+    let mut group = Map::new();
+    for (k, v) in &h.group {
+        group.insert(k.clone(), json!(v));
+    }
+    let mut c = json!({
+        "type": h.kind,
+        "group": Value::Object(group),
+        "value": h.value,
+        "field": h.field,
+        "condition": h.condition,
+        "timespan_ms": h.timespan_ms,
+        "start": time::format_millis(h.first_ms),
+        "end": time::format_millis(h.last_ms),
+        "rules": h.rules,
+    });
+    imdsguard_ecs::redact::redact(&mut c);
+    out.insert("imdsguard.correlation".into(), c);
+    out.insert("kibana.alert.original_time".into(), json!(time::format_millis(h.first_ms)));
 }
 
 pub fn build_alert(input: &AlertInput<'_>) -> Value {

@@ -179,6 +179,19 @@ pub fn compile_all(
             }
         }
     }
+    // Sigma correlation rules whose referenced rules are not loaded (or that reference each
+    // other in a cycle) cannot run: report each and leave it out (which may strand a chained one).
+    loop {
+        let bad = imdsguard_engine::correlate::check_references(&compiled);
+        if bad.is_empty() {
+            break;
+        }
+        for (i, reason) in bad.iter().rev() {
+            let c = compiled.remove(*i);
+            builtin.remove(*i);
+            failed.entry(format!("Sigma correlation {reason}")).or_default().push(format!("{} ({})", c.rule.name, c.rule.origin));
+        }
+    }
     (compiled, builtin, failed)
 }
 

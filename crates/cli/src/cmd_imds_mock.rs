@@ -78,6 +78,11 @@ pub struct ImdsMockArgs {
     /// Worker threads of the server.
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub threads: usize,
+    /// Wait this many milliseconds before answering each request (0-60000; default 0), like a
+    /// slow service: clients keep their connection open meanwhile (`imdsguard simulate` uses it
+    /// so the sensor's /proc fallback always finds the client process).
+    #[arg(long, value_name = "MS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub response_delay_ms: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -149,6 +154,7 @@ pub fn run(args: ImdsMockArgs) -> Result<ExitCode> {
         max_connections: args.max_connections.max(1),
         read_timeout: Duration::from_secs(args.timeout.max(1)),
         write_timeout: Duration::from_secs(args.timeout.max(1)),
+        response_delay: Duration::from_millis(args.response_delay_ms),
     };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(args.threads.max(1)).enable_all().build().context("starting the runtime")?;
     rt.block_on(async move {

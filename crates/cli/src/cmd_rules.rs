@@ -225,7 +225,11 @@ fn validate(paths: &[PathBuf], format: ListFormat, fields: &FieldOpts) -> anyhow
                     v["path"].as_str().unwrap_or(""),
                     v["rule_id"].as_str().unwrap_or("-"),
                     v["type"].as_str().unwrap_or("-"),
-                    v["error"].as_str().map(|e| format!("\n{}", rendered.unwrap_or_else(|| e.to_string()))).unwrap_or_default()
+                    v["error"]
+                        .as_str()
+                        .map(|e| format!("\n{}", rendered.unwrap_or_else(|| e.to_string())))
+                        .or_else(|| v["note"].as_str().filter(|_| !runnable).map(|n| format!("({n})")))
+                        .unwrap_or_default()
                 );
             }
         }
@@ -244,7 +248,10 @@ fn validate(paths: &[PathBuf], format: ListFormat, fields: &FieldOpts) -> anyhow
             Some(rendered),
         );
     }
-    for rule in set.rules {
+    // Sigma correlations must find the rules they reference among the loaded ones.
+    let unresolved = imdsguard_rules::sigma_rule::unresolved_references(&set.rules);
+    for (i, rule) in set.rules.into_iter().enumerate() {
+        let missing = unresolved.iter().find(|(j, _)| *j == i).map(|(_, m)| m.join(", "));
         let (path, rule_id, ty, lang) =
             (rule.origin.clone(), rule.rule_id.clone(), rule.rule_type.as_str().to_string(), rule.effective_language().map(str::to_string));
         let query = rule.query.clone().unwrap_or_default();
@@ -257,7 +264,9 @@ fn validate(paths: &[PathBuf], format: ListFormat, fields: &FieldOpts) -> anyhow
                     eprint!("{}", w.render(&query, &format!("{path} (query)")));
                 }
                 let runnable = compile_rule(Arc::new(rule), &table, now);
-                let note = runnable.as_ref().err().and_then(|d| d.first()).map(|d| d.message.clone());
+                let note = runnable.as_ref().err().and_then(|d| d.first()).map(|d| d.message.clone()).or_else(|| {
+                    missing.map(|m| format!("Sigma correlation references rule(s) not loaded: {m} (give their files too)"))
+                });
                 emit(
                     serde_json::json!({"path": path, "rule_id": rule_id, "type": ty, "language": lang, "ok": true, "error": null,
                         "runnable": note.is_none(), "note": note, "warnings": warnings.len()}),

@@ -3,9 +3,12 @@
 //! the capture decoder, joined to the process that owns the connection, and run through the rules
 //! in-process; alerts stream to stdout (or `--output`, rotated by size), raw events to `--events`.
 //!
-//! Process attribution uses the `/proc` fallback (`imdsguard_sensor::procfs`): eBPF is not built
-//! yet, and the status says so. Threads: one reads packets, one polls `/proc/net/tcp{,6}`, one
-//! waits for SIGTERM/SIGINT; the main thread decodes, joins, and runs the rules over micro-batches
+//! Process launches and the process of each metadata connect come from the eBPF programs
+//! (`imdsguard_sensor::ebpf`: arguments captured in the kernel at exec, endpoints filtered in the
+//! kernel) when they load; otherwise (or with `--no-ebpf`) from the `/proc` fallback
+//! (`imdsguard_sensor::procfs`, `sock_diag`, the process events connector), and the status line
+//! says which and why. Threads: one reads packets, one polls `/proc/net/tcp{,6}`, one drains the
+//! eBPF ring buffer (or reads the process events connector), one waits for SIGTERM/SIGINT; the main thread decodes, joins, and runs the rules over micro-batches
 //! (a fresh `Hunt` every `--batch-ms` over the batch's events, with one new_terms history kept
 //! for the whole run, in the SQLite store when `--state` names one). Every queue is bounded; what
 //! does not fit is dropped and counted in the status line.
@@ -89,6 +92,15 @@ pub struct SensorArgs {
     /// Stop after this many seconds (default: run until SIGTERM/SIGINT).
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
+    /// Watch the network namespace NAME (`/run/netns/NAME`, as `ip netns` names it): process
+    /// starts are subscribed in the current (host) namespace, where alone the kernel reports them,
+    /// then capture and socket lookups run in NAME (`imdsguard simulate` uses it).
+    #[arg(long, value_name = "NAME")]
+    pub netns: Option<String>,
+    /// Do not load the eBPF programs: use the /proc fallback (process events connector,
+    /// sock_diag, /proc/*/fd) even where eBPF would work.
+    #[arg(long)]
+    pub no_ebpf: bool,
 }
 
 /// The `--config` file. Every key is optional; flags win.
@@ -111,6 +123,7 @@ struct SensorConfig {
     stats: Option<bool>,
     stats_interval: Option<u64>,
     max_output_bytes: Option<u64>,
+    no_ebpf: Option<bool>,
 }
 
 /// The settings in force.
@@ -131,6 +144,8 @@ struct Settings {
     stats_interval: Duration,
     max_output_bytes: u64,
     duration: Option<Duration>,
+    netns: Option<String>,
+    no_ebpf: bool,
 }
 
 fn settings(args: SensorArgs) -> anyhow::Result<Settings> {
@@ -175,6 +190,8 @@ fn settings(args: SensorArgs) -> anyhow::Result<Settings> {
         stats_interval: Duration::from_secs(args.stats_interval.or(cfg.stats_interval).unwrap_or(10).max(1)),
         max_output_bytes: args.max_output_bytes.or(cfg.max_output_bytes).unwrap_or(100 << 20).max(4096),
         duration,
+        netns: args.netns,
+        no_ebpf: args.no_ebpf || cfg.no_ebpf.unwrap_or(false),
     })
 }
 
@@ -242,6 +259,11 @@ struct Counters {
     execs: AtomicU64,
     exec_misses: AtomicU64,
     execs_dropped: AtomicU64,
+    /// eBPF path: records the kernel could not queue (ring buffer full), records that did not
+    /// parse, launches whose arguments exceeded the kernel's bound.
+    kernel_dropped: AtomicU64,
+    bad_records: AtomicU64,
+    args_truncated: AtomicU64,
 }
 
 struct Frame {
@@ -451,6 +473,18 @@ pub fn run(args: SensorArgs) -> anyhow::Result<ExitCode> {
     if !cfg!(target_os = "linux") {
         anyhow::bail!("the sensor runs on Linux only");
     }
+    // The connector reports only to sockets in the host's (initial) network namespace.
+    let host_netns = std::fs::read_link("/proc/self/ns/net").ok() == std::fs::read_link("/proc/1/ns/net").ok();
+    // --netns: subscribe to process starts here, then move (before any thread exists) into the
+    // watched namespace, where every other socket is opened.
+    let early_exec = match &s.netns {
+        Some(ns) => {
+            let e = imdsguard_sensor::exec::ExecEvents::open(Duration::from_millis(200));
+            imdsguard_lab::enter_netns(ns).with_context(|| format!("--netns {ns}"))?;
+            Some(e)
+        }
+        None => None,
+    };
     // Endpoints: the decoder's defaults plus the configured ones.
     let mut imds = imdsguard_capture::ImdsConfig::default();
     for spec in &s.endpoints {
@@ -549,21 +583,26 @@ pub fn run(args: SensorArgs) -> anyhow::Result<ExitCode> {
     let diag_ok = diag.is_some();
     // The eBPF path when this binary has it (cargo feature `ebpf`) and the kernel accepts it.
     #[cfg(feature = "ebpf")]
-    let tracer = imdsguard_sensor::ebpf::ConnectTracer::load();
+    let tracer = if s.no_ebpf { Err("disabled by --no-ebpf".to_string()) } else { imdsguard_sensor::ebpf::Tracer::load(&addrs) };
     #[cfg(feature = "ebpf")]
     let (path, path_note) = match &tracer {
         Ok(_) => ("ebpf", String::new()),
+        Err(e) if s.no_ebpf => ("proc-fallback", format!("eBPF {e}; ")),
         Err(e) => ("proc-fallback", format!("eBPF load failed: {e}; ")),
     };
     #[cfg(not(feature = "ebpf"))]
-    let (path, path_note) = ("proc-fallback", String::new());
+    let (path, path_note) = ("proc-fallback", if s.no_ebpf { "eBPF disabled by --no-ebpf; " } else { "built without the `ebpf` feature; " }.to_string());
     let ebpf_on = path == "ebpf";
-    // Process launches: subscribe to the kernel's process events connector while the sensor
-    // still holds CAP_NET_ADMIN (the subscription survives the capability drop).
-    let exec_events = imdsguard_sensor::exec::ExecEvents::open(Duration::from_millis(200));
-    // The connector reports only to sockets in the host's (initial) network namespace.
-    let host_netns = std::fs::read_link("/proc/self/ns/net").ok() == std::fs::read_link("/proc/1/ns/net").ok();
+    // Process launches without eBPF: subscribe to the kernel's process events connector while
+    // the sensor still holds CAP_NET_ADMIN (the subscription survives the capability drop); with
+    // --netns it was opened in the host namespace before moving.
+    let exec_events = if ebpf_on {
+        Err(std::io::Error::other("replaced by eBPF"))
+    } else {
+        early_exec.unwrap_or_else(|| imdsguard_sensor::exec::ExecEvents::open(Duration::from_millis(200)))
+    };
     let exec_text = match &exec_events {
+        _ if ebpf_on => "process starts: eBPF on sched:sched_process_exec (arguments captured in the kernel, every network namespace)".to_string(),
         Ok(_) if host_netns => "process starts: kernel process events connector (exec, then /proc/<pid>)".to_string(),
         Ok(_) => "process starts: kernel process events connector, but the sensor is not in the host's network namespace, where alone it reports".to_string(),
         Err(e) => format!("process starts UNAVAILABLE (process events connector: {e})"),
@@ -580,7 +619,7 @@ pub fn run(args: SensorArgs) -> anyhow::Result<ExitCode> {
     };
     spawn_signal_thread(stop.clone())?;
     let path_text = if ebpf_on {
-        "eBPF: connects traced on sock:inet_sock_set_state (process captured in the kernel; /proc/net/tcp read once for connections opened before the start)".to_string()
+        "eBPF: connects traced on sock:inet_sock_set_state (process captured in the kernel, endpoints filtered in the kernel; /proc/net/tcp read once for connections opened before the start)".to_string()
     } else {
         format!(
             "eBPF unavailable: using /proc fallback ({path_note}sock_diag lookup on each SYN{}, /proc/net/tcp every {} ms, owner from /proc/*/fd; short-lived processes may be missed)",
@@ -595,7 +634,49 @@ pub fn run(args: SensorArgs) -> anyhow::Result<ExitCode> {
         if not_run > 0 { format!(" ({not_run} not run)") } else { String::new() }
     );
 
-    let (exec_tx, exec_rx) = sync_channel::<imdsguard_sensor::procfs::Process>(8192);
+    let (exec_tx, exec_rx) = sync_channel::<Arc<imdsguard_sensor::procfs::Process>>(8192);
+    let (conn_tx, conn_rx) = sync_channel::<Arc<Connection>>(8192);
+    // eBPF path: process launches and metadata connects from the kernel's ring buffer.
+    #[cfg(feature = "ebpf")]
+    let mut ebpf_thread = match tracer {
+        Ok(mut t) => {
+            let (stop, counters, attributor, exec_tx, conn_tx) = (stop.clone(), counters.clone(), attributor.clone(), exec_tx.clone(), conn_tx.clone());
+            Some(std::thread::Builder::new().name("ebpf".into()).spawn(move || {
+                let mut records = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    t.wait(Duration::from_millis(100));
+                    t.drain(&mut records);
+                    if !records.is_empty() {
+                        let Ok(mut a) = attributor.lock() else { break };
+                        for r in records.drain(..) {
+                            match r {
+                                imdsguard_sensor::kernel::Record::Exec(e) => {
+                                    counters.execs.fetch_add(1, Ordering::Relaxed);
+                                    if e.args_truncated {
+                                        counters.args_truncated.fetch_add(1, Ordering::Relaxed);
+                                    }
+                                    if exec_tx.try_send(a.process_from_exec(&e)).is_err() {
+                                        counters.execs_dropped.fetch_add(1, Ordering::Relaxed);
+                                    }
+                                }
+                                imdsguard_sensor::kernel::Record::Connect(c) => {
+                                    if conn_tx.try_send(a.attribute_kernel(&c)).is_err() {
+                                        counters.connections_dropped.fetch_add(1, Ordering::Relaxed);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    let (de, dc) = t.kernel_drops();
+                    counters.kernel_dropped.store(de + dc, Ordering::Relaxed);
+                    counters.bad_records.store(t.bad_records, Ordering::Relaxed);
+                }
+            })?)
+        }
+        Err(_) => None,
+    };
+    #[cfg(not(feature = "ebpf"))]
+    let mut ebpf_thread: Option<std::thread::JoinHandle<()>> = None;
     let mut exec_thread = match exec_events {
         Ok(mut events) => {
             let stop = stop.clone();
@@ -609,7 +690,7 @@ pub fn run(args: SensorArgs) -> anyhow::Result<ExitCode> {
                         let p = attributor.lock().ok().and_then(|mut a| a.read_process(e.tgid));
                         match p {
                             Some(p) => {
-                                if exec_tx.try_send(p).is_err() {
+                                if exec_tx.try_send(Arc::new(p)).is_err() {
                                     counters.execs_dropped.fetch_add(1, Ordering::Relaxed);
                                 }
                             }
@@ -635,7 +716,8 @@ pub fn run(args: SensorArgs) -> anyhow::Result<ExitCode> {
                 match sock.recv(&mut buf) {
                     Ok(Some(n)) => {
                         counters.packets.fetch_add(1, Ordering::Relaxed);
-                        if let Some(syn) = imdsguard_sensor::packet::tcp_syn(buf.get(..n).unwrap_or(&[])) {
+                        // With eBPF the kernel reports the connects: no SYN lookups.
+                        if let Some(syn) = imdsguard_sensor::packet::tcp_syn(buf.get(..n).unwrap_or(&[])).filter(|_| !ebpf_on) {
                             if syn_tx.try_send(syn).is_err() {
                                 counters.syns_dropped.fetch_add(1, Ordering::Relaxed);
                             }
@@ -658,38 +740,18 @@ pub fn run(args: SensorArgs) -> anyhow::Result<ExitCode> {
             }
         })?
     });
-    let (conn_tx, conn_rx) = sync_channel::<Arc<Connection>>(8192);
     let mut poller = Some({
         let stop = stop.clone();
         let counters = counters.clone();
         let attributor = attributor.clone();
         let interval = s.poll;
         let mut diag = diag;
-        #[cfg(feature = "ebpf")]
-        let mut tracer = tracer.ok();
         std::thread::Builder::new().name("proc-poller".into()).spawn(move || {
             let mut next_poll = Instant::now();
             while !stop.load(Ordering::Relaxed) {
-                // eBPF path: the connects the kernel reported, with their process.
-                #[cfg(feature = "ebpf")]
-                if let Some(t) = tracer.as_mut() {
-                    let mut evs = Vec::new();
-                    t.drain(&mut evs);
-                    if !evs.is_empty() {
-                        let Ok(mut a) = attributor.lock() else { break };
-                        for e in evs {
-                            if a.is_endpoint(e.remote.ip()) {
-                                let c = a.attribute_pid(e.local, e.remote, e.tgid, e.uid, &e.comm, e.exe.as_deref());
-                                if conn_tx.try_send(c).is_err() {
-                                    counters.connections_dropped.fetch_add(1, Ordering::Relaxed);
-                                }
-                            }
-                        }
-                    }
-                }
                 let mut wait = next_poll.saturating_duration_since(Instant::now());
                 if ebpf_on {
-                    wait = wait.min(Duration::from_millis(5));
+                    wait = wait.min(Duration::from_millis(200));
                 }
                 // Exact lookups of the connections whose SYN was just seen, then (periodically)
                 // the full read of /proc/net/tcp{,6} for whatever the SYN path missed.
@@ -791,7 +853,7 @@ pub fn run(args: SensorArgs) -> anyhow::Result<ExitCode> {
         }
         if stopping {
             // Let the poller finish its last round, then flush every stage.
-            for t in [capture.take(), poller.take(), exec_thread.take()].into_iter().flatten() {
+            for t in [capture.take(), poller.take(), exec_thread.take(), ebpf_thread.take()].into_iter().flatten() {
                 let _ = t.join();
             }
             while let Ok(f) = frame_rx.try_recv() {
@@ -940,10 +1002,13 @@ fn status_line(path: &str, c: &Counters, attributor: &Mutex<Attributor>, l: &Loo
     let a = attributor.lock().map(|a| a.stats.clone()).unwrap_or_default();
     let ds = d.stats();
     format!(
-        "sensor status: path={path} execs={} exec_misses={} execs_dropped={} packets={} packets_dropped={} recv_errors={} http_events={} events={} events_evaluated={} alerts={} connections={} attributed={} attribution_misses={} http_unattributed={} connections_dropped={} syns_dropped={} diag_errors={} scans_abandoned={} table_evicted={} decoder_flows_evicted={} bad_events={}",
+        "sensor status: path={path} execs={} exec_misses={} execs_dropped={} args_truncated={} kernel_dropped={} bad_records={} packets={} packets_dropped={} recv_errors={} http_events={} events={} events_evaluated={} alerts={} connections={} attributed={} attribution_misses={} http_unattributed={} connections_dropped={} syns_dropped={} diag_errors={} scans_abandoned={} table_evicted={} decoder_flows_evicted={} bad_events={}",
         c.execs.load(Ordering::Relaxed),
         c.exec_misses.load(Ordering::Relaxed),
         c.execs_dropped.load(Ordering::Relaxed),
+        c.args_truncated.load(Ordering::Relaxed),
+        c.kernel_dropped.load(Ordering::Relaxed),
+        c.bad_records.load(Ordering::Relaxed),
         c.packets.load(Ordering::Relaxed),
         c.packets_dropped.load(Ordering::Relaxed),
         c.recv_errors.load(Ordering::Relaxed),
@@ -991,6 +1056,11 @@ mod tests {
         let err = settings(SensorArgs { config: Some(cfg.clone()), ..Default::default() }).err().unwrap().to_string();
         assert!(err.contains("sensor.toml") && err.contains("pol_interval_ms"), "{err}");
         assert!(settings(SensorArgs { duration: Some(-1.0), ..Default::default() }).is_err());
+        // The fallback can be forced from the file or the flag; eBPF is the default.
+        assert!(!settings(SensorArgs::default()).unwrap().no_ebpf);
+        std::fs::write(&cfg, "no_ebpf = true\n").unwrap();
+        assert!(settings(SensorArgs { config: Some(cfg.clone()), ..Default::default() }).unwrap().no_ebpf);
+        assert!(settings(SensorArgs { no_ebpf: true, ..Default::default() }).unwrap().no_ebpf);
     }
 
     #[test]

@@ -57,6 +57,18 @@ fn drop_fixtures(files: &mut Vec<PathBuf>) {
         }
     }
     files.retain(|f| !is_sidecar(f) && !f.canonicalize().is_ok_and(|c| fixtures.contains(&c)));
+    // Sigma regression data (SigmaHQ's `regression_data/` tree, `info.yml` files) is not rules.
+    files.retain(|f| !is_regression_data(f));
+}
+
+/// Whether a file belongs to Sigma regression tests: under a `regression_data` directory, or
+/// an `info.yml` with `rule_metadata`.
+pub fn is_regression_data(f: &Path) -> bool {
+    if f.components().any(|c| c.as_os_str() == "regression_data") {
+        return true;
+    }
+    f.file_name().is_some_and(|n| n == "info.yml")
+        && std::fs::read_to_string(f).is_ok_and(|t| imdsguard_sigma::regression::looks_like_info(&t))
 }
 
 pub fn io_error(path: &Path, e: &std::io::Error) -> LoadError {

@@ -13,6 +13,7 @@ mod cmd_rules_test;
 mod cmd_search;
 mod cmd_serve;
 mod cmd_sensor;
+mod cmd_simulate;
 mod exceptions;
 mod load;
 mod output;
@@ -50,6 +51,10 @@ enum Command {
     /// Live Linux sensor: metadata traffic from an AF_PACKET socket, attributed to processes, run
     /// through the rules in-process (root or CAP_NET_RAW + CAP_SYS_PTRACE).
     Sensor(cmd_sensor::SensorArgs),
+    /// Prove the detections: seed 002's Atomic Red Team tests for T1552.005 (AWS IMDSv1/v2, Azure,
+    /// GCP, SSRF) and benign look-alikes, run in isolated network namespaces against the mock with
+    /// the live sensor watching; a verdict per test (root).
+    Simulate(cmd_simulate::SimulateArgs),
     /// List, show and validate detection rules.
     Rules {
         #[command(subcommand)]
@@ -99,6 +104,7 @@ fn main() -> ExitCode {
         Command::Consume(a) => cmd_consume::run(a),
         Command::ImdsMock(a) => cmd_imds_mock::run(a),
         Command::Sensor(a) => cmd_sensor::run(a),
+        Command::Simulate(a) => cmd_simulate::run(a),
     };
     match result {
         Ok(code) => code,

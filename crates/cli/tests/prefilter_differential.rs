@@ -30,6 +30,40 @@ fn rules() -> Vec<imdsguard_rules::Rule> {
     rules
 }
 
+/// The built-in rules plus Sigma rules: our pack (with its correlations) and rules the prefilter
+/// has no literal for (a regular expression, `neq`), so per-rule gating decides which rules run.
+fn rules_with_sigma() -> Vec<imdsguard_rules::Rule> {
+    let mut rules = rules();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../sigma/rules");
+    let mut texts: Vec<(String, String)> = std::fs::read_dir(&dir)
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "yml")).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| (p.display().to_string(), std::fs::read_to_string(&p).unwrap_or_default()))
+        .collect();
+    texts.sort();
+    assert!(texts.len() >= 5, "the Sigma pack is in {}", dir.display());
+    let net = "logsource:\n  product: linux\n  category: network_connection\n";
+    texts.extend(
+        [
+            ("re.yml", format!("title: re\nid: s-re\n{net}detection:\n  sel:\n    Image|re: '(?i)/(curl|node)$'\n  condition: sel\nlevel: low\n")),
+            ("neq.yml", format!("title: neq\nid: s-neq\n{net}detection:\n  sel:\n    DestinationPort|neq: 80\n  condition: sel\nlevel: low\n")),
+            ("kw.yml", "title: kw\nid: s-kw\nlogsource:\n  product: any\ndetection:\n  keywords:\n    - 'credentials'\n  condition: keywords\nlevel: low\n".to_string()),
+            ("uri.yml", "title: uri\nid: s-uri\nlogsource:\n  category: webserver\ndetection:\n  sel:\n    c-uri|startswith: '/latest/meta-data/'\n  condition: sel\nlevel: low\n".to_string()),
+            (
+                "corr.yml",
+                "title: many re\nid: s-corr\ncorrelation:\n  type: event_count\n  rules: [s-re, s-uri]\n  group-by: [host.id]\n  timespan: 2m\n  condition:\n    gte: 2\n".to_string(),
+            ),
+        ]
+        .map(|(f, t)| (f.to_string(), t)),
+    );
+    let set = imdsguard_rules::load_texts_with(texts.iter().map(|(o, t)| (o.as_str(), t.as_str())), &imdsguard_sigma::builtin_pipelines());
+    let errors: Vec<_> = set.errors.iter().filter(|e| e.is_error()).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    rules.extend(set.rules);
+    rules
+}
+
 struct Sink<'a> {
     hunt: &'a mut Hunt,
     prefilter: bool,
@@ -44,9 +78,15 @@ impl EventSink for Sink<'_> {
     }
 }
 
-fn alerts(ndjson: &[u8], prefilter: bool) -> (Vec<(String, String, Option<Vec<String>>)>, u64) {
+fn alerts(ndjson: &[u8], prefilter: bool) -> (Alerts, u64) {
+    alerts_of(rules(), ndjson, prefilter)
+}
+
+type Alerts = Vec<(String, String, Option<Vec<String>>)>;
+
+fn alerts_of(rules: Vec<imdsguard_rules::Rule>, ndjson: &[u8], prefilter: bool) -> (Alerts, u64) {
     let table = Arc::new(FieldTable::ecs());
-    let compiled = rules().into_iter().map(|r| compile_rule(Arc::new(r), &table, 0).expect("compiles")).collect();
+    let compiled = rules.into_iter().map(|r| compile_rule(Arc::new(r), &table, 0).expect("compiles")).collect();
     let mut hunt = Hunt::new(compiled);
     let mut stats = ReadStats::default();
     let origin: Arc<str> = Arc::from("t");
@@ -192,6 +232,43 @@ proptest! {
         prop_assert_eq!(skipped, 0);
         prop_assert_eq!(with, without, "input:\n{}", ndjson);
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// With Sigma rules, some without any literal: every event is parsed, and per-rule gating
+    /// skips the rules whose needles are absent; the alerts (correlations included) are the same.
+    #[test]
+    fn per_rule_gating_with_sigma_rules_gives_identical_alerts(events in prop::collection::vec(event(), 1..40), seed in 1u64..u64::MAX) {
+        let mut rng = seed;
+        let mut ndjson = String::new();
+        for e in &events {
+            write_json(e, &mut rng, &mut ndjson);
+            ndjson.push('\n');
+        }
+        let (with, _) = alerts_of(rules_with_sigma(), ndjson.as_bytes(), true);
+        let (without, _) = alerts_of(rules_with_sigma(), ndjson.as_bytes(), false);
+        prop_assert_eq!(with, without, "input:\n{}", ndjson);
+    }
+}
+
+#[test]
+fn sigma_rules_alert_through_the_gated_hunt() {
+    let attack = json!({"@timestamp": "2026-05-01T00:00:00Z", "event": {"category": ["network"]}, "host": {"id": "h", "os": {"type": "linux"}},
+        "destination": {"ip": "169.254.169.254", "port": 80}, "url": {"path": "/latest/meta-data/iam/security-credentials/r"},
+        "process": {"name": "curl", "executable": "/usr/bin/curl"}});
+    let benign = json!({"@timestamp": "2026-05-01T00:00:30Z", "event": {"category": ["network"]}, "host": {"id": "h", "os": {"type": "linux"}},
+        "destination": {"ip": "10.0.0.1", "port": 443}, "process": {"name": "nginx", "executable": "/usr/sbin/nginx"}});
+    let text = format!("{attack}\n{benign}\n{attack}\n");
+    let (with, _) = alerts_of(rules_with_sigma(), text.as_bytes(), true);
+    let ids: std::collections::BTreeSet<&str> = with.iter().map(|(r, _, _)| r.as_str()).collect();
+    for id in ["s-neq", "s-kw", "s-corr", "7c0e5a52-2f4e-4f57-9c83-5a6f0e2b1102"] {
+        assert!(ids.contains(id), "{id} alerts: {ids:?}");
+    }
+    // The correlation's inputs (a rule without needles and one with) feed it silently.
+    assert!(!ids.contains("s-re") && !ids.contains("s-uri"), "{ids:?}");
+    assert_eq!(with, alerts_of(rules_with_sigma(), text.as_bytes(), false).0);
 }
 
 #[test]

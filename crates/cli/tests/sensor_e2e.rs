@@ -1,10 +1,20 @@
-//! End-to-end: the real `imdsguard sensor` (the /proc fallback path) watching real clients.
+//! End-to-end: the real `imdsguard sensor` watching real clients, on both of its paths: eBPF
+//! (the default build; the test fails naming the prerequisite when the programs cannot be loaded)
+//! and the /proc fallback (`--no-ebpf`).
 //!
 //! Two private network namespaces joined by a veth pair: the mock metadata service listens on
 //! 169.254.169.254:80 in one; the clients and the sensor run in the other, whose only interfaces
 //! are `lo` and the veth (no default route: nothing else is reachable, no traffic leaves the
 //! namespaces). `curl` (IMDSv1 and IMDSv2), `python3` (urllib and http.client) and `wget` request
 //! the metadata service; the sensor's alerts are checked.
+//!
+//! What the eBPF path guarantees, and so what is asserted on it (besides the fallback's list):
+//! - every request, one-shot `curl` and `wget` included, is attributed with the right pid, name,
+//!   executable and exact command line (captured in the kernel at exec, not read from /proc);
+//! - every client launch is a process `start` event with its exact arguments, even in the
+//!   clients' network namespace, and seed 002's command-line pattern fires on curl's launches;
+//! - a curl in a third namespace (the mock's), whose packets the sensor cannot see, still has its
+//!   launch and its connect reported with its process.
 //!
 //! What the fallback guarantees, and so what is asserted:
 //! - every HTTP exchange is decoded from packets and raises the rules that do not need the process
@@ -21,12 +31,14 @@
 //!   nothing of seed 002.
 //!
 //! Needs root, `ip` (iproute2), `curl`, `wget`, `python3` (scripts/test-prereqs.sh installs them).
-//! Everything created is removed by a Drop guard, also when an assertion fails.
+//! The namespaces are `imdsguard-lab`'s (as `imdsguard simulate` builds them); everything created is
+//! removed by its Drop guard, also when an assertion fails.
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
+use imdsguard_lab::Lab;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -60,90 +72,35 @@ fn prerequisite(test: &str) -> bool {
     panic!("{test}: {reason}");
 }
 
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("run ip");
-    assert!(out.status.success(), "ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+/// The lab of `imdsguard-lab` (the one `imdsguard simulate` uses): the mock's namespace and the
+/// clients' (only `lo` and the veth, no default route), torn down on drop.
+fn new_lab(tag: &str) -> Lab {
+    Lab::create(tag).unwrap_or_else(|e| panic!("cannot build the lab: {e}"))
 }
 
-/// The namespaces and processes of one test; removed on drop.
-struct Lab {
-    mock_ns: String,
-    client_ns: String,
-    children: Vec<Child>,
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for ns in [&self.mock_ns, &self.client_ns] {
-            // Deleting a namespace removes its end of the veth, and with it the pair.
-            let _ = Command::new("ip").args(["netns", "del", ns]).stderr(Stdio::null()).status();
-        }
-    }
-}
-
-impl Lab {
-    fn new(tag: &str) -> Lab {
-        let id = std::process::id() % 100_000;
-        let lab = Lab { mock_ns: format!("igsm-{tag}-{id}"), client_ns: format!("igsc-{tag}-{id}"), children: Vec::new() };
-        let (vm, vc) = (format!("igm{tag}{id}"), format!("igc{tag}{id}"));
-        ip(&["netns", "add", &lab.mock_ns]);
-        ip(&["netns", "add", &lab.client_ns]);
-        ip(&["link", "add", &vm, "type", "veth", "peer", "name", &vc]);
-        ip(&["link", "set", &vm, "netns", &lab.mock_ns]);
-        ip(&["link", "set", &vc, "netns", &lab.client_ns]);
-        ip(&["-n", &lab.mock_ns, "addr", "add", "169.254.169.254/16", "dev", &vm]);
-        ip(&["-n", &lab.client_ns, "addr", "add", "169.254.10.2/16", "dev", &vc]);
-        // IPv6 too (AWS's fd00:ec2::254), without duplicate address detection delays.
-        ip(&["-n", &lab.mock_ns, "addr", "add", "fd00:ec2::254/64", "dev", &vm, "nodad"]);
-        ip(&["-n", &lab.client_ns, "addr", "add", "fd00:ec2::2/64", "dev", &vc, "nodad"]);
-        for (ns, dev) in [(&lab.mock_ns, &vm), (&lab.client_ns, &vc)] {
-            ip(&["-n", ns, "link", "set", "lo", "up"]);
-            ip(&["-n", ns, "link", "set", dev, "up"]);
-        }
-        lab
-    }
-
-    fn exec(&self, ns: &str, program: &str) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", ns, program]);
-        c
-    }
-
-    /// Spawn a process kept until the lab is dropped; returns its index.
-    fn spawn(&mut self, mut cmd: Command) -> usize {
-        let child = cmd.spawn().expect("spawn");
-        self.children.push(child);
-        self.children.len() - 1
-    }
-
-    /// Run a client in the client namespace, bounded in time; returns its pid (`ip netns exec`
-    /// execs the program, so the pid is the client's own).
-    fn client(&self, program: &str, args: &[&str]) -> u32 {
-        let mut c = self.exec(&self.client_ns, program);
-        c.args(args).stdout(Stdio::null()).stderr(Stdio::piped());
-        let mut child = c.spawn().expect("spawn client");
-        let pid = child.id();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            match child.try_wait() {
-                Ok(Some(status)) => {
-                    let mut err = String::new();
-                    if let Some(mut e) = child.stderr.take() {
-                        let _ = std::io::Read::read_to_string(&mut e, &mut err);
-                    }
-                    assert!(status.success(), "{program} {args:?} failed: {status} {err}");
-                    return pid;
+/// Run a client in the client namespace, bounded in time; returns its pid (`ip netns exec`
+/// execs the program, so the pid is the client's own).
+fn client(lab: &Lab, program: &str, args: &[&str]) -> u32 {
+    let mut c = lab.client(program);
+    c.args(args).stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = c.spawn().expect("spawn client");
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
                 }
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("{program} {args:?} did not finish within 20 s");
-                }
+                assert!(status.success(), "{program} {args:?} failed: {status} {err}");
+                return pid;
+            }
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{program} {args:?} did not finish within 20 s");
             }
         }
     }
@@ -219,21 +176,44 @@ fn brief(alerts: &[&Value]) -> Vec<String> {
         .collect()
 }
 
+/// The sensor's two attribution paths.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    /// eBPF programs loaded (the default build, root).
+    Ebpf,
+    /// `--no-ebpf`: sock_diag, /proc/*/fd, the process events connector.
+    Fallback,
+}
+
 #[test]
 fn sensor_fallback_attributes_and_alerts_on_real_clients() {
-    let test = "sensor_fallback_attributes_and_alerts_on_real_clients";
+    clients_end_to_end("sensor_fallback_attributes_and_alerts_on_real_clients", Mode::Fallback);
+}
+
+#[test]
+fn sensor_ebpf_attributes_every_request_and_launch() {
+    clients_end_to_end("sensor_ebpf_attributes_every_request_and_launch", Mode::Ebpf);
+}
+
+/// `curl -s ... URL` as the sensor should name it: the arguments joined by spaces.
+fn command_line(program: &str, args: &[&str]) -> String {
+    std::iter::once(program).chain(args.iter().copied()).collect::<Vec<_>>().join(" ")
+}
+
+fn clients_end_to_end(test: &str, mode: Mode) {
     if !prerequisite(test) {
         return;
     }
+    let ebpf = mode == Mode::Ebpf;
     let bin = env!("CARGO_BIN_EXE_imdsguard");
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut lab = Lab::new("a");
+    let mut lab = new_lab(if ebpf { "e" } else { "a" });
 
     // The mock, alone in its namespace.
-    let mut mock = lab.exec(&lab.mock_ns, bin);
+    let mut mock = lab.mock(bin);
     mock.args(["imds-mock", "--listen", "169.254.169.254:80", "--listen", "[fd00:ec2::254]:80", "--allow-non-loopback"]).stdout(Stdio::piped()).stderr(Stdio::null());
-    let m = lab.spawn(mock);
-    let mock_out = lab.children[m].stdout.take().expect("mock stdout");
+    let m = lab.spawn("mock", mock).expect("start the mock");
+    let mock_out = lab.child_mut(m).and_then(|c| c.stdout.take()).expect("mock stdout");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut lines = BufReader::new(mock_out).lines();
@@ -249,9 +229,10 @@ fn sensor_fallback_attributes_and_alerts_on_real_clients() {
     let alerts_path = dir.path().join("alerts.ndjson");
     let events_path = dir.path().join("events.ndjson");
     let state_path = dir.path().join("state.db");
-    let mut sensor = lab.exec(&lab.client_ns, bin);
+    let mut sensor = lab.client(bin);
     sensor
         .args(["sensor", "--format", "ndjson", "--poll-interval-ms", "5", "--batch-ms", "200", "--duration", "120"])
+        .args(if ebpf { &[][..] } else { &["--no-ebpf"][..] })
         .arg("--state")
         .arg(&state_path)
         .arg("--output")
@@ -260,19 +241,30 @@ fn sensor_fallback_attributes_and_alerts_on_real_clients() {
         .arg(&events_path)
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    let si = lab.spawn(sensor);
-    let sensor_pid = lab.children[si].id();
-    let status = watch(lab.children[si].stderr.take().expect("sensor stderr"));
-    // The binary built with `--features ebpf` takes the eBPF path (root, a kernel with BTF-free
-    // tracepoint programs: any 5.8+); the default build the /proc fallback.
-    let ebpf = cfg!(feature = "ebpf");
-    wait_for(&status, if ebpf { "imdsguard sensor: eBPF: connects traced" } else { "eBPF unavailable: using /proc fallback" }, "the sensor");
+    let sensor_pid = lab.spawn("sensor", sensor).expect("start the sensor");
+    let status = watch(lab.child_mut(sensor_pid).and_then(|c| c.stderr.take()).expect("sensor stderr"));
+    wait_for(&status, "imdsguard sensor:", "the sensor's start line");
+    let start_line = status.lock().map(|v| v.join("\n")).unwrap_or_default();
+    if ebpf && !start_line.contains("imdsguard sensor: eBPF:") {
+        // Never a silent pass: the eBPF path is what this test is about.
+        let reason = format!("missing prerequisite: the eBPF programs did not load (root with CAP_BPF+CAP_PERFMON, kernel BTF, a build with clang: scripts/test-prereqs.sh); the sensor said: {start_line}");
+        if std::env::var("IMDSGUARD_ALLOW_SKIP").as_deref() == Ok("1") {
+            eprintln!("SKIPPED {test}: {reason}");
+            return;
+        }
+        panic!("{test}: {reason}");
+    }
+    if ebpf {
+        assert!(start_line.contains("process starts: eBPF on sched:sched_process_exec"), "{start_line}");
+    } else {
+        assert!(start_line.contains("eBPF unavailable: using /proc fallback (eBPF disabled by --no-ebpf"), "{start_line}");
+    }
 
     let base = "http://169.254.169.254";
     let creds = format!("{base}/latest/meta-data/iam/security-credentials/");
     let role = format!("{creds}imdsguard-demo-role");
     // 1. curl IMDSv1, keeping its connection for ~1 s (three transfers at 2/s on one connection).
-    let curl_held = lab.client("curl", &["-s", "-m", "10", "--rate", "2/s", "-o", "/dev/null", "-o", "/dev/null", "-o", "/dev/null", &format!("{base}/latest/meta-data/instance-id"), &creds, &role]);
+    let curl_held = client(&lab, "curl", &["-s", "-m", "10", "--rate", "2/s", "-o", "/dev/null", "-o", "/dev/null", "-o", "/dev/null", &format!("{base}/latest/meta-data/instance-id"), &creds, &role]);
     // 2. curl IMDSv2: token, then the credentials with it (one-shot processes: attribution may miss).
     let token_out = Command::new("ip")
         .args(["netns", "exec", &lab.client_ns, "curl", "-s", "-m", "10", "-X", "PUT", "-H", "X-aws-ec2-metadata-token-ttl-seconds: 300", &format!("{base}/latest/api/token")])
@@ -280,30 +272,55 @@ fn sensor_fallback_attributes_and_alerts_on_real_clients() {
         .expect("curl token");
     let token = String::from_utf8_lossy(&token_out.stdout).trim().to_string();
     assert!(token_out.status.success() && !token.is_empty(), "IMDSv2 token: {token_out:?}");
-    lab.client("curl", &["-s", "-m", "10", "-o", "/dev/null", "-H", &format!("X-aws-ec2-metadata-token: {token}"), &role]);
+    // One-shot clients: (pid, process name, executable's file name, exact command line).
+    let mut one_shots: Vec<(u32, &str, &str, String)> = Vec::new();
+    let v2_header = format!("X-aws-ec2-metadata-token: {token}");
+    let v2_args = ["-s", "-m", "10", "-o", "/dev/null", "-H", &v2_header, &role];
+    // The events are written redacted: the token in curl's arguments too.
+    one_shots.push((client(&lab, "curl", &v2_args), "curl", "curl", command_line("curl", &v2_args).replace(&token, "[REDACTED]")));
     // 3. One-shot curl IMDSv1 (attribution not guaranteed on the fallback path).
-    lab.client("curl", &["-s", "-m", "10", "-o", "/dev/null", &creds]);
+    let v1_args = ["-s", "-m", "10", "-o", "/dev/null", &creds];
+    one_shots.push((client(&lab, "curl", &v1_args), "curl", "curl", command_line("curl", &v1_args)));
     // 4. python3 urllib, and a python client that waits before sending (attributed).
-    lab.client("python3", &["-c", &format!("import urllib.request; urllib.request.urlopen('{creds}', timeout=10).read()")]);
-    let py_held = lab.client("python3", &["-c", &held("/latest/meta-data/iam/security-credentials/imdsguard-demo-role")]);
+    let urllib = format!("import urllib.request; urllib.request.urlopen('{creds}', timeout=10).read()");
+    one_shots.push((client(&lab, "python3", &["-c", &urllib]), "python", "python", command_line("python3", &["-c", &urllib])));
+    let py_held = client(&lab, "python3", &["-c", &held("/latest/meta-data/iam/security-credentials/imdsguard-demo-role")]);
     // 5. wget.
-    lab.client("wget", &["-q", "-T", "10", "-t", "1", "-O", "/dev/null", &creds]);
+    let wget_args = ["-q", "-T", "10", "-t", "1", "-O", "/dev/null", &creds];
+    one_shots.push((client(&lab, "wget", &wget_args), "wget", "wget", command_line("wget", &wget_args)));
     // 6. An allow-listed agent name: a copy of the python interpreter called amazon-ssm-agent,
     //    holding its connection so that it is attributed; no credentials path.
     let agent = dir.path().join("amazon-ssm-agent");
     let real_python = Command::new("python3").args(["-c", "import os, sys; print(os.path.realpath(sys.executable))"]).output().expect("python3");
     std::fs::copy(String::from_utf8_lossy(&real_python.stdout).trim(), &agent).expect("copy python3");
-    let agent_pid = lab.client(&agent.display().to_string(), &["-c", &held("/latest/meta-data/instance-id")]);
+    let agent_pid = client(&lab, &agent.display().to_string(), &["-c", &held("/latest/meta-data/instance-id")]);
 
     // 7. IPv6: AWS's fd00:ec2::254, a held python client.
-    let py6 = lab.client("python3", &["-c", &held_to("fd00:ec2::254", "/latest/meta-data/iam/security-credentials/imdsguard-demo-role")]);
+    let py6 = client(&lab, "python3", &["-c", &held_to("fd00:ec2::254", "/latest/meta-data/iam/security-credentials/imdsguard-demo-role")]);
+    // 8. Another network namespace (the mock's): a curl there, to the mock on its own address.
+    //    Its packets never reach the sensor's namespace; on eBPF its launch and its connect are
+    //    still reported by the kernel, with its process.
+    let other_ns_args = ["-s", "-m", "10", "-o", "/dev/null", "http://169.254.169.254/latest/meta-data/instance-id"];
+    let other_ns_curl = {
+        let mut c = lab.mock("curl");
+        c.args(other_ns_args).stdout(Stdio::null()).stderr(Stdio::null());
+        let mut child = c.spawn().expect("curl in the mock's namespace");
+        let pid = child.id();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while child.try_wait().expect("wait").is_none() {
+            assert!(Instant::now() < deadline, "curl in the mock's namespace did not finish within 20 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        pid
+    };
+    std::thread::sleep(Duration::from_millis(300));
 
     // Clean shutdown: SIGTERM flushes outputs and prints the final status.
     let killed = Command::new("kill").args(["-TERM", &sensor_pid.to_string()]).status().expect("kill");
     assert!(killed.success());
     let deadline = Instant::now() + Duration::from_secs(30);
     let exit = loop {
-        match lab.children[si].try_wait() {
+        match lab.child_mut(sensor_pid).expect("sensor child").try_wait() {
             Ok(Some(st)) => break st,
             _ if Instant::now() > deadline => panic!("the sensor did not stop within 30 s of SIGTERM"),
             _ => std::thread::sleep(Duration::from_millis(50)),
@@ -342,6 +359,55 @@ fn sensor_fallback_attributes_and_alerts_on_real_clients() {
     if ebpf {
         let unattributed: Vec<&&Value> = http.iter().filter(|e| s(e, "process.pid").is_none() || s(e, "process.executable").is_none()).collect();
         assert!(unattributed.is_empty(), "eBPF path: unattributed HTTP events {:?}", unattributed.iter().map(|e| text(e, "user_agent.original")).collect::<Vec<_>>());
+        for (pid, name, exe, cmd) in &one_shots {
+            let pid = u64::from(*pid);
+            let of_pid = |e: &&&Value| s(e, "process.pid").and_then(Value::as_u64) == Some(pid);
+            // Its request: attributed to it, with its exact command line.
+            let reqs: Vec<&&Value> = http.iter().filter(of_pid).collect();
+            assert!(!reqs.is_empty(), "eBPF path: the HTTP event of {name} pid {pid} is attributed to it");
+            // `ip netns exec` execs the client in the same process (and a pyenv shim may exec
+            // more in between): the client's launch is the pid's last one.
+            let launch = events
+                .iter()
+                .rev()
+                .find(|e| s(e, "event.category") == Some(&serde_json::json!(["process"])) && s(e, "process.pid").and_then(Value::as_u64) == Some(pid))
+                .unwrap_or_else(|| panic!("eBPF path: process start event of {name} pid {pid}"));
+            assert_eq!(s(launch, "event.type"), Some(&serde_json::json!(["start"])), "{launch}");
+            // The exact command line for curl and wget; python3 may be a shim that re-execs the
+            // interpreter under its full path: its arguments after argv[0] are exact.
+            let same_command = |got: &str| got == cmd || (*name == "python" && got.split_once(" -c ").map(|(_, rest)| rest) == cmd.split_once(" -c ").map(|(_, rest)| rest));
+            for e in reqs.iter().map(|e| **e).chain(std::iter::once(launch)) {
+                assert!(text(e, "process.name").starts_with(name), "{name} pid {pid}: {e}");
+                assert!(text(e, "process.executable").rsplit('/').next().is_some_and(|f| f.starts_with(exe)), "{name} pid {pid}: {e}");
+                assert!(same_command(&text(e, "process.command_line")), "{name} pid {pid}: command line {cmd:?}: {e}");
+                assert!(s(e, "process.parent.pid").is_some() && !text(e, "process.parent.name").is_empty(), "{name} pid {pid}: {e}");
+                assert_eq!(text(e, "user.name"), "root", "{e}");
+            }
+            // Its launch: exact arguments, in the clients' namespace.
+            let args: Vec<String> = s(launch, "process.args").and_then(Value::as_array).map(|a| a.iter().map(|v| v.as_str().unwrap_or("").to_string()).collect()).unwrap_or_default();
+            assert!(same_command(&args.join(" ")), "{launch}");
+            assert_eq!(s(launch, "process.args_count").and_then(Value::as_u64), Some(args.len() as u64), "{launch}");
+            // Seed 002's command-line pattern on curl's and wget's launches.
+            if *name != "python" {
+                assert!(
+                    alerts.iter().any(|a| rule_id(a) == SEED_002 && s(a, "process.pid").and_then(Value::as_u64) == Some(pid) && s(a, "event.category") == Some(&serde_json::json!(["process"]))),
+                    "seed 002 on the process start of {name} pid {pid}"
+                );
+            }
+        }
+    }
+    if ebpf {
+        let pid = u64::from(other_ns_curl);
+        let mine = |e: &&Value| s(e, "process.pid").and_then(Value::as_u64) == Some(pid);
+        let cmd = command_line("curl", &other_ns_args);
+        let launch = events.iter().filter(mine).rev().find(|e| s(e, "event.category") == Some(&serde_json::json!(["process"])));
+        assert!(launch.is_some_and(|e| text(e, "process.command_line") == cmd), "eBPF path: the launch of curl pid {pid} in the mock's namespace: {launch:?}");
+        let connect = events.iter().filter(mine).find(|e| text(e, "event.action") == "connection_attempted");
+        assert!(
+            connect.is_some_and(|e| text(e, "process.command_line") == cmd && text(e, "destination.ip") == "169.254.169.254"),
+            "eBPF path: the connect of curl pid {pid} in the mock's namespace: {connect:?}"
+        );
+        assert!(!http.iter().any(mine), "its packets are not in the sensor's namespace");
     }
     // Seed 001 fires for the credential path whatever attribution gave: curl, python, wget.
     let cred_alerts: Vec<&Value> = alerts.iter().filter(|a| rule_id(a) == SEED_001).collect();
@@ -406,8 +472,8 @@ fn sensor_fallback_attributes_and_alerts_on_real_clients() {
     drop(lab);
 }
 
-/// Process launches through the kernel's process events connector, which reports only in the
-/// host's network namespace: the sensor runs there (it only listens; nothing is sent to any
+/// Process launches on the fallback path (`--no-ebpf`): through the kernel's process events
+/// connector, which reports only in the host's network namespace: the sensor runs there (it only listens; nothing is sent to any
 /// address), a harmless `echo` whose arguments name the metadata address is launched, and its
 /// process start event raises seed 002's command-line pattern.
 #[test]
@@ -419,7 +485,7 @@ fn process_starts_in_the_host_namespace() {
     let alerts_path = dir.path().join("alerts.ndjson");
     let events_path = dir.path().join("events.ndjson");
     let mut sensor = Command::new(env!("CARGO_BIN_EXE_imdsguard"))
-        .args(["sensor", "--format", "ndjson", "--state", ":memory:", "--batch-ms", "200", "--duration", "6"])
+        .args(["sensor", "--no-ebpf", "--format", "ndjson", "--state", ":memory:", "--batch-ms", "200", "--duration", "6"])
         .arg("--output")
         .arg(&alerts_path)
         .arg("--events")

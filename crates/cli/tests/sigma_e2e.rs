@@ -69,7 +69,7 @@ fn bad_sigma_rules_are_reported_per_file_and_the_rest_load() {
     let out = bin().args(["rules", "validate"]).arg(dir.path()).output().unwrap_or_else(|e| panic!("{e}"));
     let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(all.contains("bad.yml") && all.contains("unknown value modifier `nosuch`"), "{all}");
-    assert!(all.contains("corr.yml") && all.contains("correlation rules are not supported yet by hunt"), "{all}");
+    assert!(all.contains("corr.yml") && all.contains("Sigma correlation references rule(s) not loaded: x"), "{all}");
     assert!(all.contains("good"), "{all}");
     let list = bin().args(["rules", "list", "--no-builtin", "--format", "json", "--rules"]).arg(dir.path()).output().unwrap_or_else(|e| panic!("{e}"));
     let stdout = String::from_utf8_lossy(&list.stdout);

@@ -25,6 +25,9 @@ pub enum RuleKind {
     /// Matching events are counted per combination of `fields` values in each execution's
     /// window; a group with at least `value` events (and the cardinality conditions) alerts once.
     Threshold(ThresholdSpec),
+    /// A Sigma correlation rule: no query of its own; at the end of the hunt the matches of the
+    /// rules it references are grouped and windowed (see [`crate::correlate`]).
+    Correlation(Box<imdsguard_sigma::correlation::Correlation>),
 }
 
 /// A compiled `threshold` rule.
@@ -257,6 +260,11 @@ pub fn compile_matcher(rule: &Rule, table: &Arc<FieldTable>, now_millis: i64) ->
             };
             (matcher, Vec::new())
         }
+        imdsguard_rules::sigma_rule::CORRELATION_LANGUAGE => {
+            // Checked here so `rules validate` reports a broken one; it matches no event itself.
+            correlation_of(rule)?;
+            (Matcher::Ir(Expr::Const(false)), Vec::new())
+        }
         other => {
             return Err(vec![Diagnostic::error("E001", format!("query language `{other}` is not supported yet"))
                 .with_help("supported languages: kuery, eql (single-event queries), sigma")]);
@@ -273,6 +281,12 @@ pub fn compile_matcher(rule: &Rule, table: &Arc<FieldTable>, now_millis: i64) ->
     Ok((matcher, warnings))
 }
 
+/// The Sigma correlation of a rule of language [`imdsguard_rules::sigma_rule::CORRELATION_LANGUAGE`].
+fn correlation_of(rule: &Rule) -> Result<imdsguard_sigma::correlation::Correlation, Vec<Diagnostic>> {
+    let v = rule.extra.get("sigma").and_then(|s| s.get("correlation")).cloned().unwrap_or(serde_json::Value::Null);
+    serde_json::from_value(v).map_err(|e| vec![Diagnostic::error("S003", format!("Sigma correlation rule without a valid correlation: {e}"))])
+}
+
 /// Compile `rule`. `now_millis` anchors date math in queries. Errors name what cannot run and why;
 /// the source the spans point into is the rule's `query`.
 pub fn compile_rule(rule: Arc<Rule>, table: &Arc<FieldTable>, now_millis: i64) -> Result<CompiledRule, Vec<Diagnostic>> {
@@ -283,6 +297,9 @@ pub fn compile_rule(rule: Arc<Rule>, table: &Arc<FieldTable>, now_millis: i64) -
             Matcher::EqlSample(spec) => RuleKind::Sample(spec.clone()),
             _ => RuleKind::Query,
         },
+        RuleType::Query if rule.language.as_deref() == Some(imdsguard_rules::sigma_rule::CORRELATION_LANGUAGE) => {
+            RuleKind::Correlation(Box::new(correlation_of(&rule)?))
+        }
         RuleType::Query => RuleKind::Query,
         RuleType::NewTerms => {
             let Some(nt) = &rule.new_terms else {
@@ -352,7 +369,10 @@ pub fn compile_rule(rule: Arc<Rule>, table: &Arc<FieldTable>, now_millis: i64) -
         }
         (None, _) => None,
     };
-    Ok(CompiledRule { max_signals: rule.max_signals, rule, matcher, kind, time_fields, interval_ms, warnings, suppression })
+    // Sigma has no max_signals: a correlation's alerts (a shell and its building blocks) are
+    // never cut in the middle.
+    let max_signals = if matches!(kind, RuleKind::Correlation(_)) { u32::MAX } else { rule.max_signals };
+    Ok(CompiledRule { max_signals, rule, matcher, kind, time_fields, interval_ms, warnings, suppression })
 }
 
 impl CompiledRule {

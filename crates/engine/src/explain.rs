@@ -8,6 +8,24 @@ use crate::hunt::Match;
 /// values it saw, then what the rule type added (new terms, threshold group, sequence step).
 pub fn explain_match(rule: &CompiledRule, m: &Match) -> String {
     let mut text = format!("{} ({}), event {}\n", rule.rule.name, rule.rule.rule_id, m.event.provenance);
+    if matches!(rule.kind, crate::compile::RuleKind::Correlation(_)) {
+        // A correlation has no query of its own: say what it counted and over which events.
+        if let Some(h) = &m.correlation {
+            text.push_str(&format!("{}\n", h.reason));
+        }
+        if let Some(s) = &m.sequence {
+            match s.index {
+                Some(i) => text.push_str(&format!("correlation {}: event {} of the window\n", s.group_id, i + 1)),
+                None => {
+                    for (i, ev) in s.members.iter().enumerate() {
+                        text.push_str(&format!("  event {}: {}\n", i + 1, ev.provenance));
+                    }
+                }
+            }
+        }
+        imdsguard_ecs::redact::redact_string(&mut text);
+        return text;
+    }
     text.push_str(&rule.explain(m.event.doc.as_ref()).render());
     if let Some(t) = &m.new_terms {
         text.push_str(&format!("new terms: {t:?} (not seen in the history window)\n"));

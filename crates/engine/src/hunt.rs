@@ -40,6 +40,8 @@ pub struct Match {
     /// For threshold rules: the group (bucket) this synthetic alert stands for; `event` is the
     /// group's first event.
     pub threshold: Option<ThresholdResult>,
+    /// For a Sigma correlation's shell alert: what the correlation found (see `correlate`).
+    pub correlation: Option<Box<crate::correlate::CorrelationHit>>,
 }
 
 /// Kibana's `kibana.alert.threshold_result`.
@@ -168,8 +170,10 @@ impl Hunt {
         self.stats.evaluated += 1;
         let seq = self.seq;
         self.seq += 1;
+        // Per-rule prefilter gate (prefilter.rs): the rules whose needles this event lacks are skipped.
+        let gate = self.prefilter.gate();
         for (i, rule) in self.rules.iter().enumerate() {
-            if !rule.matcher.matches(event.doc.as_ref()) {
+            if gate.is_some_and(|g| !g[i]) || !rule.matcher.matches(event.doc.as_ref()) {
                 continue;
             }
             self.stats.rules[i].matched += 1;
@@ -187,8 +191,10 @@ impl Hunt {
                 sequence: None,
                 suppressed: None,
                 threshold: None,
+                correlation: None,
             });
         }
+        self.prefilter.clear_gate();
     }
 
     /// Which rules an event matches, without keeping state (for `search`).
@@ -225,6 +231,8 @@ impl Hunt {
             let ids: Vec<&str> = self.rules.iter().map(|r| r.rule.rule_id.as_str()).collect();
             st.retain_rules(&ids);
         }
+        // Sigma correlation rules: their alerts from the referenced rules' matches (correlate.rs).
+        let matches = crate::correlate::apply(&self.rules, matches, &mut self.stats);
         for (i, mut ms) in matches.into_iter().enumerate() {
             let rule = &self.rules[i];
             let stats = &mut self.stats.rules[i];
@@ -248,7 +256,7 @@ impl Hunt {
             }
             ms.sort_by_key(|m| (m.time.unwrap_or(i64::MIN), m.seq));
             let mut emitted: Vec<Match> = match &rule.kind {
-                RuleKind::Query => ms,
+                RuleKind::Query | RuleKind::Correlation(_) => ms,
                 RuleKind::Sequence(_) | RuleKind::Sample(_) => {
                     use crate::eql::sequence::{run, Ordered, SequenceLimits};
                     let docs: Vec<&dyn imdsguard_ecs::Document> = ms.iter().map(|m| m.event.doc.as_ref() as &dyn imdsguard_ecs::Document).collect();

@@ -6,6 +6,8 @@
 //!   execution window), with diagnostics for what cannot run;
 //! - [`prefilter`]: the literals every rule needs, scanned in raw event bytes so that events that
 //!   cannot match any rule are never parsed;
+//! - [`correlate`]: Sigma correlation rules, evaluated over the matches of the rules they
+//!   reference when a hunt finishes;
 //! - [`exceptions`]: Elastic exception items -> the filter Kibana adds to a rule's search;
 //! - [`hunt`]: evaluation of `query`, `eql`, `new_terms` and `threshold` rules over a stream of
 //!   events with Kibana's semantics (history window, threshold executions and signal history,
@@ -17,6 +19,7 @@
 //! Pure: no I/O, no clock (callers pass `now`), no async.
 
 pub mod compile;
+pub mod correlate;
 pub mod eql;
 pub mod exceptions;
 pub mod explain;

@@ -249,6 +249,7 @@ fn restore_match(c: &serde_json::Value) -> Option<Match> {
         sequence: None,
         suppressed: None,
         threshold: None,
+        correlation: None,
     })
 }
 

@@ -27,11 +27,15 @@ pub struct Limits {
     pub read_timeout: Duration,
     /// Time allowed to write the response and see the client close.
     pub write_timeout: Duration,
+    /// Wait this long after reading a request before answering it (zero: answer at once). Attack
+    /// simulations use it to keep each client's connection open while a sensor looks up its
+    /// owner, the way a slow real service would.
+    pub response_delay: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_connections: 512, read_timeout: Duration::from_secs(10), write_timeout: Duration::from_secs(10) }
+        Limits { max_connections: 512, read_timeout: Duration::from_secs(10), write_timeout: Duration::from_secs(10), response_delay: Duration::ZERO }
     }
 }
 
@@ -196,6 +200,9 @@ async fn serve_connection(mut stream: TcpStream, peer: SocketAddr, local: Option
         Ok(Ok(ReadOutcome::Closed)) | Ok(Err(_)) => return,
         Err(_) => (None, refusal(408, "read_timeout")),
     };
+    if !limits.response_delay.is_zero() {
+        tokio::time::sleep(limits.response_delay).await;
+    }
     if let Some(hops) = resp.hop_limit {
         if set_hop_limit(&stream, hops).is_err() {
             // Never hand out a token without its hop limit.

@@ -276,7 +276,7 @@ fn ipv6_loopback_listen() {
 
 #[test]
 fn bounded_requests_and_slow_clients() {
-    let limits = Limits { max_connections: 2, read_timeout: Duration::from_millis(300), write_timeout: Duration::from_secs(2) };
+    let limits = Limits { max_connections: 2, read_timeout: Duration::from_millis(300), write_timeout: Duration::from_secs(2), ..Limits::default() };
     let m = start_with(Settings::default(), false, &["127.0.0.1:0"], limits);
     let a = m.addr();
     // An oversized head is refused with 400 and the connection closed.
@@ -303,4 +303,22 @@ fn bounded_requests_and_slow_clients() {
     let outcomes: Vec<String> = m.log.lines().iter().map(|l| l["outcome"].as_str().unwrap_or("").to_string()).collect();
     assert_eq!(outcomes.iter().filter(|o| *o == "read_timeout").count(), 2, "{outcomes:?}");
     assert!(outcomes.contains(&"head_too_large".to_string()) && outcomes.contains(&"body_too_large".to_string()) && outcomes.contains(&"malformed".to_string()));
+}
+
+#[test]
+fn response_delay_holds_the_answer_then_sends_it() {
+    let limits = Limits { response_delay: Duration::from_millis(400), ..Limits::default() };
+    let m = start_with(Settings::default(), false, &["127.0.0.1:0"], limits);
+    let mut s = TcpStream::connect(m.addr()).expect("connect");
+    s.write_all(b"GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: x\r\n\r\n").expect("send");
+    // Nothing arrives at first: the answer is held back (load can only delay it further).
+    s.set_read_timeout(Some(Duration::from_millis(50))).expect("timeout");
+    let mut first = [0u8; 16];
+    assert!(s.read(&mut first).is_err(), "the delayed answer arrived early");
+    // Then the complete, normal answer.
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let r = parse(&out);
+    assert_eq!((r.status, r.body.as_str()), (200, "i-0a1b2c3d4e5f6a7b8"));
 }

@@ -157,15 +157,19 @@ pub fn load_texts_with<'a>(items: impl IntoIterator<Item = (&'a str, &'a str)>, 
                     Err(d) => set.errors.push(fail(origin.to_owned(), d)),
                 },
             },
-            "yml" | "yaml" => match crate::sigma_rule::from_sigma(text, origin, pipelines) {
-                Ok((r, warnings)) => {
-                    if !warnings.is_empty() {
-                        set.errors.push(fail(origin.to_owned(), warnings));
+            "yml" | "yaml" => {
+                for doc in crate::sigma_rule::from_sigma_file(text, origin, pipelines) {
+                    match doc {
+                        Ok((r, warnings)) => {
+                            if !warnings.is_empty() {
+                                set.errors.push(fail(origin.to_owned(), warnings));
+                            }
+                            add(&mut set, &mut sources, r, origin, text)
+                        }
+                        Err(d) => set.errors.push(fail(origin.to_owned(), d)),
                     }
-                    add(&mut set, &mut sources, r, origin, text)
                 }
-                Err(d) => set.errors.push(fail(origin.to_owned(), d)),
-            },
+            }
             other => set.errors.push(fail(
                 origin.to_owned(),
                 vec![Diagnostic::error(UNSUPPORTED, format!("unsupported rule file extension {other:?}"))

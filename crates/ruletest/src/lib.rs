@@ -175,37 +175,103 @@ pub fn run_test_explained(
     builtin: bool,
     explain: bool,
 ) -> (Outcome, Vec<String>) {
-    let outcome = |o: Outcome| (o, Vec::new());
-    let compiled = match compile_rule(Arc::new(rule.clone()), table, case.now_millis) {
-        Ok(c) => c,
-        Err(d) => {
-            let reasons: Vec<String> = d.iter().map(|d| format!("{}: {}", d.code, d.message)).collect();
-            return outcome(Outcome::Error { reason: format!("the rule does not compile: {}", reasons.join("; ")) });
+    run_test_rules(std::slice::from_ref(rule), std::slice::from_ref(&rule.rule_id), case, events_ndjson, origin, table, builtin, explain)
+}
+
+/// What a set of rules raised over some events.
+#[derive(Debug, Clone, Default)]
+pub struct Raised {
+    /// The alert documents of the counted rules, in hunt order.
+    pub alerts: Vec<Value>,
+    /// Of those, the alerts that are not building blocks (what a Sigma regression test's
+    /// `match_count` counts: one per matching event, one per correlation hit).
+    pub matches: usize,
+    pub explanations: Vec<String>,
+}
+
+/// Events as NDJSON lines: NDJSON as is; a JSON array or a single (pretty-printed) object is
+/// split into one line per event.
+pub fn events_as_ndjson(text: &str) -> String {
+    let t = text.trim_start();
+    if t.starts_with('[') {
+        if let Ok(Value::Array(items)) = serde_json::from_str::<Value>(t) {
+            return items.iter().map(|v| format!("{v}\n")).collect();
         }
-    };
-    let mut hunt = Hunt::new(vec![compiled]);
+    }
+    if t.starts_with('{') && t.lines().nth(1).is_some() {
+        if let Ok(v @ Value::Object(_)) = serde_json::from_str::<Value>(t) {
+            return format!("{v}\n");
+        }
+    }
+    text.to_string()
+}
+
+/// Run `rules` (the tested ones and any they need, such as the rules a Sigma correlation
+/// references) over `events_ndjson`; the alerts of the rules whose id is in `counted` are kept.
+#[allow(clippy::too_many_arguments)]
+pub fn raise(
+    rules: &[Rule],
+    counted: &[String],
+    events_ndjson: &str,
+    origin: &str,
+    table: &Arc<FieldTable>,
+    now_millis: i64,
+    builtin: bool,
+    explain: bool,
+) -> Result<Raised, String> {
+    let mut compiled = Vec::new();
+    for rule in rules {
+        match compile_rule(Arc::new(rule.clone()), table, now_millis) {
+            Ok(c) => compiled.push(c),
+            Err(d) => {
+                let reasons: Vec<String> = d.iter().map(|d| format!("{}: {}", d.code, d.message)).collect();
+                return Err(format!("the rule {} does not compile: {}", rule.name, reasons.join("; ")));
+            }
+        }
+    }
+    if let Some((i, reason)) = imdsguard_engine::correlate::check_references(&compiled).into_iter().next() {
+        return Err(format!("the Sigma correlation {} {reason}", compiled[i].rule.name));
+    }
+    let mut hunt = Hunt::new(compiled);
     let origin: Arc<str> = Arc::from(origin);
     for (i, line) in events_ndjson.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with("//") {
             continue;
         }
-        let doc: sonic_rs::Value = match sonic_rs::from_str(line) {
-            Ok(d) => d,
-            Err(e) => return outcome(Outcome::Error { reason: format!("{origin}: event line {}: invalid JSON: {e}", i + 1) }),
-        };
+        let doc: sonic_rs::Value = sonic_rs::from_str(line).map_err(|e| format!("{origin}: event line {}: invalid JSON: {e}", i + 1))?;
         if !sonic_rs::JsonValueTrait::is_object(&doc) {
-            return outcome(Outcome::Error { reason: format!("{origin}: event line {}: not a JSON object", i + 1) });
+            return Err(format!("{origin}: event line {}: not a JSON object", i + 1));
         }
         hunt.evaluate(&Event { doc: Arc::new(doc), provenance: Provenance { origin: origin.clone(), line: i as u64 + 1 }, key: format!("{origin}:{}", i + 1), index: None });
     }
-    let (matches, _, rules) = match hunt.finish(&mut MemoryHistory::default()) {
+    let (matches, _, rules) = hunt.finish(&mut MemoryHistory::default()).map_err(|e| format!("history: {e}"))?;
+    let kept: Vec<&imdsguard_engine::Match> = matches.iter().filter(|m| counted.contains(&rules[m.rule].rule.rule_id)).collect();
+    Ok(Raised {
+        alerts: kept.iter().map(|m| imdsguard_alerts::alert_for_match(m, &rules[m.rule].rule, builtin, now_millis).0).collect(),
+        matches: kept.iter().filter(|m| m.sequence.as_ref().is_none_or(|s| s.index.is_none())).count(),
+        explanations: if explain { kept.iter().map(|m| imdsguard_engine::explain::explain_match(&rules[m.rule], m)).collect() } else { Vec::new() },
+    })
+}
+
+/// Run one test of a set of rules (a Sigma file's rules and what they reference): the alerts of
+/// the rules in `counted` are checked against the test's expectations.
+#[allow(clippy::too_many_arguments)]
+pub fn run_test_rules(
+    rules: &[Rule],
+    counted: &[String],
+    case: &TestCase,
+    events_ndjson: &str,
+    origin: &str,
+    table: &Arc<FieldTable>,
+    builtin: bool,
+    explain: bool,
+) -> (Outcome, Vec<String>) {
+    let raised = match raise(rules, counted, events_ndjson, origin, table, case.now_millis, builtin, explain) {
         Ok(r) => r,
-        Err(e) => return outcome(Outcome::Error { reason: format!("history: {e}") }),
+        Err(reason) => return (Outcome::Error { reason }, Vec::new()),
     };
-    let alerts: Vec<Value> = matches.iter().map(|m| imdsguard_alerts::alert_for_match(m, &rules[m.rule].rule, builtin, case.now_millis).0).collect();
-    let explanations: Vec<String> =
-        if explain { matches.iter().map(|m| imdsguard_engine::explain::explain_match(&rules[m.rule], m)).collect() } else { Vec::new() };
+    let Raised { alerts, explanations, .. } = raised;
     let mut diff = Vec::new();
     if alerts.len() != case.alerts {
         diff.push(format!("expected {} alert(s), got {}", case.alerts, alerts.len()));

@@ -1,77 +1,46 @@
-//! The eBPF attribution path (cargo feature `ebpf`, off by default): a tracepoint program on
-//! `sock:inet_sock_set_state` (`bpf/connect.bpf.c`, compiled by clang in `build.rs`, loaded with
-//! aya's user-space loader) remembers the connecting task of every TCP connect (pid, tid, uid,
-//! `comm`, taken inside `connect()`) and reports it with the four addresses when the handshake
-//! ends (the source port is not chosen yet at SYN_SENT), plus the executable recorded at exec
-//! time by a second program on `sched:sched_process_exec`. Unlike the `/proc` fallback this cannot miss a
-//! short-lived client: pid, name and executable are captured in the kernel. The command line is
-//! still read from `/proc/<pid>` right after (capturing arguments at exec is the next step).
+//! The eBPF path (cargo feature `ebpf`, on by default): two tracepoint programs
+//! (`bpf/connect.bpf.c`, compiled by clang in `build.rs`, loaded with aya's user-space loader; no
+//! nightly toolchain, no bpf-linker):
 //!
-//! Needs `CAP_BPF` + `CAP_PERFMON` (or `CAP_SYS_ADMIN`) and tracefs (mounted here when missing).
+//! - `sched:sched_process_exec`: every process launch with pid, parent pid, uid, cgroup id,
+//!   `comm`, the path given to exec and the argument vector read from the new program's argument
+//!   area (at most [`kernel::ARGS_MAX`] bytes, truncation flagged), in every network namespace;
+//! - `sock:inet_sock_set_state`: the process of every TCP connect to a metadata endpoint (the
+//!   endpoints are a hash map filled here at load, checked in the kernel, so other connections
+//!   never reach user space), reported with all four addresses once the handshake ends.
+//!
+//! Both write to one ring buffer, drained by [`Tracer::drain`]; records are parsed by
+//! [`crate::kernel`]. Needs `CAP_BPF` + `CAP_PERFMON` (or `CAP_SYS_ADMIN` before Linux 5.8),
+//! kernel BTF for the two CO-RE field reads (`/sys/kernel/btf/vmlinux`), and tracefs (mounted here
+//! when missing). A binary built without clang has no object: [`Tracer::load`] then says so.
 
-use aya::maps::{MapData, RingBuf};
-use aya::programs::TracePoint;
-use aya::Ebpf;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use crate::kernel::{self, Record, RecordError};
+use std::net::IpAddr;
+use std::time::Duration;
 
-/// One connect seen in the kernel.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnectEvent {
-    pub tgid: u32,
-    pub tid: u32,
-    pub uid: u32,
-    pub local: SocketAddr,
-    pub remote: SocketAddr,
-    pub comm: String,
-    /// The executable as exec'd (recorded in the kernel at exec time), when known.
-    pub exe: Option<String>,
+pub use crate::kernel::ConnectEvent;
+
+/// The BPF object built by `build.rs`, when a clang was found.
+#[cfg(imdsguard_bpf_object)]
+const OBJECT: Option<&[u8]> = Some(include_bytes!(concat!(env!("OUT_DIR"), "/connect.bpf.o")));
+#[cfg(not(imdsguard_bpf_object))]
+const OBJECT: Option<&[u8]> = None;
+
+/// Was this binary built with the BPF object?
+pub fn built_in() -> bool {
+    OBJECT.is_some()
 }
 
-/// Size of `struct connect_event`.
-pub const EVENT_SIZE: usize = 324;
-
-/// Parse one ring-buffer record (`struct connect_event`, native endianness).
-pub fn parse_event(b: &[u8]) -> Option<ConnectEvent> {
-    if b.len() < EVENT_SIZE {
-        return None;
-    }
-    let u32_at = |o: usize| u32::from_ne_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
-    let u16_at = |o: usize| u16::from_ne_bytes([b[o], b[o + 1]]);
-    let (family, sport, dport) = (u16_at(12), u16_at(14), u16_at(16));
-    let addr = |o: usize| -> Option<IpAddr> {
-        match family {
-            2 => Some(IpAddr::V4(Ipv4Addr::new(b[o], b[o + 1], b[o + 2], b[o + 3]))),
-            10 => {
-                let a: [u8; 16] = b.get(o..o + 16)?.try_into().ok()?;
-                let v6 = Ipv6Addr::from(a);
-                Some(v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)))
-            }
-            _ => None,
-        }
-    };
-    let comm_bytes = &b[52..68];
-    let end = comm_bytes.iter().position(|c| *c == 0).unwrap_or(16);
-    Some(ConnectEvent {
-        tgid: u32_at(0),
-        tid: u32_at(4),
-        uid: u32_at(8),
-        local: SocketAddr::new(addr(20)?, sport),
-        remote: SocketAddr::new(addr(36)?, dport),
-        comm: String::from_utf8_lossy(&comm_bytes[..end]).into_owned(),
-        exe: {
-            let x = &b[68..324];
-            let end = x.iter().position(|c| *c == 0).unwrap_or(x.len());
-            (end > 0).then(|| String::from_utf8_lossy(&x[..end]).into_owned())
-        },
-    })
-}
-
-/// The loaded, attached program and its ring buffer.
-pub struct ConnectTracer {
-    _bpf: Ebpf,
-    ring: RingBuf<MapData>,
-    /// Records that could not be parsed.
+/// The loaded, attached programs and their ring buffer.
+pub struct Tracer {
+    _bpf: aya::Ebpf,
+    ring: aya::maps::RingBuf<aya::maps::MapData>,
+    /// A duplicate of the ring buffer's descriptor, to wait on.
+    wake: std::os::fd::OwnedFd,
+    drops: Option<aya::maps::Array<aya::maps::MapData, u64>>,
+    /// Records that could not be parsed, with the last reason.
     pub bad_records: u64,
+    pub last_bad: Option<RecordError>,
 }
 
 fn ensure_tracefs() {
@@ -81,86 +50,159 @@ fn ensure_tracefs() {
     }
 }
 
-impl ConnectTracer {
-    /// Load the program, attach it, open the ring buffer. Errors say what failed (kernel too old,
-    /// missing privileges, no tracefs).
-    pub fn load() -> Result<ConnectTracer, String> {
-        ensure_tracefs();
-        let object = include_bytes!(concat!(env!("OUT_DIR"), "/connect.bpf.o")).to_vec();
-        let mut bpf = Ebpf::load(&object).map_err(|e| format!("load BPF object: {e}"))?;
-        let prog: &mut TracePoint = bpf
-            .program_mut("imdsguard_connect")
-            .ok_or("BPF object has no imdsguard_connect program")?
-            .try_into()
-            .map_err(|e| format!("imdsguard_connect is not a tracepoint program: {e}"))?;
-        prog.load().map_err(|e| format!("verify/load tracepoint program: {e}"))?;
-        prog.attach("sock", "inet_sock_set_state").map_err(|e| format!("attach sock:inet_sock_set_state: {e}"))?;
-        let exec: &mut TracePoint = bpf
-            .program_mut("imdsguard_exec")
-            .ok_or("BPF object has no imdsguard_exec program")?
-            .try_into()
-            .map_err(|e| format!("imdsguard_exec is not a tracepoint program: {e}"))?;
-        exec.load().map_err(|e| format!("verify/load exec tracepoint program: {e}"))?;
-        exec.attach("sched", "sched_process_exec").map_err(|e| format!("attach sched:sched_process_exec: {e}"))?;
-        let map = bpf.take_map("EVENTS").ok_or("BPF object has no EVENTS map")?;
-        let ring = RingBuf::try_from(map).map_err(|e| format!("EVENTS ring buffer: {e}"))?;
-        Ok(ConnectTracer { _bpf: bpf, ring, bad_records: 0 })
-    }
+fn attach(bpf: &mut aya::Ebpf, name: &str, category: &str, tracepoint: &str) -> Result<(), String> {
+    let prog: &mut aya::programs::TracePoint = bpf
+        .program_mut(name)
+        .ok_or_else(|| format!("BPF object has no {name} program"))?
+        .try_into()
+        .map_err(|e| format!("{name} is not a tracepoint program: {e}"))?;
+    prog.load().map_err(|e| format!("verify/load {name}: {e}"))?;
+    prog.attach(category, tracepoint).map_err(|e| format!("attach {category}:{tracepoint}: {e}"))?;
+    Ok(())
+}
 
-    /// Every connect recorded since the last call.
-    pub fn drain(&mut self, out: &mut Vec<ConnectEvent>) {
-        while let Some(item) = self.ring.next() {
-            match parse_event(&item) {
-                Some(e) => out.push(e),
-                None => self.bad_records += 1,
+impl Tracer {
+    /// Load the programs, fill the endpoint map with `endpoints`, attach, open the ring buffer.
+    /// Errors say what failed (no object in this build, no BTF, missing privileges, no tracefs).
+    pub fn load(endpoints: &[IpAddr]) -> Result<Tracer, String> {
+        let object = OBJECT.ok_or("this binary was built without the eBPF object (no clang at build time)")?;
+        if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
+            return Err("the kernel has no BTF (/sys/kernel/btf/vmlinux; CONFIG_DEBUG_INFO_BTF)".to_string());
+        }
+        ensure_tracefs();
+        // The ELF parser needs the bytes aligned; an embedded array is not (a Vec is).
+        let object = object.to_vec();
+        let mut bpf = aya::Ebpf::load(&object).map_err(|e| format!("load BPF object: {e}"))?;
+        {
+            let map = bpf.map_mut("ENDPOINTS").ok_or("BPF object has no ENDPOINTS map")?;
+            let mut m: aya::maps::HashMap<&mut aya::maps::MapData, [u8; 16], u8> = aya::maps::HashMap::try_from(map).map_err(|e| format!("ENDPOINTS map: {e}"))?;
+            for ip in endpoints {
+                m.insert(kernel::endpoint_key(*ip), 1, 0).map_err(|e| format!("ENDPOINTS map insert {ip}: {e}"))?;
             }
         }
+        attach(&mut bpf, "imdsguard_exec", "sched", "sched_process_exec")?;
+        attach(&mut bpf, "imdsguard_connect", "sock", "inet_sock_set_state")?;
+        let drops = bpf.take_map("DROPS").and_then(|m| aya::maps::Array::try_from(m).ok());
+        let map = bpf.take_map("EVENTS").ok_or("BPF object has no EVENTS map")?;
+        let wake = match &map {
+            aya::maps::Map::RingBuf(data) => {
+                use std::os::fd::AsFd;
+                data.fd().as_fd().try_clone_to_owned().map_err(|e| format!("EVENTS descriptor: {e}"))?
+            }
+            _ => return Err("EVENTS is not a ring buffer".to_string()),
+        };
+        let ring = aya::maps::RingBuf::try_from(map).map_err(|e| format!("EVENTS ring buffer: {e}"))?;
+        Ok(Tracer { _bpf: bpf, ring, wake, drops, bad_records: 0, last_bad: None })
+    }
+
+    /// Wait up to `timeout` for records (returns early when some arrive or on a signal).
+    pub fn wait(&self, timeout: Duration) {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        let mut fds = [PollFd::new(&self.wake, PollFlags::IN)];
+        let ts = Timespec { tv_sec: timeout.as_secs() as i64, tv_nsec: i64::from(timeout.subsec_nanos()) };
+        let _ = poll(&mut fds, Some(&ts));
+    }
+
+    /// Every record written since the last call (unparsable ones counted in `bad_records`).
+    pub fn drain(&mut self, out: &mut Vec<Record>) {
+        while let Some(item) = self.ring.next() {
+            match kernel::parse_record(&item) {
+                Ok(r) => out.push(r),
+                Err(e) => {
+                    self.bad_records += 1;
+                    self.last_bad = Some(e);
+                }
+            }
+        }
+    }
+
+    /// Records the kernel could not put in the ring buffer (it was full): (exec, connect).
+    pub fn kernel_drops(&self) -> (u64, u64) {
+        let Some(d) = &self.drops else { return (0, 0) };
+        (d.get(&0, 0).unwrap_or(0), d.get(&1, 0).unwrap_or(0))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::{SocketAddr, TcpListener, TcpStream};
 
-    #[test]
-    fn parses_records() {
-        let mut b = vec![0u8; 324];
-        b[0..4].copy_from_slice(&1234u32.to_ne_bytes());
-        b[4..8].copy_from_slice(&1235u32.to_ne_bytes());
-        b[12..14].copy_from_slice(&2u16.to_ne_bytes());
-        b[14..16].copy_from_slice(&40000u16.to_ne_bytes());
-        b[16..18].copy_from_slice(&80u16.to_ne_bytes());
-        b[20..24].copy_from_slice(&[10, 0, 0, 2]);
-        b[36..40].copy_from_slice(&[169, 254, 169, 254]);
-        b[52..56].copy_from_slice(b"curl");
-        let e = parse_event(&b).unwrap();
-        assert_eq!((e.tgid, e.tid, e.comm.as_str()), (1234, 1235, "curl"));
-        assert_eq!(e.remote, "169.254.169.254:80".parse().unwrap());
-        assert_eq!(e.local, "10.0.0.2:40000".parse().unwrap());
-        assert_eq!(e.exe, None);
-        b[68..81].copy_from_slice(b"/usr/bin/curl");
-        assert_eq!(parse_event(&b).unwrap().exe.as_deref(), Some("/usr/bin/curl"));
-        assert!(parse_event(&b[..323]).is_none());
-        b[12] = 7;
-        assert!(parse_event(&b).is_none(), "unknown family");
+    /// Load the programs or fail naming the prerequisite (SKIPPED with IMDSGUARD_ALLOW_SKIP=1).
+    fn load_or_skip(test: &str, endpoints: &[IpAddr]) -> Option<Tracer> {
+        match Tracer::load(endpoints) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                let reason = format!("eBPF cannot be loaded ({e}); needs root (CAP_BPF, CAP_PERFMON), kernel BTF and a build with clang");
+                if std::env::var("IMDSGUARD_ALLOW_SKIP").as_deref() == Ok("1") {
+                    eprintln!("SKIPPED {test}: {reason}");
+                    return None;
+                }
+                panic!("{test}: missing prerequisite: {reason} (IMDSGUARD_ALLOW_SKIP=1 skips)");
+            }
+        }
     }
 
-    /// The real kernel (root): our own loopback connect is reported with our pid and name.
-    #[test]
-    fn reports_own_connect() {
-        let mut t = ConnectTracer::load().expect("load the eBPF program (root, CAP_BPF)");
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    fn collect(t: &mut Tracer, until: impl Fn(&[Record]) -> bool) -> Vec<Record> {
         let mut evs = Vec::new();
-        for _ in 0..50 {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < deadline && !until(&evs) {
+            t.wait(Duration::from_millis(50));
             t.drain(&mut evs);
-            if evs.iter().any(|e| e.local == c.local_addr().unwrap()) {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        let e = evs.iter().find(|e| e.local == c.local_addr().unwrap()).unwrap_or_else(|| panic!("our connect {:?} reported: {evs:?}", c.local_addr()));
+        evs
+    }
+
+    /// The real kernel (root): a connect to a listed endpoint is reported with our pid and both
+    /// addresses; one to an address not in the map is filtered out in the kernel.
+    #[test]
+    fn reports_connects_to_listed_endpoints_only() {
+        let Some(mut t) = load_or_skip("reports_connects_to_listed_endpoints_only", &["127.0.0.1".parse().unwrap()]) else { return };
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let other = TcpListener::bind("127.0.0.2:0").unwrap();
+        let skipped = TcpStream::connect(other.local_addr().unwrap()).unwrap();
+        let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let mine = |r: &Record, local: SocketAddr| matches!(r, Record::Connect(e) if e.local == local);
+        let evs = collect(&mut t, |evs| evs.iter().any(|r| mine(r, c.local_addr().unwrap())));
+        let e = evs
+            .iter()
+            .find_map(|r| match r {
+                Record::Connect(e) if e.local == c.local_addr().unwrap() => Some(e),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("our connect {:?} reported: {evs:?}", c.local_addr()));
         assert_eq!(e.tgid, std::process::id());
         assert_eq!(e.remote, l.local_addr().unwrap());
+        assert!(!evs.iter().any(|r| mine(r, skipped.local_addr().unwrap())), "127.0.0.2 is not an endpoint: filtered in the kernel");
+    }
+
+    /// The real kernel (root): a child's exec is reported with its exact arguments, parent and
+    /// executable, even after the child has exited.
+    #[test]
+    fn reports_execs_with_arguments() {
+        let Some(mut t) = load_or_skip("reports_execs_with_arguments", &[]) else { return };
+        let long = "x".repeat(5000);
+        let mut child = std::process::Command::new("/bin/echo").args(["http://169.254.169.254/latest/meta-data/", "", "two words"]).stdout(std::process::Stdio::null()).spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        let mut big = std::process::Command::new("/bin/echo").arg(&long).stdout(std::process::Stdio::null()).spawn().unwrap();
+        let big_pid = big.id();
+        big.wait().unwrap();
+        let exec_of = |evs: &[Record], p: u32| -> Option<kernel::ExecRecord> {
+            evs.iter().rev().find_map(|r| match r {
+                Record::Exec(e) if e.tgid == p => Some(e.clone()),
+                _ => None,
+            })
+        };
+        let evs = collect(&mut t, |evs| exec_of(evs, pid).is_some() && exec_of(evs, big_pid).is_some());
+        let e = exec_of(&evs, pid).unwrap_or_else(|| panic!("exec of {pid} reported"));
+        assert_eq!(e.args, vec!["/bin/echo", "http://169.254.169.254/latest/meta-data/", "", "two words"]);
+        assert_eq!((e.filename.as_str(), e.comm.as_str(), e.ppid), ("/bin/echo", "echo", std::process::id()));
+        assert!(!e.args_truncated && !e.args_unreadable);
+        assert_ne!(e.cgroup_id, 0);
+        let b = exec_of(&evs, big_pid).unwrap_or_else(|| panic!("exec of {big_pid} reported"));
+        assert!(b.args_truncated, "5 KB of arguments: truncated");
+        assert_eq!(b.args[0], "/bin/echo");
+        assert_eq!(b.args[1].len(), kernel::ARGS_MAX - "/bin/echo\0".len());
     }
 }

@@ -8,6 +8,10 @@
 //!   holding that inode, `/proc/<pid>/{comm,exe,cmdline,status}` describe it. Parsers are pure
 //!   functions of the file contents; [`procfs::Attributor`] keeps a bounded table of connections.
 //! - [`diag`]: exact socket lookup by four-tuple through netlink `sock_diag` (on each SYN).
+//! - [`ebpf`] (feature `ebpf`, default): tracepoint programs that capture process launches (with
+//!   their arguments) and the process of each metadata connect in the kernel; [`kernel`] parses
+//!   their ring-buffer records.
+//! - [`exec`]: process launches from the kernel's process events connector (the fallback).
 //! - [`privileges`]: dropping the capabilities not needed after setup.
 //! - [`host`]: the host identity (`/etc/machine-id`, host name) written into every event.
 
@@ -19,6 +23,7 @@ pub mod exec;
 pub mod ebpf;
 pub mod filter;
 pub mod host;
+pub mod kernel;
 pub mod packet;
 pub mod privileges;
 pub mod procfs;

@@ -14,7 +14,7 @@
 //!
 //! Parsers ([`parse_net_tcp`], [`parse_status`], [`parse_cmdline`], [`parse_passwd`]) are pure.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,6 +36,8 @@ pub const TCP_ESTABLISHED: u8 = 1;
 pub const TCP_SYN_SENT: u8 = 2;
 /// Processes scanned between two checks that the wanted socket still exists.
 pub const SCAN_CHUNK: usize = 32;
+/// Most process launches remembered for attributing their connections (eBPF path).
+pub const MAX_EXECS: usize = 16_384;
 
 fn unmap(ip: IpAddr) -> IpAddr {
     match ip {
@@ -153,10 +155,7 @@ pub fn parse_cgroup(text: &str) -> ContainerInfo {
             } else {
                 let scope = seg.strip_suffix(".scope").unwrap_or(seg);
                 let prefixes = [("docker-", "docker"), ("cri-containerd-", "containerd"), ("crio-", "cri-o"), ("libpod-", "podman")];
-                match prefixes.iter().find_map(|(p, r)| scope.strip_prefix(p).and_then(hex64).map(|id| (Some(*r), Some(id)))) {
-                    Some(found) => found,
-                    None => (None, None),
-                }
+                prefixes.iter().find_map(|(p, r)| scope.strip_prefix(p).and_then(hex64).map(|id| (Some(*r), Some(id)))).unwrap_or_default()
             };
             if let Some(id) = id {
                 info.id = Some(id.to_string());
@@ -183,6 +182,61 @@ pub fn parse_passwd(text: &str) -> HashMap<u32, String> {
         .collect()
 }
 
+/// Cgroup (v2) ids to paths: a cgroup's id is the inode number of its directory under
+/// `/sys/fs/cgroup`. Built by walking the hierarchy (bounded), rebuilt on a miss at most once a
+/// second, so the container of a process that has already exited is still known.
+pub struct CgroupIndex {
+    root: PathBuf,
+    by_id: HashMap<u64, String>,
+    scanned: Option<Instant>,
+}
+
+/// Most cgroup directories indexed, and how deep the walk goes.
+const CGROUP_MAX: usize = 100_000;
+const CGROUP_DEPTH: usize = 16;
+
+impl CgroupIndex {
+    pub fn new(root: &Path) -> CgroupIndex {
+        CgroupIndex { root: root.to_path_buf(), by_id: HashMap::new(), scanned: None }
+    }
+
+    /// The path of cgroup `id` relative to the hierarchy's root (`/` for the root itself).
+    pub fn path_of(&mut self, id: u64) -> Option<String> {
+        if id == 0 {
+            return None;
+        }
+        if let Some(p) = self.by_id.get(&id) {
+            return Some(p.clone());
+        }
+        if self.scanned.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+            return None;
+        }
+        self.scan();
+        self.by_id.get(&id).cloned()
+    }
+
+    fn scan(&mut self) {
+        use std::os::unix::fs::MetadataExt;
+        self.scanned = Some(Instant::now());
+        self.by_id.clear();
+        let mut stack = vec![(self.root.clone(), 0usize)];
+        while let Some((dir, depth)) = stack.pop() {
+            let Ok(meta) = std::fs::metadata(&dir) else { continue };
+            let rel = dir.strip_prefix(&self.root).map(|r| format!("/{}", r.to_string_lossy())).unwrap_or_else(|_| "/".to_string());
+            self.by_id.insert(meta.ino(), rel);
+            if self.by_id.len() >= CGROUP_MAX || depth >= CGROUP_DEPTH {
+                continue;
+            }
+            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            for e in entries.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    stack.push((e.path(), depth + 1));
+                }
+            }
+        }
+    }
+}
+
 /// A process as the events name it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Process {
@@ -190,6 +244,8 @@ pub struct Process {
     pub name: Option<String>,
     pub executable: Option<String>,
     pub args: Vec<String>,
+    /// The arguments were cut by the kernel's bound ([`crate::kernel::ARGS_MAX`] bytes).
+    pub args_truncated: bool,
     pub parent_pid: Option<u32>,
     pub parent_name: Option<String>,
     pub user_id: Option<u32>,
@@ -233,6 +289,12 @@ impl Process {
             p.insert("parent".into(), Value::Object(parent));
         }
         event.insert("process".into(), Value::Object(p));
+        if self.args_truncated {
+            let tags = event.entry("tags").or_insert_with(|| json!([]));
+            if let Some(t) = tags.as_array_mut() {
+                t.push(json!("imdsguard_process_args_truncated"));
+            }
+        }
         if self.user_id.is_some() || self.user_name.is_some() {
             let mut u = serde_json::Map::new();
             if let Some(id) = self.user_id {
@@ -304,6 +366,11 @@ pub struct Attributor {
     retention: Duration,
     users: HashMap<u32, String>,
     users_loaded: bool,
+    /// Processes launched since the start, as the kernel reported them (eBPF path), by pid.
+    execs: HashMap<u32, (Arc<Process>, u64)>,
+    exec_order: VecDeque<(u32, u64)>,
+    exec_seq: u64,
+    cgroups: CgroupIndex,
     pub stats: AttributionStats,
 }
 
@@ -323,6 +390,10 @@ impl Attributor {
             retention: Duration::from_secs(30),
             users: HashMap::new(),
             users_loaded: false,
+            execs: HashMap::new(),
+            exec_order: VecDeque::new(),
+            exec_seq: 0,
+            cgroups: CgroupIndex::new(Path::new("/sys/fs/cgroup")),
             stats: AttributionStats::default(),
         }
     }
@@ -393,35 +464,106 @@ impl Attributor {
         Some(self.insert(TcpEntry { local: key.0, remote: key.1, state, uid: 0, inode }, &owners))
     }
 
-    /// Attribute a connection whose process the kernel reported (the eBPF path): pid, uid and
-    /// `comm` are certain; executable, arguments and parent come from `/proc/<pid>` when it still
-    /// exists. Replaces what was known for these addresses (a new connection reusing them).
-    pub fn attribute_pid(&mut self, local: SocketAddr, remote: SocketAddr, pid: u32, uid: u32, comm: &str, exe: Option<&str>) -> Arc<Connection> {
-        let key = (SocketAddr::new(unmap(local.ip()), local.port()), SocketAddr::new(unmap(remote.ip()), remote.port()));
-        // The path as exec'd may be a symlink (python3 -> python3.11); resolve it as
-        // /proc/<pid>/exe would, so one program has one executable value.
-        let kernel_exe = exe.map(|e| std::fs::canonicalize(e).map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|_| e.to_string()));
-        let mut process = match self.read_process(pid) {
-            Some(p) => p,
-            // Gone already: what the kernel recorded.
-            None => Process { pid, user_id: Some(uid), user_name: self.user_name(uid), ..Default::default() },
+    /// Describe a process launch the kernel reported (the eBPF path) from the record alone:
+    /// pid, arguments, parent pid, uid and cgroup were captured at exec, so the description does
+    /// not depend on the process still existing. In user space: the executable (the path given to
+    /// exec, symlinks resolved as `/proc/<pid>/exe` would show them, when it exists in the
+    /// sensor's mount namespace), the parent's name (the launches seen, else `/proc/<ppid>/comm`),
+    /// the user name (`/etc/passwd`) and the container (the cgroup id's directory under
+    /// `/sys/fs/cgroup`, else `/proc/<pid>/cgroup`). The result is remembered by pid (bounded) for
+    /// the process's connections.
+    pub fn process_from_exec(&mut self, r: &crate::kernel::ExecRecord) -> Arc<Process> {
+        let executable = if r.filename.starts_with('/') {
+            Some(std::fs::canonicalize(&r.filename).map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|_| r.filename.clone()))
+        } else {
+            // Relative (execve("./x")): only the process's own view resolves it.
+            std::fs::read_link(self.proc_root.join(r.tgid.to_string()).join("exe"))
+                .ok()
+                .map(|p| p.to_string_lossy().into_owned())
+                .or_else(|| (!r.filename.is_empty()).then(|| r.filename.clone()))
         };
-        if process.executable.is_none() {
-            // Exited (or exiting: a zombie keeps status and comm, not exe). The name follows the
-            // executable as for live processes (comm is cut at 15 bytes).
-            process.executable = kernel_exe;
-            process.name = process
-                .executable
-                .as_deref()
-                .and_then(|e| e.rsplit('/').next())
-                .filter(|n| !n.is_empty())
-                .map(str::to_string)
-                .or_else(|| (!comm.is_empty()).then(|| comm.to_string()))
-                .or(process.name.take());
+        let name = executable
+            .as_deref()
+            .and_then(|e| e.rsplit('/').next())
+            .filter(|n| !n.is_empty())
+            .map(str::to_string)
+            .or_else(|| (!r.comm.is_empty()).then(|| r.comm.clone()));
+        let mut args = r.args.clone();
+        if args.is_empty() {
+            // The kernel could not read the argument area: /proc while the process lives.
+            args = std::fs::read(self.proc_root.join(r.tgid.to_string()).join("cmdline")).map(|b| parse_cmdline(&b)).unwrap_or_default();
         }
+        let parent_name = (r.ppid != 0)
+            .then(|| {
+                self.execs
+                    .get(&r.ppid)
+                    .and_then(|(p, _)| p.name.clone())
+                    .or_else(|| std::fs::read_to_string(self.proc_root.join(r.ppid.to_string()).join("comm")).ok().map(|s| s.trim_end_matches('\n').to_string()))
+            })
+            .flatten();
+        let mut container = self.cgroups.path_of(r.cgroup_id).map(|p| parse_cgroup(&format!("0::{p}\n"))).unwrap_or_default();
+        if container.id.is_none() {
+            if let Ok(t) = std::fs::read_to_string(self.proc_root.join(r.tgid.to_string()).join("cgroup")) {
+                container = parse_cgroup(&t);
+            }
+        }
+        let process = Arc::new(Process {
+            pid: r.tgid,
+            name,
+            executable,
+            args,
+            args_truncated: r.args_truncated,
+            parent_pid: (r.ppid != 0).then_some(r.ppid),
+            parent_name,
+            user_id: Some(r.uid),
+            user_name: self.user_name(r.uid),
+            container,
+        });
+        self.remember_exec(process.clone());
+        process
+    }
+
+    fn remember_exec(&mut self, p: Arc<Process>) {
+        self.exec_seq += 1;
+        let pid = p.pid;
+        self.execs.insert(pid, (p, self.exec_seq));
+        self.exec_order.push_back((pid, self.exec_seq));
+        while self.execs.len() > MAX_EXECS || self.exec_order.len() > 2 * MAX_EXECS {
+            let Some((old, seq)) = self.exec_order.pop_front() else { break };
+            // A pid exec'd again since has a newer sequence number: keep it.
+            if self.execs.get(&old).is_some_and(|(_, s)| *s == seq) {
+                self.execs.remove(&old);
+            }
+        }
+    }
+
+    /// The process launch the kernel reported for `pid`, if remembered.
+    pub fn exec_of(&self, pid: u32) -> Option<Arc<Process>> {
+        self.execs.get(&pid).map(|(p, _)| p.clone())
+    }
+
+    /// Attribute a connection whose process the kernel reported (the eBPF path): the process as
+    /// described at its exec (arguments included, even when it has exited since); for processes
+    /// launched before the sensor, `/proc/<pid>`; when that is gone too, pid, uid and `comm`.
+    /// Replaces what was known for these addresses (a new connection reusing them).
+    pub fn attribute_kernel(&mut self, e: &crate::kernel::ConnectEvent) -> Arc<Connection> {
+        let key = (SocketAddr::new(unmap(e.local.ip()), e.local.port()), SocketAddr::new(unmap(e.remote.ip()), e.remote.port()));
+        let process = match self.exec_of(e.tgid) {
+            Some(p) => p,
+            None => Arc::new(match self.read_process(e.tgid) {
+                Some(p) => p,
+                None => Process {
+                    pid: e.tgid,
+                    name: (!e.comm.is_empty()).then(|| e.comm.clone()),
+                    user_id: Some(e.uid),
+                    user_name: self.user_name(e.uid),
+                    ..Default::default()
+                },
+            }),
+        };
         self.stats.connections += 1;
         self.stats.attributed += 1;
-        let conn = Arc::new(Connection { local: key.0, remote: key.1, state: TCP_ESTABLISHED, inode: 0, process: Some(Arc::new(process)) });
+        let conn = Arc::new(Connection { local: key.0, remote: key.1, state: TCP_ESTABLISHED, inode: 0, process: Some(process) });
         if !self.table.contains_key(&key) && self.table.len() >= self.max_entries {
             if let Some(oldest) = self.table.iter().min_by_key(|(_, v)| v.last_seen).map(|(k, _)| *k) {
                 self.table.remove(&oldest);
@@ -517,7 +659,7 @@ impl Attributor {
         let parent_name = parent_pid.and_then(|pp| std::fs::read_to_string(self.proc_root.join(pp.to_string()).join("comm")).ok()).map(|s| s.trim_end_matches('\n').to_string());
         let user_name = user_id.and_then(|u| self.user_name(u));
         let container = std::fs::read_to_string(dir.join("cgroup")).map(|t| parse_cgroup(&t)).unwrap_or_default();
-        Some(Process { pid, name, executable, args, parent_pid, parent_name, user_id, user_name, container })
+        Some(Process { pid, name, executable, args, args_truncated: false, parent_pid, parent_name, user_id, user_name, container })
     }
 
     /// Connections currently remembered.
@@ -537,7 +679,9 @@ mod tests {
     #[test]
     fn container_ids_from_cgroup_paths() {
         let id = "3f4a5b6c7d8e9f00112233445566778899aabbccddeeff00112233445566aabb";
-        let cases: &[(String, Option<&str>, Option<&str>, Option<&str>)] = &[
+        // (cgroup file, container id, runtime, pod uid)
+        type Case<'a> = (String, Option<&'a str>, Option<&'a str>, Option<&'a str>);
+        let cases: &[Case] = &[
             (format!("0::/system.slice/docker-{id}.scope\n"), Some(id), Some("docker"), None),
             (format!("12:memory:/docker/{id}\n11:cpu:/docker/{id}\n"), Some(id), Some("docker"), None),
             (
@@ -599,7 +743,8 @@ mod tests {
 
     #[test]
     fn parses_status_cmdline_passwd() {
-        let cases: Vec<(&str, (Option<u32>, Option<u32>))> = vec![
+        type Case<'a> = (&'a str, (Option<u32>, Option<u32>));
+        let cases: Vec<Case> = vec![
             ("Name:\tcurl\nPPid:\t42\nUid:\t1000\t0\t0\t0\n", (Some(42), Some(0))),
             ("PPid:\t0\n", (Some(0), None)),
             ("", (None, None)),
@@ -624,6 +769,7 @@ mod tests {
             name: Some("curl".into()),
             executable: Some("/usr/bin/curl".into()),
             args: vec!["curl".into(), "-s".into()],
+            args_truncated: false,
             parent_pid: Some(1),
             parent_name: Some("bash".into()),
             user_id: Some(0),
@@ -684,5 +830,80 @@ mod tests {
             let c = parse_cgroup(&s);
             proptest::prop_assert!(c.id.as_ref().is_none_or(|id| id.len() == 64));
         }
+    }
+
+    #[test]
+    fn cgroup_ids_resolve_to_paths() {
+        use std::os::unix::fs::MetadataExt;
+        let root = std::env::temp_dir().join(format!("imdsguard-cgroup-test-{}", std::process::id()));
+        let id = "3f4a5b6c7d8e9f00112233445566778899aabbccddeeff00112233445566aabb";
+        let leaf = root.join("system.slice").join(format!("docker-{id}.scope"));
+        std::fs::create_dir_all(&leaf).unwrap();
+        let mut idx = CgroupIndex::new(&root);
+        let ino = std::fs::metadata(&leaf).unwrap().ino();
+        let path = idx.path_of(ino).unwrap();
+        assert_eq!(path, format!("/system.slice/docker-{id}.scope"));
+        assert_eq!(parse_cgroup(&format!("0::{path}\n")).id.as_deref(), Some(id));
+        assert_eq!(idx.path_of(std::fs::metadata(&root).unwrap().ino()).as_deref(), Some("/"));
+        // A miss right after a scan does not walk again (at most once a second).
+        let late = root.join("late");
+        std::fs::create_dir_all(&late).unwrap();
+        assert_eq!(idx.path_of(std::fs::metadata(&late).unwrap().ino()), None);
+        assert_eq!(idx.path_of(0), None);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    /// The eBPF path: a launch described from the kernel's record alone keeps its arguments for
+    /// its connections after it has exited (no /proc/<pid>), and the parent is named.
+    #[test]
+    fn exec_records_describe_exited_processes() {
+        let gone = 999_999_999u32;
+        let mut a = Attributor::new(["169.254.169.254".parse().unwrap()], 16);
+        let rec = crate::kernel::ExecRecord {
+            tgid: gone,
+            ppid: std::process::id(),
+            uid: 0,
+            cgroup_id: 0,
+            comm: "sh".into(),
+            filename: "/bin/sh".into(),
+            args: vec!["sh".into(), "-c".into(), "curl http://169.254.169.254/latest/meta-data/".into()],
+            args_truncated: true,
+            args_unreadable: false,
+        };
+        let p = a.process_from_exec(&rec);
+        let real_sh = std::fs::canonicalize("/bin/sh").unwrap().to_string_lossy().into_owned();
+        assert_eq!(p.executable.as_deref(), Some(real_sh.as_str()));
+        assert_eq!(p.name.as_deref(), real_sh.rsplit('/').next());
+        assert_eq!(p.command_line().as_deref(), Some("sh -c curl http://169.254.169.254/latest/meta-data/"));
+        assert_eq!((p.parent_pid, p.user_id, p.user_name.as_deref()), (Some(std::process::id()), Some(0), Some("root")));
+        let own_comm = std::fs::read_to_string("/proc/self/comm").unwrap();
+        assert_eq!(p.parent_name.as_deref(), Some(own_comm.trim_end()));
+        let mut ev = serde_json::Map::new();
+        p.merge_into(&mut ev);
+        assert_eq!(ev["tags"], serde_json::json!(["imdsguard_process_args_truncated"]));
+        // Its connection, reported after it exited, carries the exec-time description.
+        let conn = |tgid: u32, comm: &str, port: u16| crate::kernel::ConnectEvent {
+            tgid,
+            tid: tgid,
+            uid: 1000,
+            local: SocketAddr::new("10.0.0.2".parse().unwrap(), port),
+            remote: "169.254.169.254:80".parse().unwrap(),
+            comm: comm.into(),
+        };
+        let c = a.attribute_kernel(&conn(gone, "sh", 40000));
+        assert_eq!(c.process.as_deref().map(|p| p.args.clone()), Some(rec.args.clone()));
+        assert!(a.lookup(c.local, c.remote).is_some());
+        // Never seen, already gone: pid, comm and uid from the kernel.
+        let c = a.attribute_kernel(&conn(gone - 1, "mystery", 40001));
+        let p = c.process.as_deref().unwrap();
+        assert_eq!((p.pid, p.name.as_deref(), p.user_id, p.args.len()), (gone - 1, Some("mystery"), Some(1000), 0));
+        // Launched before the sensor and alive: /proc.
+        let c = a.attribute_kernel(&conn(std::process::id(), "x", 40002));
+        assert!(c.process.as_deref().is_some_and(|p| !p.args.is_empty() && p.executable.is_some()));
+        // The launches remembered are bounded; a pid exec'd again keeps its newest description.
+        for i in 0..(MAX_EXECS as u32 + 10) {
+            a.process_from_exec(&crate::kernel::ExecRecord { tgid: 1_000_000 + i, filename: "/x".into(), ..Default::default() });
+        }
+        assert!(a.execs.len() <= MAX_EXECS && a.exec_of(gone).is_none() && a.exec_of(1_000_000 + MAX_EXECS as u32).is_some());
     }
 }

@@ -27,7 +27,8 @@ pub const MAX_GROUPS: usize = 100_000;
 /// Most events remembered per group.
 pub const MAX_EVENTS_PER_GROUP: usize = 10_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum CorrelationType {
     EventCount,
     ValueCount,
@@ -53,13 +54,26 @@ impl CorrelationType {
             _ => return None,
         })
     }
+    /// The name used in Sigma (`event_count`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CorrelationType::EventCount => "event_count",
+            CorrelationType::ValueCount => "value_count",
+            CorrelationType::Temporal => "temporal",
+            CorrelationType::TemporalOrdered => "temporal_ordered",
+            CorrelationType::ValueSum => "value_sum",
+            CorrelationType::ValueAvg => "value_avg",
+            CorrelationType::ValueMin => "value_min",
+            CorrelationType::ValueMax => "value_max",
+        }
+    }
     fn needs_field(self) -> bool {
         !matches!(self, CorrelationType::EventCount | CorrelationType::Temporal | CorrelationType::TemporalOrdered)
     }
 }
 
 /// The condition: every given bound must hold (`gt: 100` and `lte: 200` is a range).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Bounds {
     pub gt: Option<f64>,
     pub gte: Option<f64>,
@@ -83,15 +97,25 @@ impl Bounds {
     fn is_empty(&self) -> bool {
         self == &Bounds::default()
     }
+    /// The bounds as text: `gte 3`, `gt 100 and lte 200`.
+    pub fn display(&self) -> String {
+        let parts: Vec<String> = [("gt", self.gt), ("gte", self.gte), ("lt", self.lt), ("lte", self.lte), ("eq", self.eq)]
+            .iter()
+            .filter_map(|(k, v)| v.map(|v| format!("{k} {v}")))
+            .collect();
+        parts.join(" and ")
+    }
 }
 
 /// A correlation rule.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Correlation {
     pub title: String,
     pub id: Option<String>,
     pub name: Option<String>,
     pub level: Option<String>,
+    #[serde(default)]
+    pub meta: CorrelationMeta,
     pub kind: CorrelationType,
     /// Referenced rules (ids or names), in order.
     pub rules: Vec<String>,
@@ -105,7 +129,28 @@ pub struct Correlation {
     pub generate: bool,
 }
 
+/// The descriptive metadata of a correlation rule.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CorrelationMeta {
+    pub description: Option<String>,
+    pub status: Option<String>,
+    pub author: Option<String>,
+    pub date: Option<String>,
+    pub modified: Option<String>,
+    pub tags: Vec<String>,
+    pub references: Vec<String>,
+    pub falsepositives: Vec<String>,
+    /// SigmaHQ's `regression_tests_path`.
+    #[serde(default)]
+    pub regression_tests_path: Option<String>,
+}
+
 impl Correlation {
+    /// Whether `reference` (an entry of `rules`) names the rule with this id or name.
+    pub fn refers_to(reference: &str, id: Option<&str>, name: Option<&str>) -> bool {
+        id == Some(reference) || name == Some(reference)
+    }
+
     /// The field that holds group-by `name` in events of the referenced rule `rule`.
     pub fn group_field<'a>(&'a self, name: &'a str, rule: &str) -> &'a str {
         self.aliases
@@ -207,6 +252,17 @@ pub fn parse_correlation(doc: &Node) -> Result<Correlation, SigmaError> {
         id: doc.get("id").and_then(Node::scalar_text),
         name: doc.get("name").and_then(Node::scalar_text),
         level: doc.get("level").and_then(Node::scalar_text),
+        meta: CorrelationMeta {
+            description: doc.get("description").and_then(Node::scalar_text),
+            status: doc.get("status").and_then(Node::scalar_text),
+            author: doc.get("author").and_then(Node::scalar_text),
+            date: doc.get("date").and_then(Node::scalar_text),
+            modified: doc.get("modified").and_then(Node::scalar_text),
+            tags: doc.get("tags").map(Node::str_list).unwrap_or_default(),
+            references: doc.get("references").map(Node::str_list).unwrap_or_default(),
+            falsepositives: doc.get("falsepositives").map(Node::str_list).unwrap_or_default(),
+            regression_tests_path: doc.get("regression_tests_path").and_then(Node::scalar_text),
+        },
         kind,
         rules,
         group_by,
@@ -228,7 +284,8 @@ pub struct Input {
     pub group: Vec<String>,
     /// The value of the aggregated field (value_* types), as text.
     pub value: Option<String>,
-    /// The caller's handle on the event (to list the events of a hit).
+    /// The caller's handle on the event (to list the events of a hit); an event matching several
+    /// referenced rules is pushed once per rule with the same handle.
     pub event: u64,
 }
 
@@ -354,7 +411,9 @@ impl Evaluator {
                     Some((t, vec![input.event]))
                 } else {
                     match &group.prefix[step] {
-                        Some((start, evs)) if t - start < span => {
+                        // A step needs an event of its own: one event matching several rules
+                        // never fills two steps.
+                        Some((start, evs)) if t - start < span && !evs.contains(&input.event) => {
                             let mut e = evs.clone();
                             if e.len() < MAX_EVENTS_PER_GROUP {
                                 e.push(input.event);
@@ -604,6 +663,16 @@ mod tests {
         let hits = run(c, vec![input(0, 0, "u", None, 1), input(0, 5, "u", None, 2), input(1, 12, "u", None, 3)]);
         assert_eq!(hits.len(), 1);
         assert_eq!(hits[0].first_ms / MIN, 5);
+    }
+
+    #[test]
+    fn temporal_ordered_steps_need_distinct_events() {
+        let c = corr("title: t\ncorrelation:\n  type: temporal_ordered\n  rules: [a, b]\n  group-by: [u]\n  timespan: 10m\n");
+        // Event 1 matches both a and b (pushed once per rule with one handle): not a sequence by
+        // itself; event 2 (b) at minute 2 completes it.
+        let hits = run(c, vec![input(0, 0, "u", None, 1), input(1, 0, "u", None, 1), input(1, 2, "u", None, 2)]);
+        assert_eq!(hits.len(), 1, "{hits:?}");
+        assert_eq!(hits[0].events, vec![1, 2]);
     }
 
     #[test]

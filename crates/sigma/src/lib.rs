@@ -12,7 +12,9 @@
 //!   Sigma-only leaves (regex, field references, timestamp parts, keywords, literal lists run as
 //!   one Aho-Corasick pass): [`SigmaMatcher`];
 //! - [`correlation`]: correlation rules (event_count, value_count, temporal, temporal_ordered,
-//!   value_sum/avg/min/max) and a streaming evaluator with bounded state (not yet run by `hunt`);
+//!   value_sum/avg/min/max) and a streaming evaluator with bounded state (run by the engine's
+//!   `correlate` module);
+//! - [`regression`]: SigmaHQ's regression-test `info.yml` (rule ids, data files, match counts);
 //! - [`export`]: single-event EQL and IR (KQL) detections written out as Sigma YAML.
 //!
 //! Rules that cannot run load with a per-rule [`SigmaError`] whose [`ErrorKind`] says whether
@@ -26,13 +28,14 @@ pub mod lower;
 pub mod modifiers;
 pub mod pipeline;
 pub mod query;
+pub mod regression;
 pub mod rule;
 pub mod yaml;
 
 pub use lower::{lower, SigmaMatcher};
 pub use pipeline::{apply, builtin_pipelines, Pipeline, Resolved, BUILTIN_PIPELINES};
 pub use query::{Leaf, Query, Test};
-pub use rule::{looks_like_sigma, parse_rule, ErrorKind, LogSource, SigmaError, SigmaRule};
+pub use rule::{looks_like_sigma, parse_document, parse_documents, parse_rule, ErrorKind, LogSource, SigmaDocument, SigmaError, SigmaRule};
 
 /// Sigma level to Kibana severity and risk score (informational and low are `low`).
 pub fn severity_of(level: Option<&str>) -> (&'static str, u32) {

@@ -72,6 +72,10 @@ pub struct Resolved {
     /// `pipeline/transformation` ids that applied.
     pub applied: Vec<String>,
     pub warnings: Vec<String>,
+    /// The field name mappings that applied to the rule's log source, in order (the first entry
+    /// for a name wins): what a correlation's `group-by` and `field` names map to in this
+    /// rule's events.
+    pub field_map: Vec<(String, Vec<String>)>,
 }
 
 fn pairs(node: Option<&Node>, what: &str) -> Result<Vec<(String, Vec<String>)>, String> {
@@ -167,6 +171,7 @@ pub fn apply(rule: &SigmaRule, pipelines: &[Pipeline]) -> Result<Resolved, Strin
     let mut query = rule.query.clone();
     let mut applied = Vec::new();
     let mut mapped_any = false;
+    let mut field_map: Vec<(String, Vec<String>)> = Vec::new();
     for p in order {
         for t in &p.transformations {
             let fires = t.conditions.is_empty()
@@ -183,6 +188,7 @@ pub fn apply(rule: &SigmaRule, pipelines: &[Pipeline]) -> Result<Resolved, Strin
                 Kind::RuleFailure(m) => return Err(m.clone()),
                 Kind::FieldNameMapping(map) => {
                     mapped_any = true;
+                    field_map.extend(map.iter().cloned());
                     query = query.map_leaves(&mut |mut l: Leaf| {
                         if let Test::FieldRef { other, .. } = &mut l.test {
                             if let Some((_, to)) = map.iter().find(|(k, _)| k == other) {
@@ -263,7 +269,7 @@ pub fn apply(rule: &SigmaRule, pipelines: &[Pipeline]) -> Result<Resolved, Strin
             rule.logsource
         ));
     }
-    Ok(Resolved { query, applied, warnings })
+    Ok(Resolved { query, applied, warnings, field_map })
 }
 
 fn expand(field: &Option<String>, value: &str, position: Position, cased: bool, vars: &[(String, Vec<String>)]) -> Result<Query, String> {

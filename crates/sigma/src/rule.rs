@@ -66,6 +66,8 @@ impl std::fmt::Display for LogSource {
 pub struct SigmaRule {
     pub title: String,
     pub id: Option<String>,
+    /// `name`: what correlation rules may reference instead of the id.
+    pub name: Option<String>,
     pub status: Option<String>,
     pub description: Option<String>,
     pub author: Option<String>,
@@ -77,6 +79,8 @@ pub struct SigmaRule {
     pub date: Option<String>,
     pub modified: Option<String>,
     pub fields: Vec<String>,
+    /// SigmaHQ's `regression_tests_path` (an `info.yml`, see [`crate::regression`]).
+    pub regression_tests_path: Option<String>,
     pub logsource: LogSource,
     /// The condition as written.
     pub condition: String,
@@ -95,42 +99,86 @@ fn opt_str(doc: &Node, key: &str) -> Option<String> {
     doc.get(key).and_then(Node::scalar_text)
 }
 
-/// Parse one Sigma rule file.
-pub fn parse_rule(text: &str) -> Result<SigmaRule, SigmaError> {
+/// One document of a Sigma file: a detection rule or a correlation rule.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SigmaDocument {
+    Rule(Box<SigmaRule>),
+    Correlation(Box<crate::correlation::Correlation>),
+}
+
+impl SigmaDocument {
+    /// The rule's title.
+    pub fn title(&self) -> &str {
+        match self {
+            SigmaDocument::Rule(r) => &r.title,
+            SigmaDocument::Correlation(c) => &c.title,
+        }
+    }
+}
+
+/// A document of a file: its first line and what it parsed into.
+pub type ParsedDocument = (usize, Result<SigmaDocument, SigmaError>);
+
+/// Parse every document of a Sigma file (a correlation rule and the rules it references may
+/// share one file, separated by `---`). The outer error stops the whole file (YAML syntax, a
+/// rule collection with `action: global`); each document then parses or fails on its own.
+pub fn parse_documents(text: &str) -> Result<Vec<ParsedDocument>, SigmaError> {
     let docs = yaml::parse(text).map_err(|e| SigmaError::new(ErrorKind::Syntax, e.message, Some(e.line)))?;
-    let doc = match docs.as_slice() {
-        [] => return Err(SigmaError::new(ErrorKind::Invalid, "empty file", None)),
-        [d] => d,
-        [d, ..] => {
-            if d.get("action").is_some() {
-                return Err(SigmaError::new(
-                    ErrorKind::Unsupported,
-                    "rule collections (`action: global` and several YAML documents) are not supported",
-                    Some(d.line),
-                ));
-            }
+    let docs: Vec<&Node> = docs.iter().filter(|d| !matches!(d.value, Value::Null)).collect();
+    if docs.is_empty() {
+        return Err(SigmaError::new(ErrorKind::Invalid, "empty file", None));
+    }
+    if docs.len() > 1 {
+        if let Some(d) = docs.iter().find(|d| d.get("action").is_some()) {
             return Err(SigmaError::new(
                 ErrorKind::Unsupported,
-                "several YAML documents in one file (a rule collection or a correlation with its rules) are not supported",
-                docs.get(1).map(|d| d.line),
+                "rule collections (`action: global` / `reset` / `repeat` across YAML documents) are not supported",
+                Some(d.line),
             ));
         }
-    };
+    }
+    Ok(docs.into_iter().map(|d| (d.line, parse_document(d))).collect())
+}
+
+/// Parse one YAML document as a detection or correlation rule.
+pub fn parse_document(doc: &Node) -> Result<SigmaDocument, SigmaError> {
     if !matches!(doc.value, Value::Map(_)) {
         return Err(SigmaError::new(ErrorKind::Invalid, format!("a Sigma rule is a map, not {}", doc.kind()), Some(doc.line)));
     }
-    if let Some(c) = doc.get("correlation") {
-        // Validate it (errors are the rule's), then say what does not run yet.
-        let corr = crate::correlation::parse_correlation(doc)?;
-        return Err(SigmaError::new(
+    if doc.get("correlation").is_some() {
+        return crate::correlation::parse_correlation(doc).map(|c| SigmaDocument::Correlation(Box::new(c)));
+    }
+    parse_rule_doc(doc).map(|r| SigmaDocument::Rule(Box::new(r)))
+}
+
+/// Parse a Sigma file holding exactly one detection rule.
+pub fn parse_rule(text: &str) -> Result<SigmaRule, SigmaError> {
+    let docs = parse_documents(text)?;
+    match docs.len() {
+        1 => {}
+        _ => {
+            return Err(SigmaError::new(
+                ErrorKind::Unsupported,
+                "several YAML documents in one file: load it with parse_documents (a correlation with its rules)",
+                docs.get(1).map(|(l, _)| *l),
+            ))
+        }
+    }
+    match docs.into_iter().next().map(|(_, d)| d) {
+        Some(Ok(SigmaDocument::Rule(r))) => Ok(*r),
+        Some(Ok(SigmaDocument::Correlation(c))) => Err(SigmaError::new(
             ErrorKind::Unsupported,
-            format!(
-                "correlation rules are not supported yet by hunt (this {:?} correlation over {} rule(s) is valid; the evaluator is imdsguard_sigma::correlation)",
-                corr.kind,
-                corr.rules.len()
-            ),
-            Some(c.line),
-        ));
+            format!("`{}` is a correlation rule, not a detection rule", c.title),
+            None,
+        )),
+        Some(Err(e)) => Err(e),
+        None => Err(SigmaError::new(ErrorKind::Invalid, "empty file", None)),
+    }
+}
+
+fn parse_rule_doc(doc: &Node) -> Result<SigmaRule, SigmaError> {
+    if !matches!(doc.value, Value::Map(_)) {
+        return Err(SigmaError::new(ErrorKind::Invalid, format!("a Sigma rule is a map, not {}", doc.kind()), Some(doc.line)));
     }
     if doc.get("filter").is_some() && doc.get("detection").is_none() {
         return Err(SigmaError::new(ErrorKind::Unsupported, "Sigma filters (meta filter rules) are not supported yet", Some(doc.line)));
@@ -143,6 +191,7 @@ pub fn parse_rule(text: &str) -> Result<SigmaRule, SigmaError> {
     Ok(SigmaRule {
         title,
         id: opt_str(doc, "id"),
+        name: opt_str(doc, "name"),
         status: opt_str(doc, "status"),
         description: opt_str(doc, "description"),
         author: opt_str(doc, "author"),
@@ -154,6 +203,7 @@ pub fn parse_rule(text: &str) -> Result<SigmaRule, SigmaError> {
         date: opt_str(doc, "date"),
         modified: opt_str(doc, "modified"),
         fields: doc.get("fields").map(Node::str_list).unwrap_or_default(),
+        regression_tests_path: opt_str(doc, "regression_tests_path"),
         logsource,
         condition,
         query,

@@ -1,4 +1,5 @@
-//! Property tests: the condition parser and the rule / pipeline loaders never panic.
+//! Property tests: the condition parser, the rule / pipeline loaders, multi-document files and
+//! regression `info.yml` files never panic.
 
 use proptest::prelude::*;
 
@@ -35,8 +36,30 @@ proptest! {
         }
     }
 
+    /// Multi-document files (correlations with their rules) and regression `info.yml` files,
+    /// built from fragments: each document parses or fails with a reason.
+    #[test]
+    fn documents_and_info_files_never_panic(parts in proptest::collection::vec(proptest::sample::select(vec![
+        "---\n", "title: t\n", "name: n\n", "id: x\n", "correlation:\n", "  type: event_count\n", "  type: temporal_ordered\n",
+        "  rules: [n, x]\n", "  group-by: [h]\n", "  timespan: 5m\n", "  timespan: 0s\n", "  condition:\n", "    gte: 2\n",
+        "    field: f\n", "  aliases:\n", "    h:\n", "      n: host.name\n", "logsource:\n", "  product: linux\n",
+        "detection:\n", "  sel:\n", "    a: b\n", "  condition: sel\n", "action: global\n", "rule_metadata:\n", "  - id: x\n",
+        "regression_tests_info:\n", "  - name: t\n", "    path: p.json\n", "    match_count: 1\n", "    match_count: -1\n", "[\n",
+    ]), 0..16)) {
+        let text: String = parts.concat();
+        if let Ok(docs) = imdsguard_sigma::parse_documents(&text) {
+            prop_assert!(!docs.is_empty());
+        }
+        match imdsguard_sigma::regression::parse_info(&text) {
+            Ok(info) => prop_assert!(!info.rules.is_empty()),
+            Err(e) => prop_assert!(!e.is_empty()),
+        }
+    }
+
     #[test]
     fn yaml_any_text(s in "\\PC{0,120}") {
+        let _ = imdsguard_sigma::parse_documents(&s);
+        let _ = imdsguard_sigma::regression::parse_info(&s);
         let _ = imdsguard_sigma::parse_rule(&s);
         let _ = imdsguard_sigma::Pipeline::parse(&s, "p.yml");
     }
