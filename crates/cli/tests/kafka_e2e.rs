@@ -309,10 +309,21 @@ fn group_of_two_killed_and_restarted_equals_a_single_run() {
     let mut a = Proc::spawn("consume a", &mut consume_cmd(b, "events", "pair", &args_a));
     let b1 = Proc::spawn("consume b", &mut consume_cmd(b, "events", "pair", &args_b));
     let ctx = || format!("a:\n{}\nb:\n{}", a.stderr(), b1.stderr());
-    wait_until("both members to get partitions", Duration::from_secs(60), || a.stderr().contains("assigned events/") && b1.stderr().contains("assigned events/"), ctx);
+    // The current assignment of a member: its last `assigned` line, unless a revocation followed.
+    let current = |err: &str| -> BTreeSet<String> {
+        let last = err.lines().filter(|l| l.starts_with("assigned ") || l.starts_with("revoked ")).last().unwrap_or("");
+        match last.strip_prefix("assigned ") {
+            Some(list) => list.split(", ").filter(|s| !s.is_empty()).map(str::to_string).collect(),
+            None => BTreeSet::new(),
+        }
+    };
+    let split = || {
+        let (pa, pb) = (current(&a.stderr()), current(&b1.stderr()));
+        !pa.is_empty() && !pb.is_empty() && pa.is_disjoint(&pb) && pa.len() + pb.len() == 4
+    };
+    wait_until("the two members to split the four partitions", Duration::from_secs(90), split, ctx);
+    let (pa, pb) = (current(&a.stderr()), current(&b1.stderr()));
     wait_until("alerts from the first half", Duration::from_secs(60), || count_in_store(&store) > 20, ctx);
-    let split = |s: &str| s.lines().filter(|l| l.starts_with("assigned ")).last().map(str::to_string).unwrap_or_default();
-    let (assigned_a, assigned_b) = (split(&a.stderr()), split(&b1.stderr()));
     b1.signal("-KILL");
     let mut b1 = b1;
     let _ = b1.wait(Duration::from_secs(10));
@@ -325,12 +336,7 @@ fn group_of_two_killed_and_restarted_equals_a_single_run() {
     assert!(st_a.success(), "member a failed: {err_a}");
     assert!(st_b.success(), "restarted member b failed: {err_b}");
     let _ = (out_a, out_b);
-    // The two members split the four partitions.
-    let parts = |l: &str| l.trim_start_matches("assigned ").split(", ").filter(|s| !s.is_empty()).map(str::to_string).collect::<BTreeSet<_>>();
-    let (pa, pb) = (parts(&assigned_a), parts(&assigned_b));
-    assert_eq!(pa.len() + pb.len(), 4, "a: {assigned_a:?} b: {assigned_b:?}\n{err_a}\n{err_b1}");
-    assert!(pa.is_disjoint(&pb), "a: {assigned_a:?} b: {assigned_b:?}");
-    assert!(!pa.is_empty() && !pb.is_empty(), "both members got partitions: a: {assigned_a:?} b: {assigned_b:?}");
+    assert_eq!(pa.len() + pb.len(), 4, "a: {pa:?} b: {pb:?}");
     // The restarted member read its partitions' state back from the changelog.
     let restored: u64 = err_b
         .lines()
