@@ -224,12 +224,17 @@ pub fn read_to_end(
     consumer.assign(&tpl).map_err(|e| format!("changelog {topic}: cannot assign: {e}"))?;
     let mut open: std::collections::BTreeSet<i32> = partitions.iter().copied().collect();
     let mut n = 0u64;
-    while !open.is_empty() {
+    // After every partition reported its end, keep reading until nothing more arrives for a
+    // moment: a broker whose high watermark lags (tansu 0.6.0) reports the end too early and
+    // still serves the records after it.
+    let quiet = Duration::from_millis(500);
+    let mut last_record = Instant::now();
+    while !open.is_empty() || last_record.elapsed() < quiet {
         if Instant::now() > deadline {
             let left: Vec<String> = open.iter().map(|p| format!("{topic}/{p}")).collect();
             return Err(format!("changelog restore did not reach the end of {} within {timeout:?}", left.join(", ")));
         }
-        match consumer.poll(Duration::from_millis(100)) {
+        match consumer.poll(Duration::from_millis(50)) {
             None => {}
             Some(Err(KafkaError::PartitionEOF(p))) => {
                 open.remove(&p);
@@ -237,6 +242,7 @@ pub fn read_to_end(
             Some(Err(e)) => return Err(format!("changelog {topic}: {e}")),
             Some(Ok(m)) => {
                 n += 1;
+                last_record = Instant::now();
                 each(m.partition(), m.key(), m.payload());
             }
         }
