@@ -311,7 +311,7 @@ fn group_of_two_killed_and_restarted_equals_a_single_run() {
     let ctx = || format!("a:\n{}\nb:\n{}", a.stderr(), b1.stderr());
     // The current assignment of a member: its last `assigned` line, unless a revocation followed.
     let current = |err: &str| -> BTreeSet<String> {
-        let last = err.lines().filter(|l| l.starts_with("assigned ") || l.starts_with("revoked ")).last().unwrap_or("");
+        let last = err.lines().rev().find(|l| l.starts_with("assigned ") || l.starts_with("revoked ")).unwrap_or("");
         match last.strip_prefix("assigned ") {
             Some(list) => list.split(", ").filter(|s| !s.is_empty()).map(str::to_string).collect(),
             None => BTreeSet::new(),
@@ -343,7 +343,7 @@ fn group_of_two_killed_and_restarted_equals_a_single_run() {
         .filter_map(|l| l.strip_prefix("restored the state of "))
         .filter_map(|l| l.split(" from ").nth(1)?.split(' ').next()?.parse::<u64>().ok())
         .sum();
-    assert!(restored > 0, "the restarted member restored no state from the changelog:\n{err_b}");
+    assert!(restored > 0, "the restarted member restored no state from the changelog:\n{err_b}\nkilled member:\n{err_b1}");
 
     // A single member over the whole stream (its own group, store and changelog).
     let single_store = dir.path().join("single.db");

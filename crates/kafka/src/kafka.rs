@@ -263,12 +263,15 @@ impl ClientContext for EofQuiet {
 
 impl rdkafka::consumer::ConsumerContext for EofQuiet {}
 
+/// A partition (topic, number) and its committed offset, if any.
+pub type Committed = ((String, i32), Option<i64>);
+
 /// Committed offsets of `group` for `tps` (`None` for a partition without one).
 pub fn committed<C: rdkafka::consumer::ConsumerContext>(
     consumer: &BaseConsumer<C>,
     tps: &[(String, i32)],
     timeout: Duration,
-) -> Result<Vec<((String, i32), Option<i64>)>, String> {
+) -> Result<Vec<Committed>, String> {
     let mut tpl = TopicPartitionList::new();
     for (t, p) in tps {
         tpl.add_partition_offset(t, *p, Offset::Invalid).map_err(|e| e.to_string())?;
