@@ -747,7 +747,7 @@ mod tests {
             x ^= x >> 7;
             x ^= x << 17;
             minute += (x % 3) as i64;
-            let value = if x % 11 == 0 { None } else { Some(format!("v{}", (x >> 8) % 4)) };
+            let value = if x.is_multiple_of(11) { None } else { Some(format!("v{}", (x >> 8) % 4)) };
             e.push(Input { rule: ((x >> 4) % 2) as usize, time_ms: minute * MIN, group: vec![format!("h{}", (x >> 12) % 3)], value, event: i });
             for g in e.groups.values() {
                 let values: BTreeSet<&str> = g.events.iter().filter_map(|ev| ev.2.as_deref()).collect();
