@@ -23,7 +23,8 @@
 //! Everything is bounded: carried events expire with the rule's reach behind the newest event
 //! time seen and are capped per rule ([`StreamState::set_max_carried`]); evictions are counted.
 //! The state serialises to JSON ([`StreamState::to_json`] / [`StreamState::from_json`]) so a
-//! consumer can hand it over (a Kafka changelog) or keep it across restarts.
+//! consumer can hand it over (a Kafka changelog) or keep it across restarts; carried documents
+//! are redacted of credentials in it (a restored event holds `[REDACTED]` where a secret was).
 
 use crate::compile::{CompiledRule, RuleKind};
 use crate::hunt::Match;
@@ -235,9 +236,22 @@ impl StreamState {
     }
 }
 
+/// A carried match as JSON. The document is redacted of credentials first: the state is written
+/// out (state store, changelog), and nothing leaves the process unredacted.
 fn match_json(m: &Match) -> serde_json::Value {
+    let text = sonic_rs::to_string(m.event.doc.as_ref()).unwrap_or_else(|_| "{}".to_string());
+    let doc = match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(mut v) => {
+            if imdsguard_ecs::redact::redact(&mut v) > 0 {
+                v.to_string()
+            } else {
+                text
+            }
+        }
+        Err(_) => "{}".to_string(),
+    };
     serde_json::json!({
-        "doc": sonic_rs::to_string(m.event.doc.as_ref()).unwrap_or_else(|_| "{}".to_string()),
+        "doc": doc,
         "key": m.event.key,
         "index": m.event.index,
         "origin": &*m.event.provenance.origin,
