@@ -200,6 +200,82 @@ pub fn apply(rules: &[CompiledRule], mut matches: Vec<Vec<Match>>, stats: &mut H
     matches
 }
 
+/// [`apply`] for one batch of a stream: the correlations also see the referenced rules' matches
+/// that earlier batches carried (as far back as the longest `timespan` referencing each rule),
+/// a correlation hit already raised by an earlier batch is not raised again, and `state` keeps
+/// what the next batch needs. The referenced rules' own alerts are those of this batch only.
+pub fn apply_stream(rules: &[CompiledRule], matches: Vec<Vec<Match>>, stats: &mut HuntStats, state: &mut crate::stream::StreamState) -> Vec<Vec<Match>> {
+    if !rules.iter().any(|r| matches!(r.kind, RuleKind::Correlation(_))) {
+        return matches;
+    }
+    // Referenced rules and how far back their matches are needed.
+    let mut reach: std::collections::BTreeMap<usize, i64> = std::collections::BTreeMap::new();
+    for r in rules {
+        let RuleKind::Correlation(c) = &r.kind else { continue };
+        for i in resolve(rules, c).unwrap_or_default() {
+            let e = reach.entry(i).or_insert(0);
+            *e = (*e).max(c.timespan_ms);
+        }
+    }
+    let mut inputs = matches.clone();
+    for (&i, _) in &reach {
+        let mut carried = std::mem::take(&mut state.rule_mut(&rules[i].rule.rule_id).corr_inputs);
+        for m in &mut carried {
+            m.rule = i;
+        }
+        if let Some(slot) = inputs.get_mut(i) {
+            carried.append(slot);
+            *slot = carried;
+        }
+    }
+    // What the next batch needs, before the evaluation consumes the inputs.
+    let max = state.max_carried();
+    for (&i, &span) in &reach {
+        let Some(ms) = inputs.get(i) else { continue };
+        let newest = ms.iter().filter_map(|m| m.time).max();
+        let mut keep: Vec<Match> = match newest {
+            Some(hw) => ms.iter().filter(|m| m.time.is_some_and(|t| t >= hw.saturating_sub(span))).cloned().collect(),
+            None => Vec::new(),
+        };
+        if keep.len() > max {
+            keep.sort_by_key(|m| (m.time.unwrap_or(i64::MIN), m.seq));
+            let cut = keep.len() - max;
+            keep.drain(..cut);
+            state.stats.carry_evicted += cut as u64;
+        }
+        state.rule_mut(&rules[i].rule.rule_id).corr_inputs = keep;
+    }
+    let out = apply(rules, inputs, stats);
+    let mut result = matches;
+    for (i, (mine, all)) in result.iter_mut().zip(out).enumerate() {
+        if matches!(rules[i].kind, RuleKind::Correlation(_)) {
+            // Keep only new hits: a hit (one group id: shell and blocks) holding at least one event
+            // of this batch (a hit of carried events alone was decided by an earlier batch), and
+            // not raised before.
+            let base = state.next_seq;
+            let emitted = &mut state.rule_mut(&rules[i].rule.rule_id).emitted_groups;
+            let mut fresh = std::collections::HashSet::new();
+            for m in &all {
+                if let Some(seq) = m.sequence.as_ref().filter(|s| s.index.is_some()) {
+                    if m.seq >= base && !emitted.contains_key(&seq.group_id) {
+                        fresh.insert(seq.group_id.clone());
+                    }
+                }
+            }
+            for m in &all {
+                if let Some(seq) = m.sequence.as_ref().filter(|s| s.index.is_none() && fresh.contains(&s.group_id)) {
+                    emitted.insert(seq.group_id.clone(), m.time.unwrap_or(i64::MIN));
+                }
+            }
+            *mine = all.into_iter().filter(|m| m.sequence.as_ref().is_some_and(|s| fresh.contains(&s.group_id))).collect();
+        } else if all.is_empty() {
+            // Matches only feeding correlations (`generate: false`): no alerts of their own.
+            mine.clear();
+        }
+    }
+    result
+}
+
 /// One correlation over the current matches.
 fn correlate(ci: usize, c: &Correlation, refs: &[usize], rules: &[CompiledRule], matches: &[Vec<Match>], stats: &mut HuntStats) -> Vec<Match> {
     // Inputs: (time, seq, position in `rules:`, match).
@@ -527,6 +603,74 @@ correlation:
         assert!(ms.iter().all(|m| rules[m.rule].rule.name == "Repeated metadata requests"));
         assert_eq!(stats.rules[1].matched, 11);
         assert_eq!(stats.rules[1].alerts, 0);
+    }
+
+    /// Alert identities (rule, event, group index) of a run, sorted.
+    fn ids(ms: &[Match], rules: &[CompiledRule]) -> Vec<String> {
+        let mut v: Vec<String> = ms
+            .iter()
+            .map(|m| format!("{} {} {:?}", rules[m.rule].rule.name, m.event.key, m.sequence.as_ref().map(|s| (s.group_id.clone(), s.index))))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The same correlations over a stream cut into two batches, at every cut (the state restored
+    /// from JSON in between), raise the alerts of the whole stream: windows span batches, and a
+    /// hit is raised once.
+    #[test]
+    fn correlations_over_a_stream_cut_anywhere() {
+        let count = "title: Repeated metadata requests
+id: 00000000-0000-4000-8000-0000000000c1
+correlation:
+    type: event_count
+    rules: [md_cmdline]
+    group-by: [host.name]
+    timespan: 5m
+    condition:
+        gte: 3
+";
+        let ordered = "title: Token then metadata
+correlation:
+    type: temporal_ordered
+    rules: [md_token, md_cmdline]
+    group-by: [user.name]
+    timespan: 1m
+";
+        let md = "curl http://169.254.169.254/latest/meta-data/";
+        let tok = "curl -X PUT http://169.254.169.254/latest/api/token";
+        let events = vec![
+            ev(1, 0, 0, "h1", "alice", tok),
+            ev(2, 0, 0, "h2", "bob", md),
+            ev(3, 0, 30, "h1", "alice", md),
+            ev(4, 1, 0, "h1", "carol", md),
+            ev(5, 2, 0, "h2", "bob", md),
+            ev(6, 4, 59, "h2", "bob", md),
+            ev(7, 7, 0, "h1", "carol", md),
+            ev(8, 8, 0, "h1", "carol", md),
+            ev(9, 9, 0, "h1", "carol", md),
+            ev(10, 9, 10, "h1", "carol", md),
+        ];
+        let all = rules(&[count, ordered, CURL, TOKEN]);
+        let (ms, _, rs) = hunt(all.clone(), &events);
+        let whole = ids(&ms, &rs);
+        assert!(whole.iter().filter(|s| s.contains("None))")).count() >= 3, "{whole:#?}");
+        for cut in 1..events.len() {
+            let mut state = crate::StreamState::new();
+            let mut history = MemoryHistory::default();
+            let mut got = Vec::new();
+            for batch in [&events[..cut], &events[cut..]] {
+                let mut h = Hunt::new(all.clone());
+                for e in batch {
+                    h.evaluate(e);
+                }
+                let (ms, _, rs) = h.finish_stream(&mut history, &mut state).unwrap_or_else(|e| panic!("{e}"));
+                got.extend(ids(&ms, &rs));
+                state = crate::StreamState::from_json(&state.to_json()).unwrap_or_else(|e| panic!("{e}"));
+            }
+            got.sort();
+            assert_eq!(got, whole, "cut after event {cut}");
+        }
     }
 
     #[test]

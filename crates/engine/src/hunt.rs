@@ -225,20 +225,25 @@ impl Hunt {
         mut state: Option<&mut StreamState>,
     ) -> Result<(Vec<Match>, HuntStats, Vec<CompiledRule>), HistoryError> {
         let mut alerts = Vec::new();
-        let matches = std::mem::take(&mut self.matches);
+        let mut matches = std::mem::take(&mut self.matches);
         let base = state.as_ref().map(|s| s.next_seq).unwrap_or(0);
+        // Input order continues across the batches of a stream.
+        for m in matches.iter_mut().flatten() {
+            m.seq = m.seq.saturating_add(base);
+        }
         if let Some(st) = state.as_deref_mut() {
             let ids: Vec<&str> = self.rules.iter().map(|r| r.rule.rule_id.as_str()).collect();
             st.retain_rules(&ids);
         }
-        // Sigma correlation rules: their alerts from the referenced rules' matches (correlate.rs).
-        let matches = crate::correlate::apply(&self.rules, matches, &mut self.stats);
+        // Sigma correlation rules: their alerts from the referenced rules' matches (correlate.rs);
+        // in a stream also from the matches earlier batches carried.
+        let matches = match state.as_deref_mut() {
+            Some(st) => crate::correlate::apply_stream(&self.rules, matches, &mut self.stats, st),
+            None => crate::correlate::apply(&self.rules, matches, &mut self.stats),
+        };
         for (i, mut ms) in matches.into_iter().enumerate() {
             let rule = &self.rules[i];
             let stats = &mut self.stats.rules[i];
-            for m in &mut ms {
-                m.seq = m.seq.saturating_add(base);
-            }
             // This rule's state from earlier batches (taken out, put back updated below).
             let mut carry = state.as_deref_mut().map(|st| std::mem::take(st.rule_mut(&rule.rule.rule_id)));
             if let Some(rs) = carry.as_mut() {

@@ -16,12 +16,15 @@
 //!   being counted again;
 //! - **alert suppression**: the open group windows (a later alert inside the window of an alert
 //!   emitted by an earlier batch is folded: counted, not raised);
-//! - **`max_signals`**: the alerts raised per recent execution window.
+//! - **`max_signals`**: the alerts raised per recent execution window;
+//! - **Sigma correlations**: the referenced rules' matches back to the longest `timespan` that
+//!   references them, and the ids of the hits already raised.
 //!
 //! Everything is bounded: carried events expire with the rule's reach behind the newest event
 //! time seen and are capped per rule ([`StreamState::set_max_carried`]); evictions are counted.
 //! The state serialises to JSON ([`StreamState::to_json`] / [`StreamState::from_json`]) so a
-//! consumer can hand it over (a Kafka changelog) or keep it across restarts.
+//! consumer can hand it over (a Kafka changelog) or keep it across restarts; carried documents
+//! are redacted of credentials in it (a restored event holds `[REDACTED]` where a secret was).
 
 use crate::compile::{CompiledRule, RuleKind};
 use crate::hunt::Match;
@@ -68,7 +71,10 @@ pub struct StreamStats {
 pub(crate) struct RuleStream {
     /// Matching events kept for the next batch (sequence, sample and threshold rules).
     pub carried: Vec<Match>,
-    /// Sequence group ids already emitted, with the time of their last event.
+    /// This rule's matches kept for the correlations that reference it (Sigma), back to their
+    /// longest `timespan`.
+    pub corr_inputs: Vec<Match>,
+    /// Sequence (and correlation) group ids already emitted, with the time of their last event.
     pub emitted_groups: HashMap<String, i64>,
     /// Open suppression windows: group values -> window start.
     pub suppression: HashMap<Vec<Vec<String>>, i64>,
@@ -97,7 +103,11 @@ impl StreamState {
 
     /// Events currently carried, over all rules.
     pub fn carried(&self) -> usize {
-        self.rules.values().map(|r| r.carried.len()).sum()
+        self.rules.values().map(|r| r.carried.len() + r.corr_inputs.len()).sum()
+    }
+
+    pub(crate) fn max_carried(&self) -> usize {
+        self.max_carried
     }
 
     pub(crate) fn rule_mut(&mut self, rule_id: &str) -> &mut RuleStream {
@@ -142,21 +152,8 @@ impl StreamState {
             .rules
             .iter()
             .map(|(id, r)| {
-                let carried: Vec<serde_json::Value> = r
-                    .carried
-                    .iter()
-                    .map(|m| {
-                        serde_json::json!({
-                            "doc": sonic_rs::to_string(m.event.doc.as_ref()).unwrap_or_else(|_| "{}".to_string()),
-                            "key": m.event.key,
-                            "index": m.event.index,
-                            "origin": &*m.event.provenance.origin,
-                            "line": m.event.provenance.line,
-                            "time": m.time,
-                            "seq": m.seq,
-                        })
-                    })
-                    .collect();
+                let carried: Vec<serde_json::Value> = r.carried.iter().map(match_json).collect();
+                let corr_inputs: Vec<serde_json::Value> = r.corr_inputs.iter().map(match_json).collect();
                 let suppression: Vec<serde_json::Value> =
                     r.suppression.iter().map(|(values, start)| serde_json::json!({"values": values, "start": start})).collect();
                 let windows: Vec<serde_json::Value> = r.windows.iter().map(|(w, n)| serde_json::json!([w, n])).collect();
@@ -164,6 +161,7 @@ impl StreamState {
                     id.clone(),
                     serde_json::json!({
                         "carried": carried,
+                        "corr_inputs": corr_inputs,
                         "emitted_groups": r.emitted_groups,
                         "suppression": suppression,
                         "windows": windows,
@@ -196,6 +194,12 @@ impl StreamState {
             for c in r.get("carried").and_then(|x| x.as_array()).map(|a| a.as_slice()).unwrap_or(&[]) {
                 match restore_match(c) {
                     Some(m) => rs.carried.push(m),
+                    None => st.stats.restore_errors += 1,
+                }
+            }
+            for c in r.get("corr_inputs").and_then(|x| x.as_array()).map(|a| a.as_slice()).unwrap_or(&[]) {
+                match restore_match(c) {
+                    Some(m) => rs.corr_inputs.push(m),
                     None => st.stats.restore_errors += 1,
                 }
             }
@@ -232,6 +236,31 @@ impl StreamState {
     }
 }
 
+/// A carried match as JSON. The document is redacted of credentials first: the state is written
+/// out (state store, changelog), and nothing leaves the process unredacted.
+fn match_json(m: &Match) -> serde_json::Value {
+    let text = sonic_rs::to_string(m.event.doc.as_ref()).unwrap_or_else(|_| "{}".to_string());
+    let doc = match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(mut v) => {
+            if imdsguard_ecs::redact::redact(&mut v) > 0 {
+                v.to_string()
+            } else {
+                text
+            }
+        }
+        Err(_) => "{}".to_string(),
+    };
+    serde_json::json!({
+        "doc": doc,
+        "key": m.event.key,
+        "index": m.event.index,
+        "origin": &*m.event.provenance.origin,
+        "line": m.event.provenance.line,
+        "time": m.time,
+        "seq": m.seq,
+    })
+}
+
 fn restore_match(c: &serde_json::Value) -> Option<Match> {
     let doc: sonic_rs::Value = sonic_rs::from_str(c.get("doc")?.as_str()?).ok()?;
     let event = Event {
@@ -265,6 +294,8 @@ pub fn reach_ms(rule: &CompiledRule) -> i64 {
     match &rule.kind {
         RuleKind::Sequence(spec) => spec.maxspan_ms.map(|m| m.min(lookback)).unwrap_or(lookback),
         RuleKind::Threshold(spec) => spec.lookback_ms.max(lookback),
+        // A hit's id must be remembered as long as its events can be seen again.
+        RuleKind::Correlation(c) => c.timespan_ms.max(lookback),
         _ => lookback,
     }
 }

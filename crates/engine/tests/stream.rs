@@ -209,3 +209,18 @@ fn a_foreign_snapshot_is_refused_and_bad_entries_are_counted() {
     assert_eq!(st.carried(), 1);
     assert_eq!(st.stats.restore_errors, 2);
 }
+
+#[test]
+fn the_serialised_state_holds_no_credentials() {
+    let rules = vec![sequence_rule()];
+    let mut state = StreamState::new();
+    let mut h = Hunt::new(rules);
+    let mut doc = ev(0, "h1", "process", "curl");
+    doc["http"] = json!({"response": {"body": {"content": "{\"AccessKeyId\": \"ASIAEXAMPLEKEY123456\", \"SecretAccessKey\": \"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\"}"}}});
+    h.evaluate(&event(0, &doc));
+    h.finish_stream(&mut MemoryHistory::default(), &mut state).expect("finish");
+    assert_eq!(state.carried(), 1);
+    let text = state.to_json().to_string();
+    assert!(!text.contains("wJalrXUtnFEMI") && !text.contains("ASIAEXAMPLEKEY123456"), "{text}");
+    assert!(text.contains("REDACTED"), "{text}");
+}

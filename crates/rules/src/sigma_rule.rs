@@ -304,3 +304,37 @@ pub fn unresolved_references(rules: &[Rule]) -> Vec<(usize, Vec<String>)> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_document_of_a_file_loads_or_fails_on_its_own() {
+        let text = "title: Corr\ncorrelation:\n    type: event_count\n    rules: [good, missing]\n    timespan: 5m\n    condition:\n        gte: 2\n---\ntitle: Bad\nlogsource:\n    product: linux\ndetection:\n    sel:\n        Image|nosuch: x\n    condition: sel\n---\ntitle: Good\nname: good\nlogsource:\n    product: linux\n    category: process_creation\ndetection:\n    sel:\n        Image|endswith: /curl\n    condition: sel\n";
+        let docs = from_sigma_file(text, "dir/f.yml", &imdsguard_sigma::builtin_pipelines());
+        assert_eq!(docs.len(), 3);
+        let corr = match &docs[0] {
+            Ok((r, _)) => r,
+            Err(d) => panic!("{d:?}"),
+        };
+        assert_eq!((corr.rule_id.as_str(), corr.language.as_deref()), ("sigma:f.yml", Some(CORRELATION_LANGUAGE)));
+        assert_eq!(corr.query.as_deref(), Some("event_count(rules: good, missing; group-by: -; timespan: 300000 ms; condition: gte 2)"));
+        let bad = docs[1].as_ref().err().and_then(|d| d.first()).map(|d| (d.code, d.message.clone(), d.span.map(|s| &text[s.start..s.end])));
+        assert_eq!(bad, Some(("S002", "Sigma rule: search `sel`: field `Image|nosuch`: unknown value modifier `nosuch`".to_string(), Some("        Image|nosuch: x"))));
+        let good = match &docs[2] {
+            Ok((r, _)) => r,
+            Err(d) => panic!("{d:?}"),
+        };
+        assert_eq!(good.rule_id, "sigma:f.yml#3");
+        assert_eq!(good.extra["sigma"]["name"], "good");
+        assert_eq!(good.extra["sigma"]["field_map"]["Image"], serde_json::json!(["process.executable"]));
+        // `good` is loaded, `missing` is not.
+        let rules: Vec<Rule> = docs.into_iter().filter_map(Result::ok).map(|(r, _)| r).collect();
+        assert_eq!(unresolved_references(&rules), vec![(0, vec!["missing".to_string()])]);
+        // Rule collections stop the file with the reason.
+        let coll = from_sigma_file("action: global\ntitle: t\nlogsource:\n  product: x\n---\ndetection:\n  s:\n    a: b\n  condition: s\n", "c.yml", &[]);
+        let e = coll.first().and_then(|r| r.as_ref().err()).and_then(|d| d.first()).map(|d| d.message.clone()).unwrap_or_default();
+        assert!(e.contains("rule collections"), "{e}");
+    }
+}

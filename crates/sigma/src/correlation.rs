@@ -309,6 +309,42 @@ struct Group {
     /// temporal_ordered: per prefix length k, the latest start time of a partial sequence.
     prefix: Vec<Option<(i64, Vec<u64>)>>,
     last_seen: u64,
+    /// Sliding windows: how many events of the window hold each value / come from each rule,
+    /// kept as events enter and leave so distinct counts cost nothing per event.
+    values: HashMap<String, u32>,
+    rules: HashMap<usize, u32>,
+}
+
+impl Group {
+    fn push(&mut self, e: (i64, usize, Option<String>, u64)) {
+        if let Some(v) = &e.2 {
+            *self.values.entry(v.clone()).or_insert(0) += 1;
+        }
+        *self.rules.entry(e.1).or_insert(0) += 1;
+        self.events.push_back(e);
+    }
+    fn pop_front(&mut self) {
+        let Some((_, rule, value, _)) = self.events.pop_front() else { return };
+        if let Some(v) = value {
+            if let Some(n) = self.values.get_mut(&v) {
+                *n -= 1;
+                if *n == 0 {
+                    self.values.remove(&v);
+                }
+            }
+        }
+        if let Some(n) = self.rules.get_mut(&rule) {
+            *n -= 1;
+            if *n == 0 {
+                self.rules.remove(&rule);
+            }
+        }
+    }
+    fn clear(&mut self) {
+        self.events.clear();
+        self.values.clear();
+        self.rules.clear();
+    }
 }
 
 /// Counters of what bounded state forgot.
@@ -439,15 +475,20 @@ impl Evaluator {
         }
 
         if sliding {
-            group.events.push_back((t, input.rule, input.value, input.event));
+            group.push((t, input.rule, input.value, input.event));
             while group.events.front().is_some_and(|(et, _, _, _)| t - et >= span) {
-                group.events.pop_front();
+                group.pop_front();
             }
             if group.events.len() > MAX_EVENTS_PER_GROUP {
-                group.events.pop_front();
+                group.pop_front();
                 self.dropped.events_dropped += 1;
             }
-            let value = self.aggregate(&group.events);
+            let value = match kind {
+                CorrelationType::EventCount => Some(group.events.len() as f64),
+                CorrelationType::ValueCount => Some(group.values.len() as f64),
+                CorrelationType::Temporal => Some(group.rules.len() as f64),
+                _ => self.aggregate(&group.events),
+            };
             let holds = match (kind, value) {
                 (CorrelationType::Temporal, Some(v)) => self.temporal_holds(v),
                 (_, Some(v)) => self.correlation.condition.holds(v),
@@ -462,7 +503,7 @@ impl Evaluator {
                     value: value.unwrap_or(0.0),
                     events: group.events.iter().map(|e| e.3).collect(),
                 });
-                group.events.clear();
+                group.clear();
             }
         } else {
             if let Some(start) = group.window_start {
@@ -690,6 +731,31 @@ mod tests {
             let c = corr(&format!("{}    {cond}\n", base.replace("correlation:\n", &format!("correlation:\n  type: {ty}\n"))));
             let hits = run(c, evs());
             assert_eq!(hits.first().map(|h| h.value), want, "{ty} {cond}");
+        }
+    }
+
+    #[test]
+    fn sliding_counts_follow_the_window() {
+        // The distinct values and rules kept as events enter and leave equal a recount of the
+        // window after every event (a pseudo-random stream over 3 groups, 4 values, 2 rules).
+        let c = corr("title: t\ncorrelation:\n  type: value_count\n  rules: [a, b]\n  group-by: [h]\n  timespan: 3m\n  condition:\n    field: v\n    gte: 4\n");
+        let mut e = Evaluator::new(c);
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut minute = 0;
+        for i in 0..2000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            minute += (x % 3) as i64;
+            let value = if x.is_multiple_of(11) { None } else { Some(format!("v{}", (x >> 8) % 4)) };
+            e.push(Input { rule: ((x >> 4) % 2) as usize, time_ms: minute * MIN, group: vec![format!("h{}", (x >> 12) % 3)], value, event: i });
+            for g in e.groups.values() {
+                let values: BTreeSet<&str> = g.events.iter().filter_map(|ev| ev.2.as_deref()).collect();
+                let rules: BTreeSet<usize> = g.events.iter().map(|ev| ev.1).collect();
+                assert_eq!(g.values.len(), values.len());
+                assert_eq!(g.rules.len(), rules.len());
+                assert_eq!(g.values.values().map(|n| *n as usize).sum::<usize>(), g.events.iter().filter(|ev| ev.2.is_some()).count());
+            }
         }
     }
 
