@@ -562,6 +562,19 @@ fn sinks_malformed_messages_and_redelivery() {
         records.len() as u64,
         "the run after SIGTERM reads exactly the rest: {first} {rest}\n{err4}"
     );
+
+    // --max-messages bounds a run: it stops after that many messages, commits them, and the next
+    // run of the group starts right after them.
+    let mut p = Proc::spawn(
+        "consume (--max-messages)",
+        &mut consume_cmd(b, "ev", "g4", &["--state", store.to_str().expect("utf8"), "--stats-json", "--max-messages", "10"]),
+    );
+    let (st, out) = p.wait(Duration::from_secs(60));
+    assert!(st.success(), "{}", p.stderr());
+    let bounded: Value = serde_json::from_str(out.trim()).expect("stats JSON");
+    assert_eq!(bounded["messages"], 10, "{}", p.stderr());
+    let (rest, err5) = run("g4");
+    assert_eq!(rest["messages"], records.len() - 10, "{err5}");
 }
 
 /// Every message of a topic (all partitions), as (key, JSON value).
