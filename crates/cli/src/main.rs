@@ -16,6 +16,7 @@ mod cmd_simulate;
 mod exceptions;
 mod load;
 mod output;
+mod signals;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
