@@ -449,25 +449,6 @@ impl Engine {
     }
 }
 
-fn spawn_signal_thread(stop: Arc<AtomicBool>) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the signal handler")?;
-    // Register before returning, so a signal sent right after startup is not lost.
-    let (mut term, mut int) = rt.block_on(async {
-        use tokio::signal::unix::{signal, SignalKind};
-        Ok::<_, std::io::Error>((signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?))
-    })?;
-    std::thread::Builder::new().name("signals".into()).spawn(move || {
-        rt.block_on(async {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        });
-        stop.store(true, Ordering::SeqCst);
-    })?;
-    Ok(())
-}
-
 pub fn run(args: SensorArgs) -> anyhow::Result<ExitCode> {
     let s = settings(args)?;
     if !cfg!(target_os = "linux") {
@@ -617,7 +598,7 @@ pub fn run(args: SensorArgs) -> anyhow::Result<ExitCode> {
         ),
         Err(e) => format!("capabilities not dropped ({e})"),
     };
-    spawn_signal_thread(stop.clone())?;
+    crate::signals::spawn_signal_thread(stop.clone())?;
     let path_text = if ebpf_on {
         "eBPF: connects traced on sock:inet_sock_set_state (process captured in the kernel, endpoints filtered in the kernel; /proc/net/tcp read once for connections opened before the start)".to_string()
     } else {

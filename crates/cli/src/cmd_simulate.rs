@@ -937,24 +937,6 @@ fn run_one(i: usize, def: &Def, lab: &mut Lab, env: &Env, args: &SimulateArgs, k
 // ---------------------------------------------------------------------------------------------
 // The command
 
-fn spawn_signal_thread(stop: Arc<AtomicBool>) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the signal handler")?;
-    let (mut term, mut int) = rt.block_on(async {
-        use tokio::signal::unix::{signal, SignalKind};
-        Ok::<_, std::io::Error>((signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?))
-    })?;
-    std::thread::Builder::new().name("signals".into()).spawn(move || {
-        rt.block_on(async {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        });
-        stop.store(true, Ordering::SeqCst);
-    })?;
-    Ok(())
-}
-
 fn which(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path).map(|d| d.join(program)).find(|p| p.is_file())
@@ -1042,7 +1024,7 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode> {
     }
     let exe = std::env::current_exe().context("cannot locate the imdsguard binary")?;
     let interrupted = Arc::new(AtomicBool::new(false));
-    spawn_signal_thread(interrupted.clone())?;
+    crate::signals::spawn_signal_thread(interrupted.clone())?;
 
     let mut lab = match Lab::create("sim") {
         Ok(l) => l,

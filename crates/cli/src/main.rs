@@ -17,6 +17,7 @@ mod cmd_simulate;
 mod exceptions;
 mod load;
 mod output;
+mod signals;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;

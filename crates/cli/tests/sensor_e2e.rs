@@ -34,6 +34,7 @@
 //! The namespaces are `imdsguard-lab`'s (as `imdsguard simulate` builds them); everything created is
 //! removed by its Drop guard, also when an assertion fails.
 
+mod common;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use imdsguard_lab::Lab;
@@ -50,26 +51,7 @@ const IPV6_ENDPOINT: &str = "9c4f5d67-b061-4e8d-af01-4a5b6c7d8e93";
 
 /// Fail (or, with IMDSGUARD_ALLOW_SKIP=1, skip) when a prerequisite is missing.
 fn prerequisite(test: &str) -> bool {
-    let mut missing = Vec::new();
-    let uid = Command::new("id").arg("-u").output().ok().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-    if uid.as_deref() != Some("0") {
-        missing.push("root (network namespaces, AF_PACKET)".to_string());
-    }
-    for tool in ["ip", "curl", "wget", "python3"] {
-        let ok = Command::new("sh").args(["-c", &format!("command -v {tool}")]).stdout(Stdio::null()).status().is_ok_and(|s| s.success());
-        if !ok {
-            missing.push(format!("`{tool}` (run scripts/test-prereqs.sh)"));
-        }
-    }
-    if missing.is_empty() {
-        return true;
-    }
-    let reason = format!("missing prerequisite: {}", missing.join(", "));
-    if std::env::var("IMDSGUARD_ALLOW_SKIP").as_deref() == Ok("1") {
-        eprintln!("SKIPPED {test}: {reason}");
-        return false;
-    }
-    panic!("{test}: {reason}");
+    common::prerequisites(test, true, &["ip", "curl", "wget", "python3"])
 }
 
 /// The lab of `imdsguard-lab` (the one `imdsguard simulate` uses): the mock's namespace and the

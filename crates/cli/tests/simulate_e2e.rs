@@ -16,6 +16,8 @@
 //!
 //! Needs root, `ip`, `curl`, `python3` (scripts/test-prereqs.sh) for the simulation runs.
 
+mod common;
+use common::{have, is_root};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -42,34 +44,11 @@ fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_imdsguard")
 }
 
-fn have(tool: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {tool}")]).stdout(Stdio::null()).status().is_ok_and(|s| s.success())
-}
 
-fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
 
 /// Fail (or, with IMDSGUARD_ALLOW_SKIP=1, skip) when a prerequisite of a simulation run is missing.
 fn prerequisite(test: &str) -> bool {
-    let mut missing = Vec::new();
-    if !is_root() {
-        missing.push("root (network namespaces, AF_PACKET)".to_string());
-    }
-    for tool in ["ip", "curl", "python3"] {
-        if !have(tool) {
-            missing.push(format!("`{tool}` (run scripts/test-prereqs.sh)"));
-        }
-    }
-    if missing.is_empty() {
-        return true;
-    }
-    let reason = format!("missing prerequisite: {}", missing.join(", "));
-    if std::env::var("IMDSGUARD_ALLOW_SKIP").as_deref() == Ok("1") {
-        eprintln!("SKIPPED {test}: {reason}");
-        return false;
-    }
-    panic!("{test}: {reason}");
+    common::prerequisites(test, true, &["ip", "curl", "python3"])
 }
 
 /// Run a command, bounded in time (killed past the limit, which fails the test).
