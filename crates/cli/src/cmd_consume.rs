@@ -10,7 +10,7 @@ use imdsguard_kafka::sinks::{AlertSink, EsSink, KafkaSink, NdjsonSink, StoreSink
 use imdsguard_kafka::{ConsumeConfig, ConsumeStats, EventId, Notice};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -107,21 +107,6 @@ pub struct ConsumeArgs {
     pub report_max: u64,
 }
 
-fn spawn_signal_thread(stop: Arc<AtomicBool>) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the signal handler")?;
-    let (mut term, mut int) = rt.block_on(async {
-        use tokio::signal::unix::{signal, SignalKind};
-        Ok::<_, std::io::Error>((signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?))
-    })?;
-    std::thread::Builder::new().name("signals".into()).spawn(move || {
-        rt.block_on(async {
-            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-        });
-        stop.store(true, Ordering::Relaxed);
-    })?;
-    Ok(())
-}
-
 pub fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
     let now = now_millis(None)?;
     let table = field_table(&args.fields)?;
@@ -189,7 +174,7 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("no alert sink: give --state FILE, --alerts-ndjson FILE, --alerts-topic TOPIC and/or --alerts-es URL");
     }
     let stop = Arc::new(AtomicBool::new(false));
-    spawn_signal_thread(stop.clone())?;
+    crate::signals::spawn_signal_thread(stop.clone())?;
     let cfg = ConsumeConfig {
         brokers: args.brokers.clone(),
         topics: args.topics.clone(),
