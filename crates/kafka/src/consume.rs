@@ -222,7 +222,6 @@ struct Runner<'a> {
     producer: Option<Arc<Producer>>,
     changelog_partitions: i32,
     states: HashMap<Tp, PartitionState>,
-    parked: HashMap<Tp, PartitionState>,
     stats: ConsumeStats,
     key_path: FieldPath,
     now: fn() -> i64,
@@ -281,7 +280,6 @@ pub fn run(
         producer,
         changelog_partitions,
         states: HashMap::new(),
-        parked: HashMap::new(),
         key_path: FieldPath::new(&cfg.key_field),
         now: wall_millis,
     };
@@ -334,31 +332,18 @@ pub fn run(
                     batch.retain(|m| !list.contains(&m.tp));
                     r.stats.messages_dropped_on_revoke += (before - batch.len()) as u64;
                     for tp in &list {
-                        if let Some(s) = r.states.remove(tp) {
-                            r.parked.insert(tp.clone(), s);
-                        }
+                        r.states.remove(tp);
                     }
                     (r.notify)(Notice::Revoked(list));
                 }
                 RebalanceEvent::Assign(list) => {
                     r.stats.assignments += 1;
                     last_activity = Some(Instant::now());
-                    // Partitions handed back to this member in the same rebalance keep their
-                    // state (nobody else owned them in between); the others are read back.
-                    let parked = std::mem::take(&mut r.parked);
-                    let mut need = Vec::new();
-                    for tp in &list {
-                        match parked.get(tp) {
-                            Some(_) => {}
-                            None => need.push(tp.clone()),
-                        }
-                    }
-                    for (tp, s) in parked {
-                        if list.contains(&tp) {
-                            r.states.insert(tp, s);
-                        }
-                    }
-                    r.restore(&need)?;
+                    // Every newly assigned partition's state is read back from the changelog, even
+                    // one this member held before the rebalance: another member may have owned
+                    // it in between (a broker can hand a partition out twice), and what this
+                    // member committed is in the changelog anyway.
+                    r.restore(&list)?;
                     expected_start.clear();
                     let pairs: Vec<(String, i32)> = list.iter().map(|tp| (tp.topic.clone(), tp.partition)).collect();
                     match crate::kafka::committed(&consumer, &pairs, cfg.io_timeout) {
