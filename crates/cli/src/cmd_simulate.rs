@@ -972,6 +972,43 @@ fn unique_dir(parent: &Path, prefix: &str) -> Result<PathBuf> {
 /// Exit status when the lab cannot be set up (not root, no `ip`, no namespaces, missing tools).
 pub const EXIT_REFUSED: u8 = 2;
 
+/// How long a simulation waits for another one on the same host to finish.
+const HOST_LOCK_WAIT: Duration = Duration::from_secs(600);
+
+/// Take the host-wide simulation lock (an exclusive `flock` on a file in /run/lock, or the
+/// temporary directory), waiting a bounded time for another run to finish.
+fn host_lock(interrupted: &AtomicBool) -> Result<std::fs::File> {
+    let dir = if Path::new("/run/lock").is_dir() { PathBuf::from("/run/lock") } else { std::env::temp_dir() };
+    let path = dir.join("imdsguard-simulate.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open the simulation lock {}", path.display()))?;
+    let start = std::time::Instant::now();
+    let mut told = false;
+    loop {
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(file),
+            Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
+                if !told {
+                    eprintln!("imdsguard simulate: another simulation is running on this host; waiting for it (lock {})", path.display());
+                    told = true;
+                }
+                if interrupted.load(Ordering::SeqCst) {
+                    anyhow::bail!("interrupted while waiting for another simulation");
+                }
+                if start.elapsed() > HOST_LOCK_WAIT {
+                    anyhow::bail!("another simulation held {} for more than {} s", path.display(), HOST_LOCK_WAIT.as_secs());
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => return Err(anyhow::anyhow!("cannot lock {}: {e}", path.display())),
+        }
+    }
+}
+
 pub fn run(args: SimulateArgs) -> Result<ExitCode> {
     let defs = catalogue();
     let builtin = imdsguard_rules::builtin();
@@ -1025,6 +1062,17 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode> {
     let exe = std::env::current_exe().context("cannot locate the imdsguard binary")?;
     let interrupted = Arc::new(AtomicBool::new(false));
     crate::signals::spawn_signal_thread(interrupted.clone())?;
+
+    // One simulation at a time on a host: the eBPF sensor sees the launches and metadata
+    // connects of every network namespace, so a second simulation's curl would be "seen before"
+    // by this one's new_terms rule (seed 000) and its verdicts would depend on the other's timing.
+    let _host_lock = match host_lock(&interrupted) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("imdsguard simulate: {e}");
+            return Ok(ExitCode::from(EXIT_REFUSED));
+        }
+    };
 
     let mut lab = match Lab::create("sim") {
         Ok(l) => l,
