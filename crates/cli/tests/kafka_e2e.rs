@@ -288,10 +288,29 @@ fn count_in_store(path: &Path) -> u64 {
     imdsguard_store::AlertStore::open(path).and_then(|s| s.count()).unwrap_or(0)
 }
 
+/// The kill-and-restart scenario, repeated (at most three times) only when the broker voided a
+/// run: tansu 0.6.0 does not expire a SIGKILLed member, and now and then keeps assigning it a
+/// partition, which then no live member reads (seen in CI: the survivor held events/3, the
+/// restarted member events/0-1, nobody events/2). A run where every partition went to a live
+/// member and an alert is still lost fails at once.
 #[test]
 fn group_of_two_killed_and_restarted_equals_a_single_run() {
     let Some(bin) = require_tansu("group_of_two_killed_and_restarted_equals_a_single_run") else { return };
-    let broker = start_broker(&bin);
+    let mut voided = Vec::new();
+    for attempt in 1..=3 {
+        match kill_and_restart_once(&bin) {
+            Ok(()) => return,
+            Err(why) => {
+                eprintln!("attempt {attempt} voided by the broker: {why}");
+                voided.push(why);
+            }
+        }
+    }
+    panic!("the broker left a partition to the killed member in every attempt:\n{}", voided.join("\n"));
+}
+
+fn kill_and_restart_once(bin: &Path) -> Result<(), String> {
+    let broker = start_broker(bin);
     let b = broker.addr.as_str();
     let dir = tempfile::tempdir().expect("tempdir");
     assert!(create_topic(b, &[], "events", 4, &[], Duration::from_secs(30)).expect("create topic"), "topic is new");
@@ -368,6 +387,16 @@ fn group_of_two_killed_and_restarted_equals_a_single_run() {
     let ids = |m: &BTreeMap<String, Value>| m.keys().cloned().collect::<BTreeSet<_>>();
     let lost: Vec<_> = ids(&single).difference(&ids(&pair)).cloned().collect();
     let extra: Vec<_> = ids(&pair).difference(&ids(&single)).cloned().collect();
+    // Precondition of the comparison: after the restart every partition went to a live member.
+    // (A member's last assignment, ignoring the revocation printed when it closes.)
+    let last_assigned = |err: &str| -> BTreeSet<String> {
+        let line = err.lines().rev().find_map(|l| l.strip_prefix("assigned ")).unwrap_or("");
+        line.split(", ").filter(|s| !s.is_empty()).map(str::to_string).collect()
+    };
+    let live: BTreeSet<String> = last_assigned(&err_a).union(&last_assigned(&err_b)).cloned().collect();
+    if !lost.is_empty() && live.len() < 4 {
+        return Err(format!("final assignments cover only {live:?}; {} alert(s) of the rest unread", lost.len()));
+    }
     assert!(lost.is_empty() && extra.is_empty(), "{} lost, {} extra alerts (killed after {before_restart} alerts)\n{}\n{}", lost.len(), extra.len(), err_a, err_b);
     // Expected content: seed 002 on every metadata request but the agent's; new_terms once per
     // host and executable, never again for a repeat (across batches, members and the restart).
@@ -393,6 +422,7 @@ fn group_of_two_killed_and_restarted_equals_a_single_run() {
         }
     }
     assert_eq!(nd_ids, ids(&pair));
+    Ok(())
 }
 
 /// A minimal Elasticsearch `_bulk` endpoint: `create` with `_id`, 201 for a new id and 409 for a
