@@ -3,7 +3,7 @@
 //! Elasticsearch/OpenSearch `_bulk`), durably, before the offsets are committed.
 
 use crate::cmd_hunt::compile_all;
-use crate::load::{field_table, load_rules, now_millis, render_load_error};
+use crate::load::{field_table, now_millis, render_load_error};
 use crate::FieldOpts;
 use anyhow::Context;
 use imdsguard_kafka::sinks::{AlertSink, EsSink, KafkaSink, NdjsonSink, StoreSink, DEFAULT_ES_INDEX};
@@ -33,15 +33,8 @@ pub struct ConsumeArgs {
     /// Consumer group: members of one group split the topics' partitions between them.
     #[arg(long, value_name = "GROUP", default_value = "imdsguard")]
     pub group: String,
-    /// Rule files or directories added to the built-in pack.
-    #[arg(long = "rules", value_name = "PATH")]
-    pub rules: Vec<PathBuf>,
-    /// Do not load the built-in rule pack.
-    #[arg(long)]
-    pub no_builtin: bool,
-    /// Sigma processing pipeline (replaces the built-in ones). Repeatable.
-    #[arg(long = "sigma-pipeline", value_name = "FILE")]
-    pub sigma_pipeline: Vec<PathBuf>,
+    #[command(flatten)]
+    pub rule_opts: crate::load::RuleOpts,
     #[command(flatten)]
     pub exceptions: crate::exceptions::ExceptionOpts,
     #[command(flatten)]
@@ -110,8 +103,7 @@ pub struct ConsumeArgs {
 pub fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
     let now = now_millis(None)?;
     let table = field_table(&args.fields)?;
-    crate::load::set_sigma_pipelines(&args.sigma_pipeline)?;
-    let (rules, load_errors) = load_rules(&args.rules, args.no_builtin);
+    let (rules, load_errors) = args.rule_opts.load()?;
     for e in &load_errors {
         eprint!("{}", render_load_error(e));
     }

@@ -1,6 +1,6 @@
 //! `imdsguard hunt`: run the rules over events, print alerts and a summary.
 
-use crate::load::{field_table, load_rules, now_millis, render_load_error};
+use crate::load::{field_table, now_millis, render_load_error};
 use crate::output::{default_format, open_output, write_alerts};
 use crate::{FieldOpts, Format};
 use anyhow::Context;
@@ -20,15 +20,8 @@ pub struct HuntArgs {
     /// raw auditd log; .gz ok); `-` reads stdin.
     #[arg(value_name = "PATH", required = true)]
     pub paths: Vec<PathBuf>,
-    /// Rule file or directory (Elastic TOML, rule JSON/NDJSON). Repeatable; adds to the built-in pack.
-    #[arg(long = "rules", value_name = "PATH")]
-    pub rules: Vec<PathBuf>,
-    /// Do not load the built-in rule pack.
-    #[arg(long)]
-    pub no_builtin: bool,
-    /// Sigma processing pipeline (pySigma YAML subset) replacing the built-in ECS mappings. Repeatable.
-    #[arg(long = "sigma-pipeline", value_name = "FILE")]
-    pub sigma_pipeline: Vec<PathBuf>,
+    #[command(flatten)]
+    pub rule_opts: crate::load::RuleOpts,
     /// new_terms history store (SQLite). Default: $IMDSGUARD_STATE, else ~/.local/state/imdsguard/state.db; `:memory:` keeps nothing.
     #[arg(long, value_name = "FILE")]
     pub state: Option<String>,
@@ -198,8 +191,7 @@ pub fn compile_all(
 pub fn run(args: HuntArgs) -> anyhow::Result<ExitCode> {
     let now = now_millis(args.now.as_deref())?;
     let table = field_table(&args.fields)?;
-    crate::load::set_sigma_pipelines(&args.sigma_pipeline)?;
-    let (rules, load_errors) = load_rules(&args.rules, args.no_builtin);
+    let (rules, load_errors) = args.rule_opts.load()?;
     for e in &load_errors {
         eprint!("{}", render_load_error(e));
     }

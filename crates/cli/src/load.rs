@@ -168,3 +168,26 @@ pub fn now_millis(now: Option<&str>) -> anyhow::Result<i64> {
         None => Ok(chrono::Utc::now().timestamp_millis()),
     }
 }
+
+/// The rule-loading flags shared by the commands that run rules over events (`hunt`, `consume`).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct RuleOpts {
+    /// Rule file or directory (Elastic TOML, rule JSON/NDJSON, Sigma YAML). Repeatable; adds to the
+    /// built-in pack.
+    #[arg(long = "rules", value_name = "PATH")]
+    pub rules: Vec<PathBuf>,
+    /// Do not load the built-in rule pack.
+    #[arg(long)]
+    pub no_builtin: bool,
+    /// Sigma processing pipeline (pySigma YAML subset) replacing the built-in ECS mappings. Repeatable.
+    #[arg(long = "sigma-pipeline", value_name = "FILE")]
+    pub sigma_pipeline: Vec<PathBuf>,
+}
+
+impl RuleOpts {
+    /// Install the Sigma pipelines, then load the rules (see [`load_rules`]).
+    pub fn load(&self) -> anyhow::Result<(Vec<(Rule, bool)>, Vec<LoadError>)> {
+        set_sigma_pipelines(&self.sigma_pipeline)?;
+        Ok(load_rules(&self.rules, self.no_builtin))
+    }
+}
